@@ -1,0 +1,365 @@
+//! SQLite implementation of [`LedgerStore`]: the embedded default.
+//!
+//! All writes go through the single writer connection of [`SqliteDb`] and start with
+//! `BEGIN IMMEDIATE`, which takes SQLite's write lock up front; reads use the reader pool and
+//! run concurrently with writes thanks to WAL.
+
+use async_trait::async_trait;
+use sqlx::sqlite::{Sqlite, SqliteConnection};
+use sqlx::{Executor, QueryBuilder};
+use storage::SqliteDb;
+use uuid::Uuid;
+
+use super::*;
+
+/// SQLite allows 32766 bound parameters per statement; stay well below.
+const MAX_PARAMS: usize = 30_000;
+
+pub struct SqliteLedgerStore {
+    db: SqliteDb,
+}
+
+impl SqliteLedgerStore {
+    pub fn new(db: SqliteDb) -> Self {
+        SqliteLedgerStore { db }
+    }
+
+    /// Runs `work` inside `BEGIN IMMEDIATE ... COMMIT` on the writer connection, rolling back
+    /// on any error so no partial write survives.
+    async fn write<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            )
+                -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, LedgerError>> + Send + 'c>>
+            + Send,
+        T: Send,
+    {
+        let mut conn = self.db.writer.lock().await;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        match work(&mut conn).await {
+            Ok(value) => match conn.execute("COMMIT").await {
+                Ok(_) => Ok(value),
+                Err(e) => {
+                    let _ = conn.execute("ROLLBACK").await;
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+}
+
+struct SqliteBatch<'c> {
+    conn: &'c mut SqliteConnection,
+}
+
+async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_PARAMS) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ("));
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.0);
+        }
+        q.push(")");
+        let rows: Vec<AccountRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(convert_all::<_, Account>(rows)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl BatchTx for SqliteBatch<'_> {
+    async fn lock_head(&mut self) -> Result<Head, LedgerError> {
+        // BEGIN IMMEDIATE already holds the database write lock.
+        let row: HeadRow = sqlx::query_as("SELECT seq, hash, created_at FROM journal_head WHERE id = 1")
+            .fetch_one(&mut *self.conn)
+            .await?;
+        row.try_into()
+    }
+
+    async fn transfers_by_ids(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, LedgerError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ("));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            q.push(")");
+            let rows: Vec<TransferRow> = q.build_query_as().fetch_all(&mut *self.conn).await?;
+            out.extend(convert_all::<_, Transfer>(rows)?);
+        }
+        Ok(out)
+    }
+
+    async fn hold_statuses(&mut self, ids: &[TransferId]) -> Result<Vec<(TransferId, HoldStatus)>, LedgerError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("SELECT transfer_id, status FROM pending_holds WHERE transfer_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            q.push(")");
+            let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&mut *self.conn).await?;
+            for (id, status) in rows {
+                let status = HoldStatus::parse(&status).ok_or_else(|| LedgerError::Corrupt(format!("hold {id}")))?;
+                out.push((TransferId(id), status));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
+        accounts_by_ids(self.conn, ids).await
+    }
+
+    async fn write_plan(&mut self, plan: &Plan) -> Result<(), LedgerError> {
+        for chunk in plan.new_transfers.chunks(MAX_PARAMS / 14) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) "));
+            q.push_values(chunk, |mut b, t| {
+                b.push_bind(t.seq)
+                    .push_bind(t.id.0)
+                    .push_bind(t.kind.as_str())
+                    .push_bind(t.debit_account_id.0)
+                    .push_bind(t.credit_account_id.0)
+                    .push_bind(t.amount)
+                    .push_bind(t.currency.code().to_string())
+                    .push_bind(t.pending_id.map(|p| p.0))
+                    .push_bind(i64::from(t.timeout_secs))
+                    .push_bind(t.linked)
+                    .push_bind(t.reference.clone())
+                    .push_bind(t.metadata.clone())
+                    .push_bind(t.created_at)
+                    .push_bind(t.hash.to_vec());
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        for chunk in plan.new_holds.chunks(MAX_PARAMS / 3) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO pending_holds (transfer_id, status, expires_at) ");
+            q.push_values(chunk, |mut b, (id, expires)| {
+                b.push_bind(id.0).push_bind(HoldStatus::Pending.as_str()).push_bind(*expires);
+            });
+            q.build().execute(&mut *self.conn).await?;
+        }
+        for (id, status) in &plan.hold_updates {
+            sqlx::query("UPDATE pending_holds SET status = ? WHERE transfer_id = ?")
+                .bind(status.as_str())
+                .bind(id.0)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        for (id, b) in &plan.account_updates {
+            sqlx::query(
+                "UPDATE accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ? \
+                 WHERE id = ?",
+            )
+            .bind(b.debits_pending)
+            .bind(b.debits_posted)
+            .bind(b.credits_pending)
+            .bind(b.credits_posted)
+            .bind(id.0)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        if let Some(head) = plan.head {
+            sqlx::query("UPDATE journal_head SET seq = ?, hash = ?, created_at = ? WHERE id = 1")
+                .bind(head.seq)
+                .bind(head.hash.to_vec())
+                .bind(head.created_at)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LedgerStore for SqliteLedgerStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn open_accounts(&self, requests: &[NewAccount], now: i64) -> Result<Vec<(Account, bool)>, LedgerError> {
+        let accounts: Vec<Account> = requests.iter().map(|r| new_account(r, now)).collect::<Result<_, _>>()?;
+        let requests = requests.to_vec();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let ids: Vec<AccountId> = accounts.iter().map(|a| a.id).collect();
+                let existing: std::collections::HashMap<AccountId, Account> =
+                    accounts_by_ids(conn, &ids).await?.into_iter().map(|a| (a.id, a)).collect();
+                let mut out = Vec::with_capacity(accounts.len());
+                for (account, request) in accounts.into_iter().zip(&requests) {
+                    if let Some(found) = existing.get(&account.id) {
+                        if !found.matches(request) {
+                            return Err(LedgerError::AccountConflict(account.id));
+                        }
+                        out.push((found.clone(), false));
+                        continue;
+                    }
+                    sqlx::query(&format!(
+                        "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?) \
+                         ON CONFLICT (id) DO NOTHING"
+                    ))
+                    .bind(account.id.0)
+                    .bind(account.currency.code().to_string())
+                    .bind(account.kind.as_str())
+                    .bind(account.owner_type.as_str())
+                    .bind(account.owner_id.clone())
+                    .bind(account.code.clone())
+                    .bind(account.name.clone())
+                    .bind(account.debits_must_not_exceed_credits)
+                    .bind(account.credits_must_not_exceed_debits)
+                    .bind(account.overdraft_limit)
+                    .bind(account.status.as_str())
+                    .bind(account.created_at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(LedgerError::from)
+                    .and_then(|r| {
+                        // The same id twice in one request with different content.
+                        if r.rows_affected() == 1 { Ok(()) } else { Err(LedgerError::AccountConflict(account.id)) }
+                    })?;
+                    out.push((account, true));
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn set_account_status(&self, id: AccountId, to: AccountStatus) -> Result<Account, LedgerError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut account = accounts_by_ids(conn, &[id]).await?.pop().ok_or(LedgerError::AccountNotFound(id))?;
+                check_status_change(&account, to)?;
+                sqlx::query("UPDATE accounts SET status = ? WHERE id = ?")
+                    .bind(to.as_str())
+                    .bind(id.0)
+                    .execute(&mut *conn)
+                    .await?;
+                account.status = to;
+                Ok(account)
+            })
+        })
+        .await
+    }
+
+    async fn account(&self, id: AccountId) -> Result<Option<Account>, LedgerError> {
+        let row: Option<AccountRow> = sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.db.readers)
+            .await?;
+        row.map(Account::try_from).transpose()
+    }
+
+    async fn list_accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>, LedgerError> {
+        let rows: Vec<AccountRow> =
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id > ? ORDER BY id LIMIT ?"))
+                .bind(after.map(|a| a.0).unwrap_or(Uuid::nil()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.db.readers)
+                .await?;
+        convert_all(rows)
+    }
+
+    async fn write_batch(
+        &self,
+        requests: &[TransferRequest],
+        now: i64,
+        allow_system: bool,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        let requests = requests.to_vec();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut tx = SqliteBatch { conn };
+                Ok(run_batch(&mut tx, &requests, now, allow_system).await?.outcomes)
+            })
+        })
+        .await
+    }
+
+    async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<TransferId>, LedgerError> {
+        let rows: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT transfer_id FROM pending_holds WHERE status = 'pending' AND expires_at IS NOT NULL \
+             AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.db.readers)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| TransferId(id)).collect())
+    }
+
+    async fn transfer(&self, id: TransferId) -> Result<Option<Transfer>, LedgerError> {
+        let row: Option<TransferRow> =
+            sqlx::query_as(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?"))
+                .bind(id.0)
+                .fetch_optional(&self.db.readers)
+                .await?;
+        row.map(Transfer::try_from).transpose()
+    }
+
+    async fn hold_status(&self, id: TransferId) -> Result<Option<HoldStatus>, LedgerError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM pending_holds WHERE transfer_id = ?")
+            .bind(id.0)
+            .fetch_optional(&self.db.readers)
+            .await?;
+        Ok(row.and_then(|(s,)| HoldStatus::parse(&s)))
+    }
+
+    async fn account_transfers(
+        &self,
+        id: AccountId,
+        after_seq: i64,
+        limit: u32,
+        until: Option<i64>,
+    ) -> Result<Vec<Transfer>, LedgerError> {
+        let until = until.unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
+        let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM ( \
+               SELECT * FROM (SELECT * FROM transfers WHERE debit_account_id = ?1 AND seq > ?2 AND created_at <= ?3 ORDER BY seq LIMIT ?4) \
+               UNION ALL \
+               SELECT * FROM (SELECT * FROM transfers WHERE credit_account_id = ?1 AND seq > ?2 AND created_at <= ?3 ORDER BY seq LIMIT ?4) \
+             ) ORDER BY seq LIMIT ?4"
+        ))
+        .bind(id.0)
+        .bind(after_seq)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(&self.db.readers)
+        .await?;
+        convert_all(rows)
+    }
+
+    async fn journal_page(&self, after_seq: i64, limit: u32) -> Result<Vec<Transfer>, LedgerError> {
+        let rows: Vec<TransferRow> =
+            sqlx::query_as(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE seq > ? ORDER BY seq LIMIT ?"))
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.db.readers)
+                .await?;
+        convert_all(rows)
+    }
+
+    async fn head(&self) -> Result<Head, LedgerError> {
+        let row: HeadRow = sqlx::query_as("SELECT seq, hash, created_at FROM journal_head WHERE id = 1")
+            .fetch_one(&self.db.readers)
+            .await?;
+        row.try_into()
+    }
+
+    async fn counts(&self) -> Result<(i64, i64), LedgerError> {
+        let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(&self.db.readers).await?;
+        let (seq,): (i64,) =
+            sqlx::query_as("SELECT seq FROM journal_head WHERE id = 1").fetch_one(&self.db.readers).await?;
+        Ok((accounts, seq))
+    }
+}

@@ -1,0 +1,147 @@
+//! # storage
+//!
+//! Owns how digibank talks to its database, so the domain crates only write SQL:
+//!
+//! * [`Database::connect`] picks the backend from a URL: `sqlite://path` (the embedded default,
+//!   one file, WAL mode, `synchronous=FULL` so a commit is durable) or `postgres://...`.
+//! * Migrations live in `migrations/sqlite` and `migrations/postgres` at the repository root and
+//!   are applied on connect. The two folders hold the same schema in each dialect.
+//! * SQLite allows one writer at a time, so the SQLite backend keeps one dedicated writer
+//!   connection behind an async mutex (no `SQLITE_BUSY` storms under load) and a pool of
+//!   readers that WAL lets run concurrently with the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::Mutex;
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+/// The default database when nothing is configured: one SQLite file under `./data`.
+pub const DEFAULT_URL: &str = "sqlite://data/digibank.db";
+
+/// A connected, migrated database.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
+/// The SQLite backend: one writer connection, many readers.
+#[derive(Clone)]
+pub struct SqliteDb {
+    pub writer: Arc<Mutex<SqliteConnection>>,
+    pub readers: SqlitePool,
+    pub path: String,
+}
+
+impl Database {
+    /// Connects to `url` and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Database, StorageError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path).to_string();
+            Self::connect_sqlite(&path).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+            Self::connect_postgres(options).await
+        } else {
+            Err(StorageError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    /// Opens (creating if needed) an SQLite database file.
+    pub async fn connect_sqlite(path: &str) -> Result<Database, StorageError> {
+        if let Some(parent) = Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| StorageError::DataDir(parent.display().to_string(), e))?;
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false)
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let mut writer = SqliteConnection::connect_with(&options).await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Database::Sqlite(SqliteDb { writer: Arc::new(Mutex::new(writer)), readers, path: path.to_string() }))
+    }
+
+    /// Connects to PostgreSQL with the given options.
+    pub async fn connect_postgres(options: PgConnectOptions) -> Result<Database, StorageError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        Ok(Database::Postgres(pool))
+    }
+
+    /// A short name for logs and benchmark output.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes all connections (used by tests and the CLI before exit).
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(db) => db.readers.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Makes a PostgreSQL URL that confines every connection to `schema` (created if missing), so
+/// tests and benchmarks can share one server without seeing each other's rows.
+pub async fn postgres_url_with_schema(base_url: &str, schema: &str) -> Result<String, StorageError> {
+    let mut conn = sqlx::PgConnection::connect(base_url).await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut conn).await?;
+    conn.close().await?;
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{base_url}{separator}options=-c%20search_path%3D{schema}"))
+}
+
+/// Drops a schema made by [`postgres_url_with_schema`].
+pub async fn drop_postgres_schema(base_url: &str, schema: &str) -> Result<(), StorageError> {
+    let mut conn = sqlx::PgConnection::connect(base_url).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch: the one timestamp format in storage, identical in both
+/// backends and stable inside journal hashes.
+pub type Micros = i64;
