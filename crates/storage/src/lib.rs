@@ -145,3 +145,55 @@ pub async fn drop_postgres_schema(base_url: &str, schema: &str) -> Result<(), St
 /// Microseconds since the Unix epoch: the one timestamp format in storage, identical in both
 /// backends and stable inside journal hashes.
 pub type Micros = i64;
+
+/// Isolated databases for tests: a fresh SQLite file always, and a fresh PostgreSQL schema when
+/// `DATABASE_URL` points at a server (CI sets it), so every test runs on both backends.
+pub mod testing {
+    use super::*;
+
+    /// A database made for one test.
+    pub struct TestDb {
+        pub db: Database,
+        pub url: String,
+        sqlite_dir: Option<std::path::PathBuf>,
+    }
+
+    impl TestDb {
+        pub fn backend(&self) -> &'static str {
+            self.db.backend_name()
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some(dir) = &self.sqlite_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    /// A unique, empty SQLite database file under the system temp directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("digibank-test-{}", uuid::Uuid::now_v7().simple()));
+        let path = dir.join("test.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = Database::connect(&url).await.expect("open test sqlite");
+        TestDb { db, url, sqlite_dir: Some(dir) }
+    }
+
+    /// A unique, empty PostgreSQL schema, when `DATABASE_URL` is set.
+    pub async fn postgres() -> Option<TestDb> {
+        let base = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))?;
+        let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+        let url = postgres_url_with_schema(&base, &schema).await.expect("create test schema");
+        let db = Database::connect(&url).await.expect("open test postgres");
+        Some(TestDb { db, url, sqlite_dir: None })
+    }
+
+    /// SQLite always, plus PostgreSQL when configured.
+    pub async fn all() -> Vec<TestDb> {
+        let mut out = vec![sqlite().await];
+        out.extend(postgres().await);
+        out
+    }
+}
