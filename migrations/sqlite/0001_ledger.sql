@@ -40,8 +40,15 @@ CREATE TABLE transfers (
     hash               BLOB    NOT NULL
 );
 
-CREATE INDEX transfers_debit ON transfers (debit_account_id, seq);
-CREATE INDEX transfers_credit ON transfers (credit_account_id, seq);
+-- Per-account index of the journal, clustered by account. It is filled in large sorted chunks
+-- (see the SQLite store) instead of on every insert: B-tree inserts scattered over thousands of
+-- accounts would otherwise rewrite most index pages at every commit. Entries after
+-- journal_head.indexed_seq are found by scanning that short tail of the journal.
+CREATE TABLE account_entries (
+    account_id  BLOB    NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
 
 -- Two-phase holds and their state; the journal itself is never updated.
 CREATE TABLE pending_holds (
@@ -57,10 +64,11 @@ CREATE TABLE journal_head (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     seq         INTEGER NOT NULL,
     hash        BLOB    NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    indexed_seq INTEGER NOT NULL
 );
 
-INSERT INTO journal_head (id, seq, hash, created_at) VALUES (1, 0, zeroblob(32), 0);
+INSERT INTO journal_head (id, seq, hash, created_at, indexed_seq) VALUES (1, 0, zeroblob(32), 0, 0);
 
 CREATE TABLE api_keys (
     id           BLOB PRIMARY KEY,

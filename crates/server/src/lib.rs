@@ -1,1 +1,132 @@
-//! placeholder
+//! # server
+//!
+//! Wires the domain crates to HTTP with axum: authentication (API keys, role-based
+//! permissions), JSON errors, Prometheus metrics, the OpenAPI document (utoipa) and a
+//! self-contained API explorer. Domain logic stays in the domain crates; handlers only
+//! translate between HTTP and those crates.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use ledger::Ledger;
+use storage::Database;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use auth::{IssuedKey, Role};
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub ledger: Ledger,
+    pub metrics: metrics::Metrics,
+    pub keys: auth::KeyCache,
+}
+
+impl AppState {
+    pub fn new(db: Database, ledger: Ledger) -> Self {
+        AppState { db, ledger, metrics: metrics::Metrics::new(), keys: auth::KeyCache::default() }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("dbk_...").build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "digibank API", description = "Digital banking core: double-entry ledger and more. \
+        Amounts are integer minor units (fen for CNY). Every endpoint except /health needs `Authorization: Bearer <api key>`."),
+    paths(
+        routes::ledger::open_account, routes::ledger::list_accounts, routes::ledger::get_account,
+        routes::ledger::freeze_account, routes::ledger::unfreeze_account, routes::ledger::close_account,
+        routes::ledger::balance, routes::ledger::entries,
+        routes::ledger::create_transfer, routes::ledger::create_batch, routes::ledger::get_transfer,
+        routes::ledger::post_pending, routes::ledger::void_pending,
+        routes::keys::create_key, routes::keys::revoke_key,
+        routes::system::health, routes::system::metrics, routes::system::openapi,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "accounts"), (name = "transfers"), (name = "security"), (name = "system"))
+)]
+pub struct ApiDoc;
+
+/// Request bodies up to 8 MiB: a full batch of 8190 transfers with metadata fits.
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    use routes::{keys, ledger as l, system};
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .route("/", get(system::explorer))
+        .route("/docs", get(system::explorer))
+        .route("/v1/accounts", post(l::open_account).get(l::list_accounts))
+        .route("/v1/accounts/{id}", get(l::get_account))
+        .route("/v1/accounts/{id}/freeze", post(l::freeze_account))
+        .route("/v1/accounts/{id}/unfreeze", post(l::unfreeze_account))
+        .route("/v1/accounts/{id}/close", post(l::close_account))
+        .route("/v1/accounts/{id}/balance", get(l::balance))
+        .route("/v1/accounts/{id}/entries", get(l::entries))
+        .route("/v1/transfers", post(l::create_transfer))
+        .route("/v1/transfers/batch", post(l::create_batch))
+        .route("/v1/transfers/{id}", get(l::get_transfer))
+        .route("/v1/transfers/{id}/post", post(l::post_pending))
+        .route("/v1/transfers/{id}/void", post(l::void_pending))
+        .route("/v1/api-keys", post(keys::create_key))
+        .route("/v1/api-keys/{id}", delete(keys::revoke_key))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Releases expired two-phase holds once a second, for as long as the server runs.
+pub fn spawn_expiry_sweeper(ledger: Ledger) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match ledger.expire_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "released expired holds"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            }
+        }
+    });
+}
+
+/// Binds `addr` and serves until the process is stopped. Returns the bound address through
+/// `on_bound` first (useful with port 0).
+pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    on_bound(listener.local_addr()?);
+    spawn_expiry_sweeper(state.ledger.clone());
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}

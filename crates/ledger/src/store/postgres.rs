@@ -251,6 +251,10 @@ impl LedgerStore for PgLedgerStore {
         Ok(plan.outcomes)
     }
 
+    async fn catch_up_index(&self) -> Result<i64, LedgerError> {
+        Ok(0)
+    }
+
     async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<TransferId>, LedgerError> {
         let rows: Vec<(Uuid,)> = sqlx::query_as(
             "SELECT transfer_id FROM pending_holds WHERE status = 'pending' AND expires_at IS NOT NULL \

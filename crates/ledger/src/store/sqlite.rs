@@ -15,13 +15,81 @@ use super::*;
 /// SQLite allows 32766 bound parameters per statement; stay well below.
 const MAX_PARAMS: usize = 30_000;
 
+/// Journal entries left out of `account_entries` before the writer indexes them in one sorted
+/// pass. Larger chunks write fewer index pages per transfer; smaller chunks keep the tail that
+/// statement queries scan short. At 50,000 the tail scan stays in the low milliseconds.
+const INDEX_CHUNK: i64 = 65_536;
+
+async fn index_in_transaction(conn: &mut SqliteConnection) -> Result<i64, LedgerError> {
+    let started = std::time::Instant::now();
+    conn.execute("BEGIN IMMEDIATE").await?;
+    match index_tail(conn).await {
+        Ok(n) => {
+            conn.execute("COMMIT").await?;
+            tracing::debug!(entries = n, elapsed_us = started.elapsed().as_micros() as u64, "indexed journal tail");
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Adds journal entries after `journal_head.indexed_seq` to `account_entries`, in index order.
+/// Runs inside the caller's write transaction. Returns how many journal entries were indexed.
+async fn index_tail(conn: &mut SqliteConnection) -> Result<i64, LedgerError> {
+    let (seq, indexed): (i64, i64) =
+        sqlx::query_as("SELECT seq, indexed_seq FROM journal_head WHERE id = 1").fetch_one(&mut *conn).await?;
+    if seq == indexed {
+        return Ok(0);
+    }
+    sqlx::query(
+        "INSERT INTO account_entries (account_id, seq) SELECT account_id, seq FROM ( \
+           SELECT debit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
+           UNION ALL \
+           SELECT credit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
+         ) ORDER BY account_id, seq",
+    )
+    .bind(indexed)
+    .bind(seq)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE journal_head SET indexed_seq = ? WHERE id = 1").bind(seq).execute(&mut *conn).await?;
+    Ok(seq - indexed)
+}
+
 pub struct SqliteLedgerStore {
     db: SqliteDb,
+    cache: tokio::sync::Mutex<AccountCache>,
+}
+
+/// Committed account state kept by the writer, so a batch does not re-read thousands of
+/// account rows. Only the writer connection (held while this is used) changes accounts, and
+/// `PRAGMA data_version` tells us when any other connection committed, which clears it.
+#[derive(Default)]
+struct AccountCache {
+    data_version: Option<i64>,
+    accounts: std::collections::HashMap<AccountId, Account>,
+}
+
+/// Bounds the cache's memory (an account is a few hundred bytes).
+const MAX_CACHED_ACCOUNTS: usize = 2_000_000;
+
+impl AccountCache {
+    async fn sync(&mut self, conn: &mut SqliteConnection) -> Result<(), LedgerError> {
+        let (version,): (i64,) = sqlx::query_as("PRAGMA data_version").fetch_one(&mut *conn).await?;
+        if self.data_version != Some(version) || self.accounts.len() > MAX_CACHED_ACCOUNTS {
+            self.accounts.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
 }
 
 impl SqliteLedgerStore {
     pub fn new(db: SqliteDb) -> Self {
-        SqliteLedgerStore { db }
+        SqliteLedgerStore { db, cache: Default::default() }
     }
 
     /// Runs `work` inside `BEGIN IMMEDIATE ... COMMIT` on the writer connection, rolling back
@@ -55,6 +123,8 @@ impl SqliteLedgerStore {
 
 struct SqliteBatch<'c> {
     conn: &'c mut SqliteConnection,
+    cache: &'c mut AccountCache,
+    indexed_seq: i64,
 }
 
 async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
@@ -76,10 +146,12 @@ async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Resu
 impl BatchTx for SqliteBatch<'_> {
     async fn lock_head(&mut self) -> Result<Head, LedgerError> {
         // BEGIN IMMEDIATE already holds the database write lock.
-        let row: HeadRow = sqlx::query_as("SELECT seq, hash, created_at FROM journal_head WHERE id = 1")
-            .fetch_one(&mut *self.conn)
-            .await?;
-        row.try_into()
+        let (seq, hash, created_at, indexed_seq): (i64, Vec<u8>, i64, i64) =
+            sqlx::query_as("SELECT seq, hash, created_at, indexed_seq FROM journal_head WHERE id = 1")
+                .fetch_one(&mut *self.conn)
+                .await?;
+        self.indexed_seq = indexed_seq;
+        HeadRow { seq, hash, created_at }.try_into()
     }
 
     async fn transfers_by_ids(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, LedgerError> {
@@ -117,27 +189,34 @@ impl BatchTx for SqliteBatch<'_> {
     }
 
     async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
-        accounts_by_ids(self.conn, ids).await
+        let missing: Vec<AccountId> = ids.iter().filter(|id| !self.cache.accounts.contains_key(id)).copied().collect();
+        if !missing.is_empty() {
+            for account in accounts_by_ids(self.conn, &missing).await? {
+                self.cache.accounts.insert(account.id, account);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| self.cache.accounts.get(id).cloned()).collect())
     }
 
     async fn write_plan(&mut self, plan: &Plan) -> Result<(), LedgerError> {
         for chunk in plan.new_transfers.chunks(MAX_PARAMS / 14) {
             let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) "));
             q.push_values(chunk, |mut b, t| {
+                // Borrowed binds: no per-value allocation for ids, codes, text or hashes.
                 b.push_bind(t.seq)
-                    .push_bind(t.id.0)
+                    .push_bind(&t.id.0.as_bytes()[..])
                     .push_bind(t.kind.as_str())
-                    .push_bind(t.debit_account_id.0)
-                    .push_bind(t.credit_account_id.0)
+                    .push_bind(&t.debit_account_id.0.as_bytes()[..])
+                    .push_bind(&t.credit_account_id.0.as_bytes()[..])
                     .push_bind(t.amount)
-                    .push_bind(t.currency.code().to_string())
-                    .push_bind(t.pending_id.map(|p| p.0))
+                    .push_bind(t.currency.code())
+                    .push_bind(t.pending_id.as_ref().map(|p| &p.0.as_bytes()[..]))
                     .push_bind(i64::from(t.timeout_secs))
                     .push_bind(t.linked)
-                    .push_bind(t.reference.clone())
-                    .push_bind(t.metadata.clone())
+                    .push_bind(t.reference.as_deref())
+                    .push_bind(t.metadata.as_deref())
                     .push_bind(t.created_at)
-                    .push_bind(t.hash.to_vec());
+                    .push_bind(&t.hash[..]);
             });
             q.build().execute(&mut *self.conn).await?;
         }
@@ -155,18 +234,20 @@ impl BatchTx for SqliteBatch<'_> {
                 .execute(&mut *self.conn)
                 .await?;
         }
-        for (id, b) in &plan.account_updates {
-            sqlx::query(
-                "UPDATE accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ? \
-                 WHERE id = ?",
-            )
-            .bind(b.debits_pending)
-            .bind(b.debits_posted)
-            .bind(b.credits_pending)
-            .bind(b.credits_posted)
-            .bind(id.0)
-            .execute(&mut *self.conn)
-            .await?;
+        for chunk in plan.account_updates.chunks(MAX_PARAMS / 5) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "UPDATE accounts SET debits_pending = u.column2, debits_posted = u.column3, \
+                 credits_pending = u.column4, credits_posted = u.column5 FROM (",
+            );
+            q.push_values(chunk, |mut b, (id, bal)| {
+                b.push_bind(id.0)
+                    .push_bind(bal.debits_pending)
+                    .push_bind(bal.debits_posted)
+                    .push_bind(bal.credits_pending)
+                    .push_bind(bal.credits_posted);
+            });
+            q.push(") AS u WHERE accounts.id = u.column1");
+            q.build().execute(&mut *self.conn).await?;
         }
         if let Some(head) = plan.head {
             sqlx::query("UPDATE journal_head SET seq = ?, hash = ?, created_at = ? WHERE id = 1")
@@ -235,6 +316,7 @@ impl LedgerStore for SqliteLedgerStore {
     }
 
     async fn set_account_status(&self, id: AccountId, to: AccountStatus) -> Result<Account, LedgerError> {
+        self.cache.lock().await.accounts.remove(&id);
         self.write(move |conn| {
             Box::pin(async move {
                 let mut account = accounts_by_ids(conn, &[id]).await?.pop().ok_or(LedgerError::AccountNotFound(id))?;
@@ -275,14 +357,45 @@ impl LedgerStore for SqliteLedgerStore {
         now: i64,
         allow_system: bool,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        let requests = requests.to_vec();
-        self.write(move |conn| {
-            Box::pin(async move {
-                let mut tx = SqliteBatch { conn };
-                Ok(run_batch(&mut tx, &requests, now, allow_system).await?.outcomes)
-            })
-        })
-        .await
+        let mut conn = self.db.writer.lock().await;
+        let mut cache = self.cache.lock().await;
+        conn.execute("BEGIN IMMEDIATE").await?;
+        let result = async {
+            cache.sync(&mut conn).await?;
+            let mut tx = SqliteBatch { conn: &mut conn, cache: &mut cache, indexed_seq: 0 };
+            let plan = run_batch(&mut tx, requests, now, allow_system).await?;
+            let backlog = plan.head.map(|h| h.seq - tx.indexed_seq).unwrap_or(0);
+            Ok::<_, LedgerError>((plan, backlog))
+        }
+        .await;
+        let (plan, backlog) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                cache.accounts.clear();
+                return Err(e);
+            }
+        };
+        if let Err(e) = conn.execute("COMMIT").await {
+            let _ = conn.execute("ROLLBACK").await;
+            cache.accounts.clear();
+            return Err(e.into());
+        }
+        // Committed: the cache now follows the new balances.
+        for (id, balances) in &plan.account_updates {
+            if let Some(account) = cache.accounts.get_mut(id) {
+                account.balances = *balances;
+            }
+        }
+        if backlog >= INDEX_CHUNK {
+            index_in_transaction(&mut conn).await?;
+        }
+        Ok(plan.outcomes)
+    }
+
+    async fn catch_up_index(&self) -> Result<i64, LedgerError> {
+        let mut conn = self.db.writer.lock().await;
+        index_in_transaction(&mut conn).await
     }
 
     async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<TransferId>, LedgerError> {
@@ -323,11 +436,16 @@ impl LedgerStore for SqliteLedgerStore {
     ) -> Result<Vec<Transfer>, LedgerError> {
         let until = until.unwrap_or(i64::MAX);
         let limit = i64::from(limit);
+        // One statement, so the index and the unindexed tail are read from the same snapshot.
         let rows: Vec<TransferRow> = sqlx::query_as(&format!(
             "SELECT {TRANSFER_COLUMNS} FROM ( \
-               SELECT * FROM (SELECT * FROM transfers WHERE debit_account_id = ?1 AND seq > ?2 AND created_at <= ?3 ORDER BY seq LIMIT ?4) \
+               SELECT * FROM (SELECT t.* FROM account_entries e JOIN transfers t ON t.seq = e.seq \
+                              WHERE e.account_id = ?1 AND e.seq > ?2 AND t.created_at <= ?3 ORDER BY e.seq LIMIT ?4) \
                UNION ALL \
-               SELECT * FROM (SELECT * FROM transfers WHERE credit_account_id = ?1 AND seq > ?2 AND created_at <= ?3 ORDER BY seq LIMIT ?4) \
+               SELECT * FROM (SELECT * FROM transfers \
+                              WHERE seq > max(?2, (SELECT indexed_seq FROM journal_head WHERE id = 1)) \
+                                AND (debit_account_id = ?1 OR credit_account_id = ?1) AND created_at <= ?3 \
+                              ORDER BY seq LIMIT ?4) \
              ) ORDER BY seq LIMIT ?4"
         ))
         .bind(id.0)

@@ -1,0 +1,111 @@
+//! Every error leaves the server as `{"error": {"code": "...", "message": "..."}}` with a 4xx or
+//! 5xx status. Codes are stable snake_case strings clients can branch on.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::{LedgerError, TransferError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `insufficient_funds`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status, code: code.into(), message: message.into() }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// HTTP status for a per-transfer failure.
+pub fn transfer_error_status(e: TransferError) -> StatusCode {
+    use TransferError::*;
+    match e {
+        DebitAccountNotFound | CreditAccountNotFound | PendingTransferNotFound => StatusCode::NOT_FOUND,
+        IdempotencyConflict | PendingTransferAlreadyPosted | PendingTransferAlreadyVoided | PendingTransferExpired => {
+            StatusCode::CONFLICT
+        }
+        InsufficientFunds
+        | ExceedsDebits
+        | DebitAccountFrozen
+        | DebitAccountClosed
+        | CreditAccountClosed
+        | CurrencyMismatch
+        | Overflow
+        | ExceedsPendingAmount
+        | PendingTransferMismatch
+        | PendingTransferNotPending
+        | LinkedEventFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<TransferError> for ApiError {
+    fn from(e: TransferError) -> Self {
+        ApiError::new(transfer_error_status(e), e.code(), e.to_string())
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        use LedgerError::*;
+        let (status, code) = match &e {
+            AccountNotFound(_) => (StatusCode::NOT_FOUND, "account_not_found"),
+            TransferNotFound(_) => (StatusCode::NOT_FOUND, "transfer_not_found"),
+            AccountConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
+            InvalidStatusChange { .. } => (StatusCode::CONFLICT, "invalid_status_change"),
+            NonZeroBalance(_) => (StatusCode::CONFLICT, "non_zero_balance"),
+            InvalidAccount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
+            BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            EmptyBatch => (StatusCode::BAD_REQUEST, "empty_batch"),
+            Unavailable(_) | ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Corrupt(_) | Database(_) | Storage(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

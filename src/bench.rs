@@ -1,0 +1,211 @@
+//! `digibank bench ...`: benchmarks that print figures (never timed tests).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use ledger::{
+    AccountId, AccountKind, Ledger, NewAccount, OwnerType, TransferId, TransferOutcome, TransferRequest, MAX_BATCH,
+};
+use money::Currency;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use storage::Database;
+
+use crate::progress_bar;
+
+#[derive(Args)]
+pub struct LedgerBenchArgs {
+    /// Transfers for the batched path.
+    #[arg(long, default_value_t = 1_000_000)]
+    transfers: usize,
+    /// Customer accounts the transfers move money between.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    /// Transfers per batch (one database transaction each), at most 8190.
+    #[arg(long, default_value_t = MAX_BATCH)]
+    batch_size: usize,
+    /// Transfers for the naive baseline (one SQL transaction each); default min(transfers, 20000).
+    #[arg(long)]
+    naive_transfers: Option<usize>,
+    /// Directory for the SQLite benchmark files. Keep it on a real disk: fsync is part of what
+    /// is measured.
+    #[arg(long, default_value = "data/bench")]
+    dir: PathBuf,
+    /// Ignore DATABASE_URL and benchmark SQLite only.
+    #[arg(long)]
+    sqlite_only: bool,
+}
+
+struct Row {
+    backend: &'static str,
+    path: String,
+    transfers: usize,
+    seconds: f64,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.transfers as f64 / self.seconds
+    }
+}
+
+pub async fn ledger(args: LedgerBenchArgs) -> Result<()> {
+    let batch_size = args.batch_size.clamp(1, MAX_BATCH);
+    let naive_n = args.naive_transfers.unwrap_or(args.transfers.min(20_000));
+    println!(
+        "ledger benchmark: {} transfers among {} accounts, batches of {batch_size}, every commit durable \
+         (SQLite WAL synchronous=FULL; PostgreSQL synchronous_commit=on)",
+        args.transfers, args.accounts
+    );
+    std::fs::create_dir_all(&args.dir)?;
+    let mut rows = Vec::new();
+
+    let batched_path = args.dir.join("batched.db");
+    remove_sqlite(&batched_path);
+    let db = Database::connect_sqlite(&batched_path.to_string_lossy()).await?;
+    rows.push(batched(&db, &args, batch_size).await?);
+    db.close().await;
+    let naive_path = args.dir.join("naive.db");
+    remove_sqlite(&naive_path);
+    let db = Database::connect_sqlite(&naive_path.to_string_lossy()).await?;
+    rows.push(naive(&db, args.accounts, naive_n).await?);
+    db.close().await;
+
+    let postgres = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres") && !args.sqlite_only);
+    if let Some(base) = postgres {
+        let schema = format!("bench_{}", std::process::id());
+        let url = storage::postgres_url_with_schema(&base, &schema).await?;
+        let db = Database::connect(&url).await?;
+        rows.push(batched(&db, &args, batch_size).await?);
+        rows.push(naive(&db, args.accounts, naive_n).await?);
+        db.close().await;
+        storage::drop_postgres_schema(&base, &schema).await?;
+    } else {
+        println!("(PostgreSQL skipped: set DATABASE_URL=postgres://... to include it)");
+    }
+
+    println!();
+    println!("{:<10} {:<34} {:>10} {:>9} {:>13}", "backend", "path", "transfers", "seconds", "transfers/s");
+    for r in &rows {
+        println!("{:<10} {:<34} {:>10} {:>9.2} {:>13.0}", r.backend, r.path, r.transfers, r.seconds, r.rate());
+    }
+    for backend in ["sqlite", "postgres"] {
+        let find = |prefix: &str| rows.iter().find(|r| r.backend == backend && r.path.starts_with(prefix));
+        if let (Some(b), Some(n)) = (find("batched"), find("naive")) {
+            println!("{backend}: batched is {:.1}x the naive baseline", b.rate() / n.rate());
+        }
+    }
+    Ok(())
+}
+
+fn remove_sqlite(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+async fn batched(db: &Database, args: &LedgerBenchArgs, batch_size: usize) -> Result<Row> {
+    let backend = db.backend_name();
+    let ledger = Ledger::new(db);
+    let funding = ledger
+        .open_account(NewAccount {
+            id: None,
+            currency: Currency::CNY,
+            kind: AccountKind::Asset,
+            owner_type: OwnerType::Bank,
+            owner_id: None,
+            code: Some("gl.bench.funding".into()),
+            name: None,
+            debits_must_not_exceed_credits: false,
+            credits_must_not_exceed_debits: false,
+            overdraft_limit: 0,
+        })
+        .await?
+        .id;
+    let mut accounts = Vec::with_capacity(args.accounts);
+    let all: Vec<NewAccount> = (0..args.accounts)
+        .map(|i| NewAccount {
+            id: Some(AccountId::new()),
+            currency: Currency::CNY,
+            kind: AccountKind::Liability,
+            owner_type: OwnerType::Customer,
+            owner_id: Some(format!("B{i:07}")),
+            code: Some("deposit.current".into()),
+            name: None,
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+            overdraft_limit: 0,
+        })
+        .collect();
+    for chunk in all.chunks(5000) {
+        accounts.extend(ledger.open_accounts(chunk).await?.into_iter().map(|a| a.id));
+    }
+    let funding_transfers: Vec<TransferRequest> = accounts
+        .iter()
+        .map(|a| TransferRequest::posted(TransferId::new(), funding, *a, 1_000_000_000, Currency::CNY))
+        .collect();
+    for chunk in funding_transfers.chunks(MAX_BATCH) {
+        ledger.submit_batch(chunk).await?;
+    }
+
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let requests: Vec<TransferRequest> = (0..args.transfers)
+        .map(|_| {
+            let from = rng.gen_range(0..accounts.len());
+            let mut to = rng.gen_range(0..accounts.len() - 1);
+            if to >= from {
+                to += 1;
+            }
+            TransferRequest::posted(
+                TransferId::new(),
+                accounts[from],
+                accounts[to],
+                rng.gen_range(1..10_000),
+                Currency::CNY,
+            )
+        })
+        .collect();
+
+    let bar = progress_bar(requests.len() as u64, backend);
+    let start = Instant::now();
+    let mut created = 0usize;
+    for chunk in requests.chunks(batch_size) {
+        let outcomes = ledger.submit_batch(chunk).await?;
+        created += outcomes.iter().filter(|o| matches!(o, TransferOutcome::Created { .. })).count();
+        bar.inc(chunk.len() as u64);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    println!("{backend}: batched {created} of {} transfers committed in {seconds:.2} s", requests.len());
+
+    let verify_start = Instant::now();
+    let report = ledger.verify(|_, _| {}).await?;
+    anyhow::ensure!(report.is_ok(), "verification failed after the benchmark: {:?}", report.problems);
+    println!(
+        "{backend}: verify re-derived {} entries and {} accounts in {:.2} s: OK",
+        report.entries,
+        report.accounts,
+        verify_start.elapsed().as_secs_f64()
+    );
+    Ok(Row { backend, path: format!("batched ({batch_size}/commit)"), transfers: requests.len(), seconds })
+}
+
+async fn naive(db: &Database, accounts: usize, transfers: usize) -> Result<Row> {
+    let backend = db.backend_name();
+    ledger::baseline::setup(db, accounts as i64, 1_000_000_000).await?;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let bar = progress_bar(transfers as u64, "naive");
+    let start = Instant::now();
+    for _ in 0..transfers {
+        let from = rng.gen_range(0..accounts as i64);
+        let to = (from + rng.gen_range(1..accounts as i64)) % accounts as i64;
+        ledger::baseline::transfer(db, from, to, rng.gen_range(1..10_000), chrono::Utc::now().timestamp_micros())
+            .await?;
+        bar.inc(1);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok(Row { backend, path: "naive (1 SQL transaction/transfer)".into(), transfers, seconds })
+}
