@@ -75,6 +75,7 @@ async fn run(db: testing::TestDb, ops: Vec<Op>, batch_size: usize) -> Result<(),
             Op::Advance { secs } => {
                 clock.advance_secs(secs);
                 ledger.expire_due().await.unwrap();
+                ledger.store().catch_up_index().await.unwrap();
                 None
             }
         };

@@ -1,0 +1,136 @@
+//! Runs the real `digibank` binary against a real database for end-to-end tests.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_digibank");
+
+/// Database URLs to run a test against: a fresh SQLite file always, and a fresh PostgreSQL
+/// schema when DATABASE_URL points at a server.
+pub async fn database_urls() -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("digibank-e2e-{}", uuid::Uuid::now_v7().simple()));
+    let mut urls = vec![format!("sqlite://{}/bank.db", dir.display())];
+    if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        let schema = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+        urls.push(storage::postgres_url_with_schema(&base, &schema).await.expect("schema"));
+    }
+    urls
+}
+
+pub struct Server {
+    pub base: String,
+    pub key: Option<String>,
+    pub child: Child,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `digibank serve` on a free port and waits until it prints its address and key.
+    pub async fn start(database_url: &str, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database_url])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn digibank");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut base = None;
+        let mut key = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+            if let Some(rest) = line.strip_prefix("digibank listening on ") {
+                base = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.strip_prefix("admin API key (shown once, store it now): ") {
+                key = Some(rest.trim().to_string());
+                break;
+            }
+            if line.starts_with("admin API key: already issued") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = base.expect("server printed its address");
+        Server { base, key, child, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.as_deref().expect("admin key")
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(self.key.as_deref(), method, path, body).await
+    }
+
+    pub async fn call_as(&self, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method.parse().expect("method"), self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill");
+    }
+}
+
+pub fn deposit(owner: &str) -> Value {
+    serde_json::json!({
+        "currency": "CNY", "kind": "liability", "owner_type": "customer", "owner_id": owner,
+        "code": "deposit.current", "debits_must_not_exceed_credits": true
+    })
+}
+
+pub fn gl(code: &str) -> Value {
+    serde_json::json!({"currency": "CNY", "kind": "asset", "owner_type": "bank", "code": code})
+}
+
+pub fn transfer(debit: &str, credit: &str, amount: i64) -> Value {
+    serde_json::json!({
+        "id": uuid::Uuid::now_v7(), "debit_account_id": debit, "credit_account_id": credit,
+        "amount": amount, "currency": "CNY"
+    })
+}
+
+pub async fn open(server: &Server, body: Value) -> String {
+    let (status, account) = server.call("POST", "/v1/accounts", Some(body)).await;
+    assert_eq!(status, 201, "{account}");
+    account["id"].as_str().expect("id").to_string()
+}
+
+pub async fn posted_balance(server: &Server, account: &str) -> i64 {
+    let (status, b) = server.call("GET", &format!("/v1/accounts/{account}/balance"), None).await;
+    assert_eq!(status, 200, "{b}");
+    b["posted"].as_i64().expect("posted")
+}
+
+/// Runs `digibank verify` and returns (success, stdout).
+pub async fn verify(database_url: &str) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["verify", "--database-url", database_url])
+        .env("RUST_LOG", "error")
+        .output()
+        .await
+        .expect("run verify");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+}
