@@ -141,9 +141,9 @@ pub async fn generate(
             _ => Profile::GoingDormant,
         };
         let income = match profile {
-            Profile::Salaried | Profile::GoingDormant => rng.gen_range(4_000_00..20_000_00),
-            Profile::Wealth => rng.gen_range(40_000_00..150_000_00),
-            Profile::Sme => rng.gen_range(80_000_00..600_000_00),
+            Profile::Salaried | Profile::GoingDormant => rng.gen_range(yuan(4_000)..yuan(20_000)),
+            Profile::Wealth => rng.gen_range(yuan(40_000)..yuan(150_000)),
+            Profile::Sme => rng.gen_range(yuan(80_000)..yuan(600_000)),
         };
         customers.push(Customer {
             id: format!("C{:07}", i + 1),
@@ -177,7 +177,7 @@ pub async fn generate(
     for c in &customers {
         {
             let amount = match c.profile {
-                Profile::Wealth => rng.gen_range(500_000_00..5_000_000_00),
+                Profile::Wealth => rng.gen_range(yuan(500_000)..yuan(5_000_000)),
                 _ => c.income * rng.gen_range(1..4),
             };
             days_plan[0].push((
@@ -196,14 +196,14 @@ pub async fn generate(
     }
     let channels = ["mobile_app", "mobile_app", "mobile_app", "web", "branch", "partner"];
     let merchants = ["grocery", "restaurant", "travel", "utilities", "ecommerce", "education", "healthcare"];
-    for day in 1..=days as usize {
+    for (day, today_plan) in days_plan.iter_mut().enumerate().skip(1) {
         let month_day = (day % 30) as u32;
         for c in &customers {
             let dormant = c.profile == Profile::GoingDormant && day > 60;
             if dormant {
                 continue;
             }
-            let mut push = |secs: u32, r: TransferRequest| days_plan[day].push((secs, r));
+            let mut push = |secs: u32, r: TransferRequest| today_plan.push((secs, r));
             if month_day == 10 && c.profile != Profile::Sme {
                 push(
                     8 * 3600 + rng.gen_range(0..3600),
@@ -276,7 +276,7 @@ pub async fn generate(
             if rng.gen_bool(0.03) {
                 if let Some(peer) = customers.choose(&mut rng) {
                     if peer.account != c.account {
-                        let amount = rng.gen_range(50_00..2_000_00);
+                        let amount = rng.gen_range(yuan(50)..yuan(2_000));
                         push(
                             rng.gen_range(7 * 3600..23 * 3600),
                             TransferRequest::posted(
@@ -311,7 +311,7 @@ pub async fn generate(
                             TransferId(random_uuid(&mut rng)),
                             c.account,
                             gls.fee_income,
-                            30_00,
+                            yuan(30),
                             Currency::CNY,
                         )
                         .with_reference("account maintenance fee"),
@@ -366,6 +366,11 @@ async fn count_open_holds(ledger: &Ledger) -> Result<usize, LedgerError> {
         }
         after = page.last().map(|a| a.id);
     }
+}
+
+/// Whole yuan in fen.
+const fn yuan(amount: i64) -> i64 {
+    amount * 100
 }
 
 fn micros_at(date: NaiveDate, secs: u32) -> i64 {
