@@ -94,8 +94,9 @@ async fn sigkill_during_batch_load_loses_nothing_acknowledged() {
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 for round in 0..10_000 {
-                    let transfers: Vec<Value> =
-                        (0..500).map(|i| transfer(&cash, &accounts[(round + i) % accounts.len()], 1 + i as i64)).collect();
+                    let transfers: Vec<Value> = (0..500)
+                        .map(|i| transfer(&cash, &accounts[(round + i) % accounts.len()], 1 + i as i64))
+                        .collect();
                     let ids: Vec<String> = transfers.iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
                     let sent = http
                         .post(format!("{base}/v1/transfers/batch"))
@@ -182,7 +183,8 @@ async fn editing_the_database_file_makes_verify_fail_and_name_the_entry() {
 
     use sqlx::Connection;
     let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
-    let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM transfers WHERE seq = 42").fetch_one(&mut conn).await.unwrap();
+    let (id,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM transfers WHERE seq = 42").fetch_one(&mut conn).await.unwrap();
     sqlx::query("UPDATE transfers SET amount = amount + 100 WHERE seq = 42").execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
 
