@@ -40,14 +40,22 @@ CREATE TABLE transfers (
     hash               BLOB    NOT NULL
 );
 
--- Per-account index of the journal, clustered by account. It is filled in large sorted chunks
--- (see the SQLite store) instead of on every insert: B-tree inserts scattered over thousands of
--- accounts would otherwise rewrite most index pages at every commit. Entries after
--- journal_head.indexed_seq are found by scanning that short tail of the journal.
+-- Per-account index of the journal, written in chunks: every INDEX_CHUNK journal entries the
+-- writer indexes them in one sorted pass under a fresh `chunk` key (the chunk's first seq), so
+-- the pass appends to the end of the B-tree instead of touching every account's pages (inserts
+-- scattered over thousands of accounts would rewrite most index pages at every commit).
+-- Statement queries walk the chunks in order, then scan the short unindexed tail of the journal
+-- after journal_head.indexed_seq.
+CREATE TABLE index_chunks (
+    first_seq  INTEGER PRIMARY KEY,
+    last_seq   INTEGER NOT NULL
+);
+
 CREATE TABLE account_entries (
+    chunk       INTEGER NOT NULL,
     account_id  BLOB    NOT NULL,
     seq         INTEGER NOT NULL,
-    PRIMARY KEY (account_id, seq)
+    PRIMARY KEY (chunk, account_id, seq)
 ) WITHOUT ROWID;
 
 -- Two-phase holds and their state; the journal itself is never updated.
