@@ -193,34 +193,9 @@ impl Ledger {
 
     /// Recomputes the hash chain and every balance from the journal. `progress` is called with
     /// the number of entries checked so far.
-    pub async fn verify(&self, mut progress: impl FnMut(u64, i64)) -> Result<VerifyReport, LedgerError> {
-        let head = self.store.head().await?;
+    pub async fn verify(&self, mut progress: impl FnMut(u64, i64) + Send) -> Result<VerifyReport, LedgerError> {
         let mut verifier = journal::Verifier::default();
-        let mut after = 0;
-        let mut checked = 0u64;
-        loop {
-            let page = self.store.journal_page(after, 10_000).await?;
-            for t in &page {
-                verifier.feed(t);
-            }
-            checked += page.len() as u64;
-            progress(checked, head.seq);
-            match page.last() {
-                Some(t) if page.len() == 10_000 => after = t.seq,
-                _ => break,
-            }
-        }
-        let mut accounts = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self.store.list_accounts(after, 10_000).await?;
-            after = page.last().map(|a| a.id);
-            let done = page.len() < 10_000;
-            accounts.extend(page);
-            if done {
-                break;
-            }
-        }
+        let (accounts, head) = self.store.verify_snapshot(&mut verifier, &mut progress).await?;
         Ok(verifier.finish(&accounts, head.seq))
     }
 }

@@ -417,3 +417,28 @@ async fn tampering_with_an_entry_is_detected_and_named() {
     assert_eq!(report.problems[0], Problem::HashMismatch { seq: victim.seq, transfer_id: victim.id });
     assert!(report.problems.iter().any(|p| matches!(p, Problem::BalanceMismatch { .. })));
 }
+
+#[tokio::test]
+async fn verify_on_a_live_ledger_reads_one_snapshot() {
+    for db in testing::all().await {
+        let b = Arc::new(bank(db).await);
+        fund(&b, b.alice, 1_000_000).await;
+        let writer = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                for _ in 0..60 {
+                    let batch: Vec<TransferRequest> = (0..50)
+                        .map(|i| TransferRequest::posted(TransferId::new(), b.alice, b.bob, 1 + i, CNY))
+                        .collect();
+                    b.ledger.submit_batch(&batch).await.unwrap();
+                }
+            })
+        };
+        for _ in 0..10 {
+            let report = b.ledger.verify(|_, _| {}).await.unwrap();
+            assert!(report.is_ok(), "false alarm while writing: {:?}", report.problems);
+        }
+        writer.await.unwrap();
+        assert!(b.ledger.verify(|_, _| {}).await.unwrap().is_ok());
+    }
+}

@@ -323,6 +323,42 @@ impl LedgerStore for PgLedgerStore {
         row.try_into()
     }
 
+    async fn verify_snapshot(
+        &self,
+        verifier: &mut crate::journal::Verifier,
+        progress: &mut (dyn FnMut(u64, i64) + Send),
+    ) -> Result<(Vec<Account>, Head), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let head: HeadRow =
+            sqlx::query_as("SELECT seq, hash, created_at FROM journal_head WHERE id = 1").fetch_one(&mut *tx).await?;
+        let head: Head = head.try_into()?;
+        let (mut after, mut checked) = (0i64, 0u64);
+        loop {
+            let rows: Vec<TransferRow> = sqlx::query_as(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(after)
+            .bind(SCAN_PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            let done = (rows.len() as i64) < SCAN_PAGE;
+            for t in convert_all::<_, Transfer>(rows)? {
+                after = t.seq;
+                verifier.feed(&t);
+                checked += 1;
+            }
+            progress(checked, head.seq);
+            if done {
+                break;
+            }
+        }
+        let rows: Vec<AccountRow> =
+            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id")).fetch_all(&mut *tx).await?;
+        tx.rollback().await?;
+        Ok((convert_all(rows)?, head))
+    }
+
     async fn counts(&self) -> Result<(i64, i64), LedgerError> {
         let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts").fetch_one(&self.pool).await?;
         let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM journal_head WHERE id = 1").fetch_one(&self.pool).await?;
