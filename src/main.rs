@@ -90,13 +90,55 @@ pub enum BenchCommand {
     Ledger(bench::LedgerBenchArgs),
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Settings read from `digibank.toml` (or the file named by `DIGIBANK_CONFIG`). Precedence:
+/// command-line flag, then environment variable, then this file, then the built-in default.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    addr: Option<String>,
+    demo_customers: Option<usize>,
+    demo_seed: Option<u64>,
+    log: Option<String>,
+}
+
+/// Applies the config file by filling environment variables that are not set, which clap then
+/// reads as defaults. Runs before any thread exists, so setting variables is sound.
+fn apply_config_file() -> Result<()> {
+    let explicit = std::env::var("DIGIBANK_CONFIG").ok();
+    let path = explicit.clone().unwrap_or_else(|| "digibank.toml".to_string());
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read config file {path}")),
+    };
+    let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
+    let settings = [
+        ("DATABASE_URL", config.database_url),
+        ("DIGIBANK_ADDR", config.addr),
+        ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
+        ("DIGIBANK_DEMO_SEED", config.demo_seed.map(|n| n.to_string())),
+        ("RUST_LOG", config.log),
+    ];
+    for (name, value) in settings {
+        if let (Some(value), None) = (value, std::env::var_os(name)) {
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    apply_config_file()?;
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.database_url, args).await,
         Command::Demo(args) => {
