@@ -26,6 +26,8 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
     #[error("storage error: {0}")]
     Storage(#[from] storage::StorageError),
+    #[error("sqlite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("the ledger could not commit: {0}")]
     Unavailable(String),
     #[error("the ledger is shutting down")]

@@ -104,7 +104,7 @@ impl From<LedgerError> for ApiError {
             BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             EmptyBatch => (StatusCode::BAD_REQUEST, "empty_batch"),
             Unavailable(_) | ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Corrupt(_) | Database(_) | Storage(_) => return ApiError::internal(e),
+            Corrupt(_) | Database(_) | Storage(_) | Sqlite(_) => return ApiError::internal(e),
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -1,16 +1,22 @@
 //! SQLite implementation of [`LedgerStore`]: the embedded default.
 //!
-//! All writes go through the single writer connection of [`SqliteDb`] and start with
-//! `BEGIN IMMEDIATE`, which takes SQLite's write lock up front; reads use the reader pool and
-//! run concurrently with writes thanks to WAL.
+//! Transfer batches and index builds run on a dedicated rusqlite connection (the "journal
+//! writer") on a blocking thread; account opening and status changes use the sqlx writer
+//! connection of [`SqliteDb`]. Every write starts with `BEGIN IMMEDIATE`, which takes SQLite's
+//! write lock up front; reads use the sqlx reader pool and run concurrently thanks to WAL.
+//!
+//! Why rusqlite for the hot path: sqlx runs SQLite on a worker thread, so every bound value is
+//! copied into an owned argument and every statement and row crosses a channel. For batches of
+//! thousands of rows that overhead was larger than SQLite's own work; rusqlite binds and steps
+//! prepared statements in place. Both link the same bundled SQLite (`libsqlite3-sys`).
 //!
 //! Performance notes (`digibank bench ledger`): a batch costs one look-up of its ids, the
 //! accounts it touches (served from the writer's cache), multi-row inserts of the journal, one
 //! bulk `UPDATE ... FROM (VALUES ...)` of balances and the commit's fsync. The per-account index
 //! is built in sorted chunks ([`INDEX_CHUNK`]) rather than on insert. What remains is mostly
-//! sqlx's per-statement and per-row overhead (every row crosses a channel to sqlx's SQLite
-//! worker thread) and SQLite's own B-tree work; the next step to 100k+ transfers/s is a
-//! dedicated rusqlite writer thread that binds and steps statements directly.
+//! SQLite's own B-tree work and the fsync of each commit.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{Sqlite, SqliteConnection};
@@ -28,58 +34,59 @@ const MAX_PARAMS: usize = 30_000;
 /// statement queries scan short (a few milliseconds at this size).
 const INDEX_CHUNK: i64 = 65_536;
 
-async fn index_in_transaction(conn: &mut SqliteConnection) -> Result<i64, LedgerError> {
+/// Adds journal entries after `journal_head.indexed_seq` to `account_entries` as one new chunk,
+/// in index order. Runs inside the caller's write transaction. Returns entries indexed.
+fn index_tail(conn: &rusqlite::Connection) -> Result<i64, LedgerError> {
     let started = std::time::Instant::now();
-    conn.execute("BEGIN IMMEDIATE").await?;
-    match index_tail(conn).await {
-        Ok(n) => {
-            conn.execute("COMMIT").await?;
-            tracing::debug!(entries = n, elapsed_us = started.elapsed().as_micros() as u64, "indexed journal tail");
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = conn.execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
-}
-
-/// Adds journal entries after `journal_head.indexed_seq` to `account_entries`, in index order.
-/// Runs inside the caller's write transaction. Returns how many journal entries were indexed.
-async fn index_tail(conn: &mut SqliteConnection) -> Result<i64, LedgerError> {
     let (seq, indexed): (i64, i64) =
-        sqlx::query_as("SELECT seq, indexed_seq FROM journal_head WHERE id = 1").fetch_one(&mut *conn).await?;
+        conn.query_row("SELECT seq, indexed_seq FROM journal_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if seq == indexed {
         return Ok(0);
     }
-    sqlx::query(
+    conn.prepare_cached(
         "INSERT INTO account_entries (chunk, account_id, seq) SELECT ?1 + 1, account_id, seq FROM ( \
            SELECT debit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
            UNION ALL \
            SELECT credit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
          ) ORDER BY account_id, seq",
-    )
-    .bind(indexed)
-    .bind(seq)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("INSERT INTO index_chunks (first_seq, last_seq) VALUES (?, ?)")
-        .bind(indexed + 1)
-        .bind(seq)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE journal_head SET indexed_seq = ? WHERE id = 1").bind(seq).execute(&mut *conn).await?;
+    )?
+    .execute(rusqlite::params![indexed, seq])?;
+    conn.prepare_cached("INSERT INTO index_chunks (first_seq, last_seq) VALUES (?1, ?2)")?
+        .execute(rusqlite::params![indexed + 1, seq])?;
+    conn.prepare_cached("UPDATE journal_head SET indexed_seq = ?1 WHERE id = 1")?.execute([seq])?;
+    tracing::debug!(entries = seq - indexed, elapsed_us = started.elapsed().as_micros() as u64, "indexed journal tail");
     Ok(seq - indexed)
 }
 
 pub struct SqliteLedgerStore {
     db: SqliteDb,
-    cache: tokio::sync::Mutex<AccountCache>,
+    /// Opened on first use, so constructing the store cannot fail.
+    journal: Arc<std::sync::Mutex<Option<JournalWriter>>>,
 }
 
-/// Committed account state kept by the writer, so a batch does not re-read thousands of
-/// account rows. Only the writer connection (held while this is used) changes accounts, and
-/// `PRAGMA data_version` tells us when any other connection committed, which clears it.
+/// The rusqlite connection that writes the journal, with the account cache it keeps.
+struct JournalWriter {
+    conn: rusqlite::Connection,
+    cache: AccountCache,
+}
+
+impl JournalWriter {
+    fn open(path: &str) -> Result<Self, LedgerError> {
+        let conn = rusqlite::Connection::open(path)?;
+        // Same durability as the sqlx connections: WAL, fsync at every commit.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
+             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(JournalWriter { conn, cache: AccountCache::default() })
+    }
+}
+
+/// Committed account state kept by the journal writer, so a batch does not re-read thousands
+/// of account rows. `PRAGMA data_version` changes whenever another connection commits (the sqlx
+/// writer opening an account, another process, someone editing the file), which clears it.
 #[derive(Default)]
 struct AccountCache {
     data_version: Option<i64>,
@@ -90,8 +97,8 @@ struct AccountCache {
 const MAX_CACHED_ACCOUNTS: usize = 2_000_000;
 
 impl AccountCache {
-    async fn sync(&mut self, conn: &mut SqliteConnection) -> Result<(), LedgerError> {
-        let (version,): (i64,) = sqlx::query_as("PRAGMA data_version").fetch_one(&mut *conn).await?;
+    fn sync(&mut self, conn: &rusqlite::Connection) -> Result<(), LedgerError> {
+        let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if self.data_version != Some(version) || self.accounts.len() > MAX_CACHED_ACCOUNTS {
             self.accounts.clear();
             self.data_version = Some(version);
@@ -102,7 +109,37 @@ impl AccountCache {
 
 impl SqliteLedgerStore {
     pub fn new(db: SqliteDb) -> Self {
-        SqliteLedgerStore { db, cache: Default::default() }
+        SqliteLedgerStore { db, journal: Arc::new(std::sync::Mutex::new(None)) }
+    }
+
+    /// Runs `work` on the journal writer inside `BEGIN IMMEDIATE ... COMMIT` on a blocking
+    /// thread. Any error rolls back and clears the account cache.
+    async fn journal_write<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        F: FnOnce(&mut JournalWriter) -> Result<T, LedgerError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let journal = self.journal.clone();
+        let path = self.db.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut slot = journal.lock().map_err(|_| LedgerError::Unavailable("journal writer poisoned".into()))?;
+            if slot.is_none() {
+                *slot = Some(JournalWriter::open(&path)?);
+            }
+            let writer = slot.as_mut().expect("journal writer just opened");
+            writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let result = work(writer).and_then(|value| {
+                writer.conn.execute_batch("COMMIT")?;
+                Ok(value)
+            });
+            if result.is_err() {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+                writer.cache.accounts.clear();
+            }
+            result
+        })
+        .await
+        .map_err(|e| LedgerError::Unavailable(format!("journal writer task failed: {e}")))?
     }
 
     /// Runs `work` inside `BEGIN IMMEDIATE ... COMMIT` on the writer connection, rolling back
@@ -134,12 +171,6 @@ impl SqliteLedgerStore {
     }
 }
 
-struct SqliteBatch<'c> {
-    conn: &'c mut SqliteConnection,
-    cache: &'c mut AccountCache,
-    indexed_seq: i64,
-}
-
 async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(MAX_PARAMS) {
@@ -155,120 +186,167 @@ async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Resu
     Ok(out)
 }
 
+/// One batch transaction on the journal writer. The trait is async for PostgreSQL's sake; here
+/// every step is a synchronous rusqlite call, driven by `block_on` on a blocking thread.
+struct JournalBatch<'c> {
+    conn: &'c mut rusqlite::Connection,
+    cache: &'c mut AccountCache,
+    indexed_seq: i64,
+}
+
+fn uuid_at(row: &rusqlite::Row, i: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(i)?.as_blob()?;
+    Uuid::from_slice(bytes)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e)))
+}
+
+fn transfer_row(r: &rusqlite::Row) -> rusqlite::Result<TransferRow> {
+    Ok(TransferRow {
+        seq: r.get(0)?,
+        id: uuid_at(r, 1)?,
+        kind: r.get(2)?,
+        debit_account_id: uuid_at(r, 3)?,
+        credit_account_id: uuid_at(r, 4)?,
+        amount: r.get(5)?,
+        currency: r.get(6)?,
+        pending_id: match r.get_ref(7)? {
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(uuid_at(r, 7)?),
+        },
+        timeout_secs: r.get(8)?,
+        linked: r.get(9)?,
+        reference: r.get(10)?,
+        metadata: r.get(11)?,
+        created_at: r.get(12)?,
+        hash: r.get(13)?,
+    })
+}
+
+fn account_row(r: &rusqlite::Row) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: uuid_at(r, 0)?,
+        currency: r.get(1)?,
+        kind: r.get(2)?,
+        owner_type: r.get(3)?,
+        owner_id: r.get(4)?,
+        code: r.get(5)?,
+        name: r.get(6)?,
+        debits_must_not_exceed_credits: r.get(7)?,
+        credits_must_not_exceed_debits: r.get(8)?,
+        overdraft_limit: r.get(9)?,
+        status: r.get(10)?,
+        debits_pending: r.get(11)?,
+        debits_posted: r.get(12)?,
+        credits_pending: r.get(13)?,
+        credits_posted: r.get(14)?,
+        created_at: r.get(15)?,
+    })
+}
+
 #[async_trait]
-impl BatchTx for SqliteBatch<'_> {
+impl BatchTx for JournalBatch<'_> {
     async fn lock_head(&mut self) -> Result<Head, LedgerError> {
         // BEGIN IMMEDIATE already holds the database write lock.
-        let (seq, hash, created_at, indexed_seq): (i64, Vec<u8>, i64, i64) =
-            sqlx::query_as("SELECT seq, hash, created_at, indexed_seq FROM journal_head WHERE id = 1")
-                .fetch_one(&mut *self.conn)
-                .await?;
+        let (row, indexed_seq) = self.conn.query_row(
+            "SELECT seq, hash, created_at, indexed_seq FROM journal_head WHERE id = 1",
+            [],
+            |r| Ok((HeadRow { seq: r.get(0)?, hash: r.get(1)?, created_at: r.get(2)? }, r.get(3)?)),
+        )?;
         self.indexed_seq = indexed_seq;
-        HeadRow { seq, hash, created_at }.try_into()
+        row.try_into()
     }
 
     async fn transfers_by_ids(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, LedgerError> {
+        use rusqlite::OptionalExtension;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id = ?1"))?;
         let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_PARAMS) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE id IN ("));
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.0);
+        for id in ids {
+            if let Some(row) = stmt.query_row([&id.0.as_bytes()[..]], transfer_row).optional()? {
+                out.push(Transfer::try_from(row)?);
             }
-            q.push(")");
-            let rows: Vec<TransferRow> = q.build_query_as().fetch_all(&mut *self.conn).await?;
-            out.extend(convert_all::<_, Transfer>(rows)?);
         }
         Ok(out)
     }
 
     async fn hold_statuses(&mut self, ids: &[TransferId]) -> Result<Vec<(TransferId, HoldStatus)>, LedgerError> {
+        use rusqlite::OptionalExtension;
+        let mut stmt = self.conn.prepare_cached("SELECT status FROM pending_holds WHERE transfer_id = ?1")?;
         let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_PARAMS) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("SELECT transfer_id, status FROM pending_holds WHERE transfer_id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.0);
-            }
-            q.push(")");
-            let rows: Vec<(Uuid, String)> = q.build_query_as().fetch_all(&mut *self.conn).await?;
-            for (id, status) in rows {
+        for id in ids {
+            if let Some(status) = stmt.query_row([&id.0.as_bytes()[..]], |r| r.get::<_, String>(0)).optional()? {
                 let status = HoldStatus::parse(&status).ok_or_else(|| LedgerError::Corrupt(format!("hold {id}")))?;
-                out.push((TransferId(id), status));
+                out.push((*id, status));
             }
         }
         Ok(out)
     }
 
     async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
-        let missing: Vec<AccountId> = ids.iter().filter(|id| !self.cache.accounts.contains_key(id)).copied().collect();
-        if !missing.is_empty() {
-            for account in accounts_by_ids(self.conn, &missing).await? {
-                self.cache.accounts.insert(account.id, account);
+        use rusqlite::OptionalExtension;
+        let mut stmt = self.conn.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(account) = self.cache.accounts.get(id) {
+                out.push(account.clone());
+            } else if let Some(row) = stmt.query_row([&id.0.as_bytes()[..]], account_row).optional()? {
+                let account = Account::try_from(row)?;
+                self.cache.accounts.insert(account.id, account.clone());
+                out.push(account);
             }
         }
-        Ok(ids.iter().filter_map(|id| self.cache.accounts.get(id).cloned()).collect())
+        Ok(out)
     }
 
     async fn write_plan(&mut self, plan: &Plan) -> Result<(), LedgerError> {
-        for chunk in plan.new_transfers.chunks(MAX_PARAMS / 14) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO transfers ({TRANSFER_COLUMNS}) "));
-            q.push_values(chunk, |mut b, t| {
-                // Borrowed binds: no per-value allocation for ids, codes, text or hashes.
-                b.push_bind(t.seq)
-                    .push_bind(&t.id.0.as_bytes()[..])
-                    .push_bind(t.kind.as_str())
-                    .push_bind(&t.debit_account_id.0.as_bytes()[..])
-                    .push_bind(&t.credit_account_id.0.as_bytes()[..])
-                    .push_bind(t.amount)
-                    .push_bind(t.currency.code())
-                    .push_bind(t.pending_id.as_ref().map(|p| &p.0.as_bytes()[..]))
-                    .push_bind(i64::from(t.timeout_secs))
-                    .push_bind(t.linked)
-                    .push_bind(t.reference.as_deref())
-                    .push_bind(t.metadata.as_deref())
-                    .push_bind(t.created_at)
-                    .push_bind(&t.hash[..]);
-            });
-            q.build().execute(&mut *self.conn).await?;
+        use rusqlite::params;
+        let mut insert = self.conn.prepare_cached(&format!(
+            "INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ))?;
+        for t in &plan.new_transfers {
+            insert.execute(params![
+                t.seq,
+                &t.id.0.as_bytes()[..],
+                t.kind.as_str(),
+                &t.debit_account_id.0.as_bytes()[..],
+                &t.credit_account_id.0.as_bytes()[..],
+                t.amount,
+                t.currency.code(),
+                t.pending_id.as_ref().map(|p| &p.0.as_bytes()[..]),
+                i64::from(t.timeout_secs),
+                t.linked,
+                t.reference.as_deref(),
+                t.metadata.as_deref(),
+                t.created_at,
+                &t.hash[..],
+            ])?;
         }
-        for chunk in plan.new_holds.chunks(MAX_PARAMS / 3) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO pending_holds (transfer_id, status, expires_at) ");
-            q.push_values(chunk, |mut b, (id, expires)| {
-                b.push_bind(id.0).push_bind(HoldStatus::Pending.as_str()).push_bind(*expires);
-            });
-            q.build().execute(&mut *self.conn).await?;
+        let mut hold = self
+            .conn
+            .prepare_cached("INSERT INTO pending_holds (transfer_id, status, expires_at) VALUES (?1, 'pending', ?2)")?;
+        for (id, expires) in &plan.new_holds {
+            hold.execute(params![&id.0.as_bytes()[..], expires])?;
         }
+        let mut resolve = self.conn.prepare_cached("UPDATE pending_holds SET status = ?1 WHERE transfer_id = ?2")?;
         for (id, status) in &plan.hold_updates {
-            sqlx::query("UPDATE pending_holds SET status = ? WHERE transfer_id = ?")
-                .bind(status.as_str())
-                .bind(id.0)
-                .execute(&mut *self.conn)
-                .await?;
+            resolve.execute(params![status.as_str(), &id.0.as_bytes()[..]])?;
         }
-        for chunk in plan.account_updates.chunks(MAX_PARAMS / 5) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "UPDATE accounts SET debits_pending = u.column2, debits_posted = u.column3, \
-                 credits_pending = u.column4, credits_posted = u.column5 FROM (",
-            );
-            q.push_values(chunk, |mut b, (id, bal)| {
-                b.push_bind(id.0)
-                    .push_bind(bal.debits_pending)
-                    .push_bind(bal.debits_posted)
-                    .push_bind(bal.credits_pending)
-                    .push_bind(bal.credits_posted);
-            });
-            q.push(") AS u WHERE accounts.id = u.column1");
-            q.build().execute(&mut *self.conn).await?;
+        let mut balances = self.conn.prepare_cached(
+            "UPDATE accounts SET debits_pending = ?1, debits_posted = ?2, credits_pending = ?3, credits_posted = ?4 \
+             WHERE id = ?5",
+        )?;
+        for (id, b) in &plan.account_updates {
+            balances.execute(params![
+                b.debits_pending,
+                b.debits_posted,
+                b.credits_pending,
+                b.credits_posted,
+                &id.0.as_bytes()[..]
+            ])?;
         }
         if let Some(head) = plan.head {
-            sqlx::query("UPDATE journal_head SET seq = ?, hash = ?, created_at = ? WHERE id = 1")
-                .bind(head.seq)
-                .bind(head.hash.to_vec())
-                .bind(head.created_at)
-                .execute(&mut *self.conn)
-                .await?;
+            self.conn
+                .prepare_cached("UPDATE journal_head SET seq = ?1, hash = ?2, created_at = ?3 WHERE id = 1")?
+                .execute(params![head.seq, &head.hash[..], head.created_at])?;
         }
         Ok(())
     }
@@ -329,7 +407,6 @@ impl LedgerStore for SqliteLedgerStore {
     }
 
     async fn set_account_status(&self, id: AccountId, to: AccountStatus) -> Result<Account, LedgerError> {
-        self.cache.lock().await.accounts.remove(&id);
         self.write(move |conn| {
             Box::pin(async move {
                 let mut account = accounts_by_ids(conn, &[id]).await?.pop().ok_or(LedgerError::AccountNotFound(id))?;
@@ -370,45 +447,31 @@ impl LedgerStore for SqliteLedgerStore {
         now: i64,
         allow_system: bool,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        let mut conn = self.db.writer.lock().await;
-        let mut cache = self.cache.lock().await;
-        conn.execute("BEGIN IMMEDIATE").await?;
-        let result = async {
-            cache.sync(&mut conn).await?;
-            let mut tx = SqliteBatch { conn: &mut conn, cache: &mut cache, indexed_seq: 0 };
-            let plan = run_batch(&mut tx, requests, now, allow_system).await?;
-            let backlog = plan.head.map(|h| h.seq - tx.indexed_seq).unwrap_or(0);
-            Ok::<_, LedgerError>((plan, backlog))
-        }
-        .await;
-        let (plan, backlog) = match result {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = conn.execute("ROLLBACK").await;
-                cache.accounts.clear();
-                return Err(e);
-            }
-        };
-        if let Err(e) = conn.execute("COMMIT").await {
-            let _ = conn.execute("ROLLBACK").await;
-            cache.accounts.clear();
-            return Err(e.into());
-        }
-        // Committed: the cache now follows the new balances.
-        for (id, balances) in &plan.account_updates {
-            if let Some(account) = cache.accounts.get_mut(id) {
-                account.balances = *balances;
-            }
-        }
+        let requests = requests.to_vec();
+        let (outcomes, backlog) = self
+            .journal_write(move |writer| {
+                let JournalWriter { conn, cache } = writer;
+                cache.sync(conn)?;
+                let mut batch = JournalBatch { conn, cache, indexed_seq: 0 };
+                let plan = futures::executor::block_on(run_batch(&mut batch, &requests, now, allow_system))?;
+                let backlog = plan.head.map(|h| h.seq - batch.indexed_seq).unwrap_or(0);
+                // A failed commit clears the whole cache, so updating it before the commit is safe.
+                for (id, balances) in &plan.account_updates {
+                    if let Some(account) = batch.cache.accounts.get_mut(id) {
+                        account.balances = *balances;
+                    }
+                }
+                Ok((plan.outcomes, backlog))
+            })
+            .await?;
         if backlog >= INDEX_CHUNK {
-            index_in_transaction(&mut conn).await?;
+            self.catch_up_index().await?;
         }
-        Ok(plan.outcomes)
+        Ok(outcomes)
     }
 
     async fn catch_up_index(&self) -> Result<i64, LedgerError> {
-        let mut conn = self.db.writer.lock().await;
-        index_in_transaction(&mut conn).await
+        self.journal_write(|writer| index_tail(&writer.conn)).await
     }
 
     async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<TransferId>, LedgerError> {
