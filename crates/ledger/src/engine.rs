@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::journal::entry_hash;
 use crate::types::{
-    Account, AccountId, AccountStatus, Balances, HoldStatus, Transfer, TransferError, TransferId, TransferKind,
+    AccountId, AccountState, AccountStatus, Balances, HoldStatus, Transfer, TransferError, TransferId, TransferKind,
     TransferOutcome, TransferRequest,
 };
 
@@ -27,7 +27,7 @@ pub struct Head {
 /// What the engine needs loaded from storage before it can plan a batch.
 #[derive(Debug, Default)]
 pub struct LoadedState {
-    pub accounts: HashMap<AccountId, Account>,
+    pub accounts: HashMap<AccountId, AccountState>,
     /// Stored transfers whose id equals a request id (idempotent replays or conflicts).
     pub existing: HashMap<TransferId, Transfer>,
     /// Stored transfers referenced as `pending_id`, with their hold status (`None` when the
@@ -492,7 +492,7 @@ fn checked(value: i64, delta: i64) -> Result<i64, TransferError> {
 
 /// Limits apply to the side a transfer increases; a credit to an overdrawn-by-rule account is
 /// always allowed, because it only moves the account toward its limit.
-fn check_debit_limit(account: &Account, new: &Balances) -> Result<(), TransferError> {
+fn check_debit_limit(account: &AccountState, new: &Balances) -> Result<(), TransferError> {
     if account.debits_must_not_exceed_credits {
         let debits = new.debits_posted as i128 + new.debits_pending as i128;
         let limit = new.credits_posted as i128 + account.overdraft_limit as i128;
@@ -503,7 +503,7 @@ fn check_debit_limit(account: &Account, new: &Balances) -> Result<(), TransferEr
     Ok(())
 }
 
-fn check_credit_limit(account: &Account, new: &Balances) -> Result<(), TransferError> {
+fn check_credit_limit(account: &AccountState, new: &Balances) -> Result<(), TransferError> {
     if account.credits_must_not_exceed_debits {
         let credits = new.credits_posted as i128 + new.credits_pending as i128;
         if credits > new.debits_posted as i128 {

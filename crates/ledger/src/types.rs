@@ -201,7 +201,32 @@ pub struct Balances {
     pub credits_posted: i64,
 }
 
+/// What the batch engine needs of an account: everything but its descriptive text, so it is
+/// `Copy` and a batch touching thousands of accounts allocates nothing for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountState {
+    pub id: AccountId,
+    pub currency: Currency,
+    pub status: AccountStatus,
+    pub debits_must_not_exceed_credits: bool,
+    pub credits_must_not_exceed_debits: bool,
+    pub overdraft_limit: i64,
+    pub balances: Balances,
+}
+
 impl Account {
+    pub fn state(&self) -> AccountState {
+        AccountState {
+            id: self.id,
+            currency: self.currency,
+            status: self.status,
+            debits_must_not_exceed_credits: self.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits: self.credits_must_not_exceed_debits,
+            overdraft_limit: self.overdraft_limit,
+            balances: self.balances,
+        }
+    }
+
     /// Does the opening request describe this account (for idempotent re-opening)?
     pub fn matches(&self, request: &NewAccount) -> bool {
         self.currency == request.currency

@@ -83,7 +83,7 @@ pub(crate) trait BatchTx: Send {
     async fn lock_head(&mut self) -> Result<Head, LedgerError>;
     async fn transfers_by_ids(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, LedgerError>;
     async fn hold_statuses(&mut self, ids: &[TransferId]) -> Result<Vec<(TransferId, HoldStatus)>, LedgerError>;
-    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError>;
+    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<AccountState>, LedgerError>;
     async fn write_plan(&mut self, plan: &Plan) -> Result<(), LedgerError>;
 }
 

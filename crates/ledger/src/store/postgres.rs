@@ -74,8 +74,8 @@ impl BatchTx for PgBatch<'_> {
             .collect()
     }
 
-    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
-        accounts_by_ids(self.conn, ids).await
+    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<AccountState>, LedgerError> {
+        Ok(accounts_by_ids(self.conn, ids).await?.iter().map(Account::state).collect())
     }
 
     async fn write_plan(&mut self, plan: &Plan) -> Result<(), LedgerError> {

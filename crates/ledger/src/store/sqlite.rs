@@ -90,7 +90,7 @@ impl JournalWriter {
 #[derive(Default)]
 struct AccountCache {
     data_version: Option<i64>,
-    accounts: std::collections::HashMap<AccountId, Account>,
+    accounts: std::collections::HashMap<AccountId, AccountState>,
 }
 
 /// Bounds the cache's memory (an account is a few hundred bytes).
@@ -281,16 +281,16 @@ impl BatchTx for JournalBatch<'_> {
         Ok(out)
     }
 
-    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
+    async fn accounts_by_ids(&mut self, ids: &[AccountId]) -> Result<Vec<AccountState>, LedgerError> {
         use rusqlite::OptionalExtension;
         let mut stmt = self.conn.prepare_cached(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"))?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(account) = self.cache.accounts.get(id) {
-                out.push(account.clone());
+                out.push(*account);
             } else if let Some(row) = stmt.query_row([&id.0.as_bytes()[..]], account_row).optional()? {
-                let account = Account::try_from(row)?;
-                self.cache.accounts.insert(account.id, account.clone());
+                let account = Account::try_from(row)?.state();
+                self.cache.accounts.insert(account.id, account);
                 out.push(account);
             }
         }
