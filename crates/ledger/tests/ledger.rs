@@ -330,9 +330,18 @@ async fn balance_as_of_and_statement_pages() {
         assert!(page2[0].seq > page1[1].seq);
         let all = b.ledger.entries(b.alice, 0, 100).await.unwrap();
         assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        // A commit through another connection makes the journal writer forget its in-memory
+        // tail, so this build takes the path that re-reads the journal.
+        b.ledger.set_status(b.cash, AccountStatus::Frozen).await.unwrap();
+        b.ledger.set_status(b.cash, AccountStatus::Open).await.unwrap();
+        one(&b, TransferRequest::posted(TransferId::new(), b.cash, b.alice, 1, CNY)).await;
+        b.ledger.store().catch_up_index().await.unwrap();
+        let all = b.ledger.entries(b.alice, 0, 100).await.unwrap();
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
         b.ledger.store().catch_up_index().await.unwrap();
         assert_eq!(b.ledger.entries(b.alice, 0, 100).await.unwrap(), all);
         assert_eq!(b.ledger.entries(b.bob, 0, 100).await.unwrap().len(), 3);
+        assert_eq!(b.ledger.balance(b.alice, None).await.unwrap().posted, 551);
         assert!(matches!(b.ledger.entries(AccountId::new(), 0, 10).await, Err(LedgerError::AccountNotFound(_))));
     }
 }

@@ -36,21 +36,31 @@ const INDEX_CHUNK: i64 = 65_536;
 
 /// Adds journal entries after `journal_head.indexed_seq` to `account_entries` as one new chunk,
 /// in index order. Runs inside the caller's write transaction. Returns entries indexed.
-fn index_tail(conn: &rusqlite::Connection) -> Result<i64, LedgerError> {
+fn index_tail(conn: &rusqlite::Connection, known_tail: Option<Vec<([u8; 16], i64)>>) -> Result<i64, LedgerError> {
     let started = std::time::Instant::now();
     let (seq, indexed): (i64, i64) =
         conn.query_row("SELECT seq, indexed_seq FROM journal_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if seq == indexed {
         return Ok(0);
     }
-    conn.prepare_cached(
-        "INSERT INTO account_entries (chunk, account_id, seq) SELECT ?1 + 1, account_id, seq FROM ( \
+    let complete = known_tail.filter(|t| t.len() as i64 == 2 * (seq - indexed) && t.iter().all(|(_, s)| *s > indexed));
+    if let Some(mut entries) = complete {
+        entries.sort_unstable();
+        let mut insert =
+            conn.prepare_cached("INSERT INTO account_entries (chunk, account_id, seq) VALUES (?1, ?2, ?3)")?;
+        for (account, entry_seq) in &entries {
+            insert.execute(rusqlite::params![indexed + 1, &account[..], entry_seq])?;
+        }
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO account_entries (chunk, account_id, seq) SELECT ?1 + 1, account_id, seq FROM ( \
            SELECT debit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
            UNION ALL \
            SELECT credit_account_id AS account_id, seq FROM transfers WHERE seq > ?1 AND seq <= ?2 \
          ) ORDER BY account_id, seq",
-    )?
-    .execute(rusqlite::params![indexed, seq])?;
+        )?
+        .execute(rusqlite::params![indexed, seq])?;
+    }
     conn.prepare_cached("INSERT INTO index_chunks (first_seq, last_seq) VALUES (?1, ?2)")?
         .execute(rusqlite::params![indexed + 1, seq])?;
     conn.prepare_cached("UPDATE journal_head SET indexed_seq = ?1 WHERE id = 1")?.execute([seq])?;
@@ -68,6 +78,9 @@ pub struct SqliteLedgerStore {
 struct JournalWriter {
     conn: rusqlite::Connection,
     cache: AccountCache,
+    /// (account, seq) of every journal entry after `indexed_seq`, when known to be complete;
+    /// lets the index build sort in memory instead of re-reading the journal tail.
+    tail: Option<Vec<([u8; 16], i64)>>,
 }
 
 impl JournalWriter {
@@ -80,7 +93,7 @@ impl JournalWriter {
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(JournalWriter { conn, cache: AccountCache::default() })
+        Ok(JournalWriter { conn, cache: AccountCache::default(), tail: None })
     }
 }
 
@@ -97,13 +110,15 @@ struct AccountCache {
 const MAX_CACHED_ACCOUNTS: usize = 2_000_000;
 
 impl AccountCache {
-    fn sync(&mut self, conn: &rusqlite::Connection) -> Result<(), LedgerError> {
+    /// Returns true when another connection committed since the last call (cache dropped).
+    fn sync(&mut self, conn: &rusqlite::Connection) -> Result<bool, LedgerError> {
         let version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        if self.data_version != Some(version) || self.accounts.len() > MAX_CACHED_ACCOUNTS {
+        let changed = self.data_version != Some(version);
+        if changed || self.accounts.len() > MAX_CACHED_ACCOUNTS {
             self.accounts.clear();
             self.data_version = Some(version);
         }
-        Ok(())
+        Ok(changed)
     }
 }
 
@@ -135,6 +150,7 @@ impl SqliteLedgerStore {
             if result.is_err() {
                 let _ = writer.conn.execute_batch("ROLLBACK");
                 writer.cache.accounts.clear();
+                writer.tail = None;
             }
             result
         })
@@ -192,6 +208,7 @@ struct JournalBatch<'c> {
     conn: &'c mut rusqlite::Connection,
     cache: &'c mut AccountCache,
     indexed_seq: i64,
+    head_seq: i64,
 }
 
 fn uuid_at(row: &rusqlite::Row, i: usize) -> rusqlite::Result<Uuid> {
@@ -253,6 +270,7 @@ impl BatchTx for JournalBatch<'_> {
             |r| Ok((HeadRow { seq: r.get(0)?, hash: r.get(1)?, created_at: r.get(2)? }, r.get(3)?)),
         )?;
         self.indexed_seq = indexed_seq;
+        self.head_seq = row.seq;
         row.try_into()
     }
 
@@ -450,11 +468,22 @@ impl LedgerStore for SqliteLedgerStore {
         let requests = requests.to_vec();
         let (outcomes, backlog) = self
             .journal_write(move |writer| {
-                let JournalWriter { conn, cache } = writer;
-                cache.sync(conn)?;
-                let mut batch = JournalBatch { conn, cache, indexed_seq: 0 };
+                let JournalWriter { conn, cache, tail } = writer;
+                if cache.sync(conn)? {
+                    *tail = None;
+                }
+                let mut batch = JournalBatch { conn, cache, indexed_seq: 0, head_seq: 0 };
                 let plan = futures::executor::block_on(run_batch(&mut batch, &requests, now, allow_system))?;
                 let backlog = plan.head.map(|h| h.seq - batch.indexed_seq).unwrap_or(0);
+                if tail.is_none() && batch.head_seq == batch.indexed_seq {
+                    *tail = Some(Vec::new());
+                }
+                if let Some(entries) = tail.as_mut() {
+                    for t in &plan.new_transfers {
+                        entries.push((*t.debit_account_id.0.as_bytes(), t.seq));
+                        entries.push((*t.credit_account_id.0.as_bytes(), t.seq));
+                    }
+                }
                 // A failed commit clears the whole cache, so updating it before the commit is safe.
                 for (id, balances) in &plan.account_updates {
                     if let Some(account) = batch.cache.accounts.get_mut(id) {
@@ -471,7 +500,17 @@ impl LedgerStore for SqliteLedgerStore {
     }
 
     async fn catch_up_index(&self) -> Result<i64, LedgerError> {
-        self.journal_write(|writer| index_tail(&writer.conn)).await
+        self.journal_write(|writer| {
+            let JournalWriter { conn, cache, tail } = writer;
+            if cache.sync(conn)? {
+                *tail = None;
+            }
+            let indexed = index_tail(conn, tail.take())?;
+            // The journal is now fully indexed, so an empty tail is complete.
+            *tail = Some(Vec::new());
+            Ok(indexed)
+        })
+        .await
     }
 
     async fn due_holds(&self, now: i64, limit: u32) -> Result<Vec<TransferId>, LedgerError> {
