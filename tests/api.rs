@@ -153,14 +153,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
         assert_eq!((status, code(&body)), (409, "non_zero_balance"));
         let existing = transfer(&alice, &bob, 10);
         server.call("POST", "/v1/transfers", Some(existing.clone())).await;
-        let (_, before) = server.call("GET", "/metrics", None).await;
-        let entries_before = before
-            .as_str()
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with("digibank_ledger_journal_entries"))
-            .unwrap()
-            .to_string();
+        let entries_before = journal_entries(&server).await;
 
         let unknown = uuid::Uuid::now_v7().to_string();
         let mut conflicting = existing.clone();
@@ -234,14 +227,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
         assert_eq!((status, code(&body)), (400, "empty_batch"));
 
         // Nothing was written by any of the above.
-        let (_, after) = server.call("GET", "/metrics", None).await;
-        let entries_after = after
-            .as_str()
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with("digibank_ledger_journal_entries"))
-            .unwrap()
-            .to_string();
+        let entries_after = journal_entries(&server).await;
         assert_eq!(entries_before, entries_after);
         assert_eq!(posted_balance(&server, &alice).await, 990);
         assert_eq!(posted_balance(&server, &bob).await, 10);

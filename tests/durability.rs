@@ -146,15 +146,7 @@ async fn sigkill_during_batch_load_loses_nothing_acknowledged() {
         assert!(ok, "verify after crash: {out}");
         // No half-applied batch: the journal holds only whole batches of 500, and money is
         // conserved between the bank's cash account and its customers.
-        let (_, metrics) = server.call("GET", "/metrics", None).await;
-        let entries: i64 = metrics
-            .as_str()
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("digibank_ledger_journal_entries "))
-            .unwrap()
-            .parse()
-            .unwrap();
+        let entries = journal_entries(&server).await;
         assert_eq!(entries % 500, 0, "a batch was partly applied: {entries} entries");
         assert!(entries as usize >= acknowledged.len() * 500);
         let mut customer_total = 0;

@@ -134,3 +134,17 @@ pub async fn verify(database_url: &str) -> (bool, String) {
         .expect("run verify");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
 }
+
+/// The `digibank_ledger_journal_entries` gauge from /metrics.
+pub async fn journal_entries(server: &Server) -> i64 {
+    let (status, metrics) = server.call("GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    metrics
+        .as_str()
+        .expect("metrics text")
+        .lines()
+        .find_map(|l| l.strip_prefix("digibank_ledger_journal_entries "))
+        .expect("journal gauge")
+        .parse()
+        .expect("integer gauge")
+}

@@ -622,33 +622,48 @@ impl LedgerStore for SqliteLedgerStore {
         verifier: &mut crate::journal::Verifier,
         progress: &mut (dyn FnMut(u64, i64) + Send),
     ) -> Result<(Vec<Account>, Head), LedgerError> {
-        let mut tx = self.db.readers.begin().await?;
-        let head: HeadRow =
-            sqlx::query_as("SELECT seq, hash, created_at FROM journal_head WHERE id = 1").fetch_one(&mut *tx).await?;
-        let head: Head = head.try_into()?;
-        let (mut after, mut checked) = (0i64, 0u64);
-        loop {
-            let rows: Vec<TransferRow> =
-                sqlx::query_as(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE seq > ? ORDER BY seq LIMIT ?"))
-                    .bind(after)
-                    .bind(SCAN_PAGE)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let done = (rows.len() as i64) < SCAN_PAGE;
-            for t in convert_all::<_, Transfer>(rows)? {
-                after = t.seq;
-                verifier.feed(&t);
+        // A rusqlite connection of its own streams the journal inside one read transaction
+        // (one snapshot) on a blocking thread, reporting progress through a channel.
+        let path = self.db.path.clone();
+        let mut taken = std::mem::take(verifier);
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(u64, i64)>();
+        let scan = tokio::task::spawn_blocking(move || -> Result<_, LedgerError> {
+            let conn = rusqlite::Connection::open(&path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            conn.execute_batch("BEGIN")?;
+            let head: Head = conn
+                .query_row("SELECT seq, hash, created_at FROM journal_head WHERE id = 1", [], |r| {
+                    Ok(HeadRow { seq: r.get(0)?, hash: r.get(1)?, created_at: r.get(2)? })
+                })?
+                .try_into()?;
+            let mut stmt = conn.prepare(&format!("SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY seq"))?;
+            let mut rows = stmt.query([])?;
+            let mut checked = 0u64;
+            while let Some(row) = rows.next()? {
+                taken.feed(&Transfer::try_from(transfer_row(row)?)?);
                 checked += 1;
+                if checked % SCAN_PAGE as u64 == 0 {
+                    let _ = sender.send((checked, head.seq));
+                }
             }
-            progress(checked, head.seq);
-            if done {
-                break;
-            }
+            let _ = sender.send((checked, head.seq));
+            drop(rows);
+            let mut stmt = conn.prepare(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"))?;
+            let accounts = stmt
+                .query_map([], account_row)?
+                .map(|row| Account::try_from(row?))
+                .collect::<Result<Vec<_>, LedgerError>>()?;
+            drop(stmt);
+            conn.execute_batch("COMMIT")?;
+            Ok((taken, accounts, head))
+        });
+        while let Some((done, total)) = receiver.recv().await {
+            progress(done, total);
         }
-        let rows: Vec<AccountRow> =
-            sqlx::query_as(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id")).fetch_all(&mut *tx).await?;
-        tx.rollback().await?;
-        Ok((convert_all(rows)?, head))
+        let (scanned, accounts, head) =
+            scan.await.map_err(|e| LedgerError::Unavailable(format!("verify task failed: {e}")))??;
+        *verifier = scanned;
+        Ok((accounts, head))
     }
 
     async fn counts(&self) -> Result<(i64, i64), LedgerError> {
