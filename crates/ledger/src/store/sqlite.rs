@@ -642,7 +642,7 @@ impl LedgerStore for SqliteLedgerStore {
             while let Some(row) = rows.next()? {
                 taken.feed(&Transfer::try_from(transfer_row(row)?)?);
                 checked += 1;
-                if checked % SCAN_PAGE as u64 == 0 {
+                if checked.is_multiple_of(SCAN_PAGE as u64) {
                     let _ = sender.send((checked, head.seq));
                 }
             }
