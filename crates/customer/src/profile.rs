@@ -382,8 +382,8 @@ fn ratio(num: i64, den: i64) -> Option<Decimal> {
 ///    transactions in the last 90 days at least 1.5 times the 90 days before;
 /// 5. **mature**: everything else.
 pub fn lifecycle(tenure_months: u32, assets: &AssetsLiabilities, behaviour: &TransactionBehaviour) -> Lifecycle {
-    let recent = behaviour.d90().txn_count;
-    let before = behaviour.d180().txn_count.saturating_sub(recent);
+    let recent = u64::from(behaviour.d90().txn_count);
+    let before = u64::from(behaviour.d180().txn_count).saturating_sub(recent);
     let aum_change = assets.aum_change_90d;
     let (stage, reason) = match behaviour.days_since_last_activity() {
         Some(days) if days >= 90 => (LifecycleStage::Dormant, format!("no activity for {days} days")),

@@ -861,6 +861,39 @@ mod tests {
         assert_eq!(why_not.result, Some(false));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_facts_evaluate_without_panicking(
+            balances in proptest::collection::vec(proptest::num::i64::ANY, 8),
+            counts in proptest::collection::vec(proptest::num::u32::ANY, 6),
+            days in proptest::collection::vec(-100_000i64..100_000, 4),
+        ) {
+            let as_of = date(2025, 6, 30);
+            let mut f = CustomerFacts::empty(CustomerId::from_u128(9), CustomerKind::Individual, as_of, as_of);
+            f.opened_on = as_of - chrono::Duration::days(days[0]);
+            f.birth_date = Some(as_of - chrono::Duration::days(days[1]));
+            f.last_transaction_on = Some(as_of - chrono::Duration::days(days[2]));
+            f.last_login_on = Some(as_of - chrono::Duration::days(days[3]));
+            f.demand_deposits_minor = balances[0];
+            f.time_deposits_minor = balances[1];
+            f.wealth_minor = balances[2];
+            f.insurance_minor = balances[3];
+            f.loans_minor = balances[4];
+            f.card_balance_minor = balances[5];
+            f.credit_limit_minor = balances[6];
+            f.aum_90d_ago_minor = Some(balances[7]);
+            f.tx_90d = TxWindow { inflow_count: counts[0], inflow_minor: balances[0], outflow_count: counts[1], outflow_minor: balances[1] };
+            f.tx_180d = TxWindow { inflow_count: counts[2], inflow_minor: balances[2], outflow_count: counts[3], outflow_minor: balances[3] };
+            f.payroll_credits_90d = counts[4];
+            f.logins_30d = counts[5];
+            let registry = TagRegistry::with_builtins().unwrap();
+            let profile = Profile::compute(&f);
+            let tags = registry.evaluate_explained(&profile);
+            proptest::prop_assert!(tags.iter().all(|t| t.explanation.as_ref().and_then(|e| e.result) == Some(true)));
+            let _ = crate::ChurnFeatures::from_profile(&profile);
+        }
+    }
+
     #[test]
     fn population_coverage() {
         let registry = TagRegistry::with_builtins().unwrap();

@@ -264,6 +264,46 @@ pub fn mask_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn with_check(first17: &str) -> String {
+        let sum: u32 = first17.bytes().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+        format!("{first17}{}", ID_CHECK[(sum % 11) as usize] as char)
+    }
+
+    proptest! {
+        #[test]
+        fn generated_ids_validate_and_single_edits_fail(
+            province in proptest::sample::select(PROVINCES.to_vec()),
+            region in 0u32..10_000,
+            days in 0i64..40_000,
+            seq in 0u32..1000,
+            pos in 0usize..17,
+            delta in 1u8..10,
+        ) {
+            let birth = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Duration::days(days);
+            let first17 = format!("{province:02}{region:04}{}{seq:03}", birth.format("%Y%m%d"));
+            let id = with_check(&first17);
+            let parsed = ResidentId::parse(&id).unwrap();
+            prop_assert_eq!(parsed.birth_date(), birth);
+            prop_assert_eq!(parsed.masked().len(), 18);
+            // MOD 11-2 detects every single-digit substitution.
+            let mut bytes = id.into_bytes();
+            bytes[pos] = b'0' + (bytes[pos] - b'0' + delta) % 10;
+            let edited = String::from_utf8(bytes).unwrap();
+            prop_assert!(ResidentId::parse(&edited).is_err(), "{}", edited);
+        }
+
+        #[test]
+        fn parsers_and_masks_never_panic(s in "\\PC{0,24}") {
+            let _ = ResidentId::parse(&s);
+            let _ = Uscc::parse(&s);
+            let _ = MobilePhone::parse(&s);
+            prop_assert_eq!(mask_id_number(&s).chars().count(), s.trim().chars().count());
+            let _ = mask_phone(&s);
+            let _ = mask_name(&s);
+        }
+    }
 
     #[test]
     fn resident_ids() {
