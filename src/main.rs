@@ -209,7 +209,7 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         }
     }
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    let state = server::AppState::new(db.clone(), ledger);
+    let state = server::AppState::load(db.clone(), ledger).await.map_err(|e| anyhow::anyhow!(e.message))?;
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
         println!("API explorer: http://{bound}/docs");

@@ -59,7 +59,7 @@ impl Server {
         }
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let base = base.expect("server printed its address");
+        let base = base.expect("the server exited or never printed its address (its stderr is above)");
         Server { base, key, child, http: reqwest::Client::new() }
     }
 

@@ -32,6 +32,8 @@ pub enum Permission {
     TransfersWrite,
     MetricsRead,
     KeysAdmin,
+    TagsRead,
+    TagsWrite,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
@@ -57,7 +59,7 @@ impl Role {
             Role::Admin => true,
             Role::Operator => p != KeysAdmin,
             Role::Teller => matches!(p, AccountsRead | TransfersRead | TransfersWrite),
-            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead),
+            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead),
             Role::Monitoring => p == MetricsRead,
         }
     }

@@ -13,6 +13,17 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// Where in a submitted rule the error is, for rule compile errors.
+    pub position: Option<Position>,
+}
+
+/// A position in submitted source text (1-based line and column, byte offsets).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Position {
+    pub line: u32,
+    pub column: u32,
+    pub offset: usize,
+    pub end: usize,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -26,11 +37,13 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError { status, code: code.into(), message: message.into(), position: None }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -57,7 +70,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, position: self.position } };
         (self.status, Json(body)).into_response()
     }
 }

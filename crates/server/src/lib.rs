@@ -32,11 +32,20 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: metrics::Metrics,
     pub keys: auth::KeyCache,
+    pub tags: routes::tags::SharedTags,
 }
 
 impl AppState {
-    pub fn new(db: Database, ledger: Ledger) -> Self {
-        AppState { db, ledger, metrics: metrics::Metrics::new(), keys: auth::KeyCache::default() }
+    /// Builds the state, loading the customer tag rules (built-ins plus stored versions).
+    pub async fn load(db: Database, ledger: Ledger) -> Result<Self, error::ApiError> {
+        let tags = routes::tags::load_registry(&db).await?;
+        Ok(AppState {
+            db,
+            ledger,
+            metrics: metrics::Metrics::new(),
+            keys: auth::KeyCache::default(),
+            tags: std::sync::Arc::new(tokio::sync::RwLock::new(tags)),
+        })
     }
 }
 
@@ -63,10 +72,11 @@ impl Modify for BearerAuth {
         routes::ledger::create_transfer, routes::ledger::create_batch, routes::ledger::get_transfer,
         routes::ledger::post_pending, routes::ledger::void_pending,
         routes::keys::create_key, routes::keys::revoke_key,
+        routes::tags::list_tags, routes::tags::get_tag, routes::tags::put_tag, routes::tags::evaluate_tags,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "transfers"), (name = "security"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "security"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -74,7 +84,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{keys, ledger as l, system};
+    use routes::{keys, ledger as l, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -93,6 +103,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}", get(l::get_transfer))
         .route("/v1/transfers/{id}/post", post(l::post_pending))
         .route("/v1/transfers/{id}/void", post(l::void_pending))
+        .route("/v1/tags", get(tags::list_tags))
+        .route("/v1/tags/evaluate", post(tags::evaluate_tags))
+        .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))
         .route("/v1/api-keys", post(keys::create_key))
         .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })

@@ -1,0 +1,253 @@
+//! Customer tag rules: list, inspect with history, add or change (versioned, compile-checked,
+//! persisted), and evaluate against a customer's facts with explanations.
+//!
+//! The rules themselves live in the `customer` crate's [`TagRegistry`]; this module persists
+//! API-made versions in `tag_rules` and replays them over the built-ins at start-up.
+//! (When the customer store lands, this persistence moves behind its storage trait.)
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use customer::tags::TagVersion;
+use customer::{AssignedTag, CustomerError, CustomerFacts, Dimension, Profile, TagDefinition, TagRegistry};
+use serde::{Deserialize, Serialize};
+use storage::Database;
+use tokio::sync::RwLock;
+use utoipa::ToSchema;
+
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, ErrorBody, Position};
+use crate::extract::{ApiJson, ApiPath};
+use crate::AppState;
+
+pub type SharedTags = Arc<RwLock<TagRegistry>>;
+
+fn dimension_text(d: Dimension) -> String {
+    serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// The built-in tags plus every stored version, in the order they were made.
+pub async fn load_registry(db: &Database) -> Result<TagRegistry, ApiError> {
+    let mut registry = TagRegistry::with_builtins().map_err(ApiError::internal)?;
+    let sql = "SELECT tag_id, version, name, dimension, rule FROM tag_rules ORDER BY created_at, tag_id, version";
+    let rows: Vec<(String, i64, String, String, String)> = match db {
+        Database::Sqlite(db) => sqlx::query_as(sql).fetch_all(&db.readers).await,
+        Database::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+    }
+    .map_err(ApiError::internal)?;
+    for (id, version, name, dimension, rule) in rows {
+        let dimension: Dimension = serde_json::from_value(serde_json::Value::String(dimension))
+            .map_err(|e| ApiError::internal(format!("tag {id} v{version}: {e}")))?;
+        let def = TagDefinition { id: id.clone(), name, dimension, rule };
+        let applied = if registry.get(&id).is_some() { registry.update(def) } else { registry.add(def) };
+        applied.map_err(|e| ApiError::internal(format!("stored tag {id} v{version} no longer loads: {e}")))?;
+    }
+    Ok(registry)
+}
+
+async fn store_version(db: &Database, version: &TagVersion, caller: &Caller) -> Result<(), ApiError> {
+    let d = &version.definition;
+    let now = chrono::Utc::now().timestamp_micros();
+    let result = match db {
+        Database::Sqlite(db) => {
+            let mut conn = db.writer.lock().await;
+            sqlx::query(
+                "INSERT INTO tag_rules (tag_id, version, name, dimension, rule, created_by, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&d.id)
+            .bind(i64::from(version.version))
+            .bind(&d.name)
+            .bind(dimension_text(d.dimension))
+            .bind(&d.rule)
+            .bind(caller.key_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+        }
+        Database::Postgres(pool) => sqlx::query(
+            "INSERT INTO tag_rules (tag_id, version, name, dimension, rule, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&d.id)
+        .bind(i64::from(version.version))
+        .bind(&d.name)
+        .bind(dimension_text(d.dimension))
+        .bind(&d.rule)
+        .bind(caller.key_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()),
+    };
+    result.map_err(ApiError::internal)
+}
+
+impl From<CustomerError> for ApiError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::InvalidRule { id, source } => {
+                let mut error = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_rule",
+                    format!("rule of tag `{id}`: {} at {}:{}", source.message, source.line, source.column),
+                );
+                error.position =
+                    Some(Position { line: source.line, column: source.column, offset: source.offset, end: source.end });
+                error
+            }
+            CustomerError::UnknownTag(id) => ApiError::not_found(format!("no tag `{id}`")),
+            other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", other.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagView {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = String, example = "assets_liabilities")]
+    pub dimension: Dimension,
+    /// Rule source in the `rules` expression language over the profile fields.
+    pub rule: String,
+    pub version: u32,
+}
+
+impl From<&TagVersion> for TagView {
+    fn from(v: &TagVersion) -> Self {
+        TagView {
+            id: v.definition.id.clone(),
+            name: v.definition.name.clone(),
+            dimension: v.definition.dimension,
+            rule: v.definition.rule.clone(),
+            version: v.version,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagList {
+    pub count: usize,
+    pub tags: Vec<TagView>,
+}
+
+#[utoipa::path(get, path = "/v1/tags", tag = "customers",
+    responses((status = 200, description = "Current version of every tag", body = TagList)), security(("api_key" = [])))]
+pub async fn list_tags(State(state): State<AppState>, caller: Caller) -> Result<Json<TagList>, ApiError> {
+    caller.require(Permission::TagsRead)?;
+    let registry = state.tags.read().await;
+    let tags: Vec<TagView> = registry.current().map(TagView::from).collect();
+    Ok(Json(TagList { count: tags.len(), tags }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagDetail {
+    pub current: TagView,
+    /// Every version, oldest first.
+    pub history: Vec<TagView>,
+}
+
+#[utoipa::path(get, path = "/v1/tags/{id}", tag = "customers", params(("id" = String, Path)),
+    responses((status = 200, body = TagDetail), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TagDetail>, ApiError> {
+    caller.require(Permission::TagsRead)?;
+    let registry = state.tags.read().await;
+    let history = registry.history(&id).ok_or_else(|| ApiError::not_found(format!("no tag `{id}`")))?;
+    let history: Vec<TagView> = history.iter().map(TagView::from).collect();
+    let current = registry.get(&id).map(TagView::from).expect("a tag with history has a current version");
+    Ok(Json(TagDetail { current, history }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagInput {
+    pub name: String,
+    #[schema(value_type = String, example = "transactions")]
+    pub dimension: Dimension,
+    #[schema(example = "sum_inflow_90d >= 100000 and days_since_last_login <= 30")]
+    pub rule: String,
+}
+
+#[utoipa::path(put, path = "/v1/tags/{id}", tag = "customers", params(("id" = String, Path)), request_body = TagInput,
+    responses((status = 201, description = "New tag at version 1", body = TagView),
+              (status = 200, description = "New version of an existing tag", body = TagView),
+              (status = 422, description = "Rule does not parse or type-check; `position` points at the error", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn put_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(input): ApiJson<TagInput>,
+) -> Result<(StatusCode, Json<TagView>), ApiError> {
+    caller.require(Permission::TagsWrite)?;
+    if input.name.trim().is_empty() || input.name.len() > 200 {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "name must be 1..=200 bytes"));
+    }
+    let def = TagDefinition {
+        id: id.clone(),
+        name: input.name.trim().to_string(),
+        dimension: input.dimension,
+        rule: input.rule,
+    };
+    // Apply to a copy first: a rule that fails to compile, or a failed write, changes nothing.
+    let mut registry = state.tags.write().await;
+    let mut next = registry.clone();
+    let created = next.get(&id).is_none();
+    if created {
+        next.add(def)?;
+    } else {
+        next.update(def)?;
+    }
+    let version = next.get(&id).expect("just added").clone();
+    store_version(&state.db, &version, &caller).await?;
+    *registry = next;
+    tracing::info!(tag = %id, version = version.version, by = %caller.key_id, "tag rule saved");
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(TagView::from(&version))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateRequest {
+    /// A customer's facts as of a business date (money in fen).
+    #[schema(value_type = Object)]
+    pub facts: CustomerFacts,
+    /// Include, per tag, the sub-conditions and field values that made it true.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EvaluateResponse {
+    #[schema(value_type = String)]
+    pub lifecycle: String,
+    pub count: usize,
+    #[schema(value_type = Vec<Object>)]
+    pub tags: Vec<AssignedTag>,
+}
+
+#[utoipa::path(post, path = "/v1/tags/evaluate", tag = "customers", request_body = EvaluateRequest,
+    responses((status = 200, description = "Tags the customer carries, with the rule version of each", body = EvaluateResponse),
+              (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn evaluate_tags(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<EvaluateRequest>,
+) -> Result<Json<EvaluateResponse>, ApiError> {
+    caller.require(Permission::TagsRead)?;
+    let profile = Profile::compute(&request.facts);
+    let registry = state.tags.read().await;
+    let tags = if request.explain { registry.evaluate_explained(&profile) } else { registry.evaluate(&profile) };
+    let lifecycle = serde_json::to_value(profile.lifecycle.stage)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Ok(Json(EvaluateResponse { lifecycle, count: tags.len(), tags }))
+}
