@@ -34,6 +34,10 @@ pub enum Permission {
     KeysAdmin,
     TagsRead,
     TagsWrite,
+    CustomersRead,
+    CustomersWrite,
+    /// See names, ID numbers and phone numbers in clear; everyone else sees them masked.
+    CustomersPii,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
@@ -58,8 +62,8 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Operator => p != KeysAdmin,
-            Role::Teller => matches!(p, AccountsRead | TransfersRead | TransfersWrite),
-            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead),
+            Role::Teller => matches!(p, AccountsRead | TransfersRead | TransfersWrite | CustomersRead | CustomersWrite),
+            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead),
             Role::Monitoring => p == MetricsRead,
         }
     }

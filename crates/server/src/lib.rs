@@ -72,6 +72,7 @@ impl Modify for BearerAuth {
         routes::ledger::create_transfer, routes::ledger::create_batch, routes::ledger::get_transfer,
         routes::ledger::post_pending, routes::ledger::void_pending,
         routes::keys::create_key, routes::keys::revoke_key,
+        routes::customers::create_customer, routes::customers::get_customer, routes::customers::list_customers,
         routes::tags::list_tags, routes::tags::get_tag, routes::tags::put_tag, routes::tags::evaluate_tags,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
@@ -84,7 +85,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{keys, ledger as l, system, tags};
+    use routes::{customers, keys, ledger as l, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -103,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}", get(l::get_transfer))
         .route("/v1/transfers/{id}/post", post(l::post_pending))
         .route("/v1/transfers/{id}/void", post(l::void_pending))
+        .route("/v1/customers", post(customers::create_customer).get(customers::list_customers))
+        .route("/v1/customers/{id}", get(customers::get_customer))
         .route("/v1/tags", get(tags::list_tags))
         .route("/v1/tags/evaluate", post(tags::evaluate_tags))
         .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))

@@ -1,3 +1,4 @@
+pub mod customers;
 pub mod keys;
 pub mod ledger;
 pub mod system;
