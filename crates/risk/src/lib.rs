@@ -1,0 +1,59 @@
+//! # risk
+//!
+//! Pure-domain groundwork for digibank's real-time risk engine and market risk figures. No HTTP,
+//! no SQL: a later layer stores decisions, lists, rule sets and cases and serves them over HTTP.
+//!
+//! ## Fraud and credit decisions
+//! * [`RiskEvent`] ([`EventKind`]: payment, transfer, login, loan application, account opening)
+//!   with its context; [`RiskEvent::from_json`] rejects unknown fields and reports missing
+//!   required fields precisely ([`RiskError::MissingField`]).
+//! * [`RiskEngine::decide`] combines [`Lists`] (black / white / watch with expiry),
+//!   [`VelocityStore`] (counts and sums per customer, device, IP, account, card and merchant over
+//!   1 min / 1 h / 24 h / 30 d), the [`RelationshipGraph`] (shared devices, phones, IPs, accounts,
+//!   transfers; union-find components), an optional `ml` model ([`ml::ModelArtefact`]) and the
+//!   active [`CompiledRuleSet`] into a [`Decision`]: [`Outcome`] allow / review / reject, a score,
+//!   [`Reason`] codes with explanations and the [`FeatureVector`] used, all serialisable.
+//! * Rules ([`Rule`], [`RuleSet`], [`RuleSetRegistry`]) are versioned; conditions implement
+//!   [`Condition`] and are compiled from a stored [`ConditionSpec`] by a [`ConditionCompiler`], so
+//!   the `rules` crate's expressions can plug in later. [`backtest`] replays stored decisions
+//!   against two rule sets.
+//! * [`CaseBook`]: `review` decisions become cases; resolutions become [`Label`]s
+//!   ([`labels_to_dataset`] feeds them back into `ml`).
+//!
+//! ## Market risk
+//! [`market`]: historical and parametric VaR, expected shortfall, stress scenarios; statistics in
+//! `f64`, money results as `money::Amount` with an explicit rounding.
+//!
+//! Bad input is a [`RiskError`], never a panic.
+
+mod cases;
+mod clock;
+mod decision;
+mod engine;
+mod error;
+mod event;
+mod features;
+mod graph;
+mod lists;
+pub mod market;
+mod rules;
+mod velocity;
+
+#[cfg(test)]
+mod engine_tests;
+
+pub use cases::{labels_to_dataset, Case, CaseBook, CaseResolution, Label, Resolution};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{Decision, Outcome, Reason, ReasonSource};
+pub use engine::{velocity_feature, EngineConfig, RiskEngine};
+pub use error::RiskError;
+pub use event::{Channel, EventKind, GeoLocation, Merchant, RiskEvent};
+pub use features::FeatureVector;
+pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};
+pub use lists::{ListEntry, ListHit, ListKind, ListSubject, Lists};
+pub use rules::{
+    backtest, BacktestReport, BuiltinConditions, CmpOp, CompiledRule, CompiledRuleSet, Condition, ConditionCompiler,
+    ConditionSpec, DecisionChange, OutcomeCounts, ReplayEvent, Rule, RuleAction, RuleEvaluation, RuleSet,
+    RuleSetRegistry, ScoreThresholds, Threshold,
+};
+pub use velocity::{KeyKind, VelocitySnapshot, VelocityStore, Window, WindowStats};
