@@ -26,26 +26,25 @@ impl Batcher {
         tokio::spawn(async move {
             let mut pending: Vec<(TransferRequest, Reply)> = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut pending, MAX_BATCH).await > 0 {
-                let requests: Vec<TransferRequest> = pending
-                    .iter()
-                    .map(|(r, _)| {
-                        // Independent callers must never be chained together.
-                        let mut r = r.clone();
+                // Move the requests out (no copies); independent callers are never chained.
+                let (requests, replies): (Vec<TransferRequest>, Vec<Reply>) = pending
+                    .drain(..)
+                    .map(|(mut r, reply)| {
                         r.linked = false;
-                        r
+                        (r, reply)
                     })
-                    .collect();
-                let result = store.write_batch(&requests, clock.now_micros(), false).await;
+                    .unzip();
+                let result = store.write_batch(requests, clock.now_micros(), false).await;
                 match result {
                     Ok(outcomes) => {
-                        for ((_, reply), outcome) in pending.drain(..).zip(outcomes) {
+                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(outcome));
                         }
                     }
                     Err(e) => {
                         let message = e.to_string();
                         tracing::error!(error = %message, "batch commit failed");
-                        for (_, reply) in pending.drain(..) {
+                        for reply in replies {
                             let _ = reply.send(Err(LedgerError::Unavailable(message.clone())));
                         }
                     }

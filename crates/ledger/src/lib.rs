@@ -103,7 +103,7 @@ impl Ledger {
         if requests.len() > MAX_BATCH {
             return Err(LedgerError::BatchTooLarge(requests.len(), MAX_BATCH));
         }
-        self.store.write_batch(requests, self.now(), false).await
+        self.store.write_batch(requests.to_vec(), self.now(), false).await
     }
 
     /// Submits one transfer through group commit (see the batcher module).
@@ -182,7 +182,7 @@ impl Ledger {
                     ..TransferRequest::void(TransferId::new(), *pending)
                 })
                 .collect();
-            let outcomes = self.store.write_batch(&requests, now, true).await?;
+            let outcomes = self.store.write_batch(requests, now, true).await?;
             let created = outcomes.iter().filter(|o| matches!(o, TransferOutcome::Created { .. })).count();
             expired += created;
             if created == 0 {

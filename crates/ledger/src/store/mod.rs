@@ -30,10 +30,11 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Accounts ordered by id, after `after`.
     async fn list_accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>, LedgerError>;
 
-    /// Applies a batch in one database transaction and returns one outcome per request.
+    /// Applies a batch in one database transaction and returns one outcome per request. Takes
+    /// the batch by value so a store can move it to another thread without copying it.
     async fn write_batch(
         &self,
-        requests: &[TransferRequest],
+        requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
     ) -> Result<Vec<TransferOutcome>, LedgerError>;

@@ -237,7 +237,7 @@ impl LedgerStore for PgLedgerStore {
 
     async fn write_batch(
         &self,
-        requests: &[TransferRequest],
+        requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
@@ -245,7 +245,7 @@ impl LedgerStore for PgLedgerStore {
         let mut tx = conn.begin().await?;
         let plan = {
             let mut batch = PgBatch { conn: &mut tx };
-            run_batch(&mut batch, requests, now, allow_system).await?
+            run_batch(&mut batch, &requests, now, allow_system).await?
         };
         tx.commit().await?;
         Ok(plan.outcomes)

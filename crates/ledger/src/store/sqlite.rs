@@ -461,11 +461,10 @@ impl LedgerStore for SqliteLedgerStore {
 
     async fn write_batch(
         &self,
-        requests: &[TransferRequest],
+        requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        let requests = requests.to_vec();
         let (outcomes, backlog) = self
             .journal_write(move |writer| {
                 let JournalWriter { conn, cache, tail } = writer;
