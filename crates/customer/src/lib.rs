@@ -2,6 +2,7 @@
 //!
 //! Pure domain logic for the customer data platform (no storage, no HTTP):
 //!
+//! * [`activity`]: folds raw money movements into the windowed behaviour facts.
 //! * [`identity`]: [`CustomerId`], kinds, KYC status, channel identities, merging duplicate
 //!   records of one person ([`merge`], [`Directory`]): one person, one customer ID.
 //! * [`validate`]: PRC resident ID (GB 11643-1999, MOD 11-2), Unified Social Credit Code
@@ -23,6 +24,7 @@
 // purpose, so the last group is the fen.
 #![allow(clippy::inconsistent_digit_grouping)]
 
+pub mod activity;
 pub mod identity;
 pub mod profile;
 pub mod recommend;

@@ -248,6 +248,11 @@ fn customer(rng: &mut ChaCha8Rng, i: usize, as_of: NaiveDate) -> CustomerFacts {
         let factor = if slowing { 0.2 } else { rng.gen_range(0.8..1.6) };
         f.tx_90d = window(rng, 90, per_month * factor, ticket);
         f.tx_30d = window(rng, 30, per_month * factor, ticket);
+        // A 90-day window contains the 30-day one.
+        f.tx_90d.inflow_count = f.tx_90d.inflow_count.max(f.tx_30d.inflow_count);
+        f.tx_90d.inflow_minor = f.tx_90d.inflow_minor.max(f.tx_30d.inflow_minor);
+        f.tx_90d.outflow_count = f.tx_90d.outflow_count.max(f.tx_30d.outflow_count);
+        f.tx_90d.outflow_minor = f.tx_90d.outflow_minor.max(f.tx_30d.outflow_minor);
         let tx90 = f.tx_90d.inflow_count + f.tx_90d.outflow_count;
         f.tx_180d.inflow_count = f.tx_180d.inflow_count.max(f.tx_90d.inflow_count) + f.tx_90d.inflow_count / 2;
         f.tx_180d.outflow_count = f.tx_180d.outflow_count.max(f.tx_90d.outflow_count) + f.tx_90d.outflow_count / 2;
@@ -290,6 +295,118 @@ fn customer(rng: &mut ChaCha8Rng, i: usize, as_of: NaiveDate) -> CustomerFacts {
     f
 }
 
+/// Whether the customer churned in the 90 days after the facts' date, drawn from a fixed hidden
+/// process (activity slowing down, complaints, no salary account, few products, no recent login,
+/// falling AUM, short tenure) plus noise. The churn model never sees this function: it has to
+/// learn it from [`crate::ChurnFeatures`], which is what makes the held-out AUC meaningful.
+pub fn churn_outcome(facts: &CustomerFacts, rng: &mut ChaCha8Rng) -> bool {
+    let p = crate::Profile::compute(facts);
+    let f = crate::ChurnFeatures::from_profile(&p);
+    let mut z = -1.6;
+    if f.txn_trend.is_some_and(|t| t < 0.5) {
+        z += 1.5;
+    }
+    if f.txn_count_90d == 0.0 {
+        z += 1.2;
+    }
+    z += 0.9 * f.complaints_90d.min(3.0);
+    if !f.is_payroll {
+        z += 0.6;
+    }
+    z -= 0.3 * f.product_count.min(6.0);
+    if f.days_since_last_login.is_none_or(|d| d > 60.0) {
+        z += 0.8;
+    }
+    if f.aum_change_90d.is_some_and(|c| c < -0.5) {
+        z += 1.0;
+    }
+    if f.tenure_months > 60.0 {
+        z -= 0.5;
+    }
+    z += rng.gen_range(-0.5..0.5);
+    rng.gen_bool(1.0 / (1.0 + (-z as f64).exp()))
+}
+
+const SURNAMES: [&str; 20] = [
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗",
+    "高",
+];
+const GIVEN: [&str; 20] = [
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英", "华",
+    "平",
+];
+const REGIONS: [&str; 6] = ["110105", "310115", "440305", "330106", "510107", "320102"];
+const FIRMS: [&str; 8] = ["恒通", "华信", "瑞丰", "金桥", "东方", "新创", "宏达", "远航"];
+const FIRM_SUFFIX: [&str; 4] = ["科技有限公司", "贸易有限公司", "制造有限公司", "物流有限公司"];
+
+/// A synthetic but valid identity for customer number `i`: a name, a resident ID (with the
+/// facts' birth date and a correct MOD 11-2 check character) or a USCC for businesses, and a
+/// mobile number. Deterministic in `(i, facts)`.
+pub fn identity(i: usize, facts: &CustomerFacts) -> (String, String, String) {
+    let region = REGIONS[i % REGIONS.len()];
+    let phone = format!("+86139{:08}", (i as u64 * 7_919) % 100_000_000);
+    if facts.kind.is_business() {
+        let name = format!("{}{}{}", FIRMS[i % FIRMS.len()], FIRMS[(i / 8) % FIRMS.len()], FIRM_SUFFIX[i % 4]);
+        return (name, uscc(region, i), phone);
+    }
+    let name = format!("{}{}", SURNAMES[i % SURNAMES.len()], GIVEN[(i / 20) % GIVEN.len()]);
+    let birth = facts.birth_date.unwrap_or_else(|| NaiveDate::from_ymd_opt(1980, 1, 1).expect("valid date"));
+    let body = format!("{region}{}{:03}", birth.format("%Y%m%d"), i % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    (name, format!("{body}{check}"), phone)
+}
+
+fn uscc(region: &str, i: usize) -> String {
+    const CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+    const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+    let body = format!("91{region}{:09}", (i as u64 * 104_729) % 1_000_000_000);
+    let sum: u32 = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(c, w)| CHARS.iter().position(|&x| x == c).expect("digits only") as u32 * w)
+        .sum();
+    format!("{body}{}", CHARS[((31 - sum % 31) % 31) as usize] as char)
+}
+
+/// Six months of individual transactions consistent with the facts' 30/90/180-day windows
+/// (counts exactly, amounts to the fen), so folding them with [`crate::activity::ActivityFold`]
+/// reproduces the windows. Used by benchmarks that start from raw transactions.
+pub fn activities(facts: &CustomerFacts, rng: &mut ChaCha8Rng) -> Vec<crate::activity::Activity> {
+    use crate::activity::{Activity, Direction};
+    let mut out = Vec::new();
+    let windows = [(0i64, 30i64, facts.tx_30d), (30, 90, facts.tx_90d), (90, 180, facts.tx_180d)];
+    let mut prev = TxWindow::default();
+    for (from, to, w) in windows {
+        for (direction, count, total) in [
+            (Direction::Inflow, w.inflow_count.saturating_sub(prev.inflow_count), w.inflow_minor - prev.inflow_minor),
+            (
+                Direction::Outflow,
+                w.outflow_count.saturating_sub(prev.outflow_count),
+                w.outflow_minor - prev.outflow_minor,
+            ),
+        ] {
+            let total = total.max(0);
+            for k in 0..count {
+                let share = total / i64::from(count) + if k == 0 { total % i64::from(count) } else { 0 };
+                let merchant = (direction == Direction::Outflow && !facts.merchant_spend_90d.is_empty())
+                    .then(|| facts.merchant_spend_90d[k as usize % facts.merchant_spend_90d.len()].category.clone());
+                out.push(Activity {
+                    on: facts.as_of - Duration::days(rng.gen_range(from..to)),
+                    direction,
+                    amount_minor: share,
+                    channel: facts.channels_used_90d.first().copied(),
+                    merchant_category: merchant,
+                    payroll: false,
+                });
+            }
+        }
+        prev = w;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +416,45 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
         assert_eq!(population(100, 9, d), population(100, 9, d));
         assert_ne!(population(100, 9, d), population(100, 10, d));
+    }
+
+    #[test]
+    fn identities_are_valid_documents() {
+        let d = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+        for (i, f) in population(300, 3, d).iter().enumerate() {
+            let (name, number, phone) = identity(i, f);
+            assert!(!name.is_empty());
+            if f.kind.is_business() {
+                crate::Uscc::parse(&number).unwrap();
+            } else {
+                assert_eq!(crate::ResidentId::parse(&number).unwrap().birth_date(), f.birth_date.unwrap());
+            }
+            crate::MobilePhone::parse(&phone).unwrap();
+        }
+    }
+
+    #[test]
+    fn activities_fold_back_into_the_windows() {
+        let d = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for f in population(200, 4, d) {
+            let mut fold = crate::activity::ActivityFold::new(d);
+            for a in activities(&f, &mut rng) {
+                fold.add(&a);
+            }
+            let mut g = f.clone();
+            fold.apply(&mut g);
+            assert_eq!((g.tx_30d, g.tx_90d), (f.tx_30d, f.tx_90d));
+            assert_eq!(g.tx_180d, f.tx_180d);
+        }
+    }
+
+    #[test]
+    fn churn_rate_is_plausible() {
+        let d = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let pop = population(5_000, 2, d);
+        let churned = pop.iter().filter(|f| churn_outcome(f, &mut rng)).count();
+        assert!((500..2_500).contains(&churned), "{churned} of 5000");
     }
 }

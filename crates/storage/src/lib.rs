@@ -124,6 +124,83 @@ impl Database {
     }
 }
 
+/// Runs `$body` once per backend with `$conn` bound to a reader (the SQLite reader pool or the
+/// PostgreSQL pool), so one SQL text serves both dialects.
+///
+/// Write the SQL with `$1, $2, ...` placeholders: PostgreSQL requires them and SQLite accepts
+/// them (sqlx binds `$N` by its number). The body is type-checked once per backend, which is
+/// what lets `sqlx::query(..).bind(..)` work with both executors without a generic bound soup.
+///
+/// ```ignore
+/// let n: i64 = storage::read!(&db, |conn| sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(conn).await)?;
+/// ```
+#[macro_export]
+macro_rules! read {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Sqlite(sqlite) => {
+                let $conn = &sqlite.readers;
+                $body
+            }
+            $crate::Database::Postgres(pool) => {
+                let $conn = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Like [`read!`] but `$conn` is a writer: SQLite's single writer connection (locked for the
+/// duration of the body) or the PostgreSQL pool.
+#[macro_export]
+macro_rules! write {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Sqlite(sqlite) => {
+                let mut guard = sqlite.writer.lock().await;
+                let $conn = &mut *guard;
+                $body
+            }
+            $crate::Database::Postgres(pool) => {
+                let $conn = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside one database transaction on the writer; `$tx` is the open transaction
+/// (use it as `&mut *$tx`). The body evaluates to `Result<T, E>` with `E: From<sqlx::Error>`;
+/// on `Ok` the transaction commits, on `Err` it rolls back (dropped) and nothing is written.
+#[macro_export]
+macro_rules! transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Sqlite(sqlite) => {
+                let mut guard = sqlite.writer.lock().await;
+                let mut $tx = sqlx::Connection::begin(&mut *guard).await?;
+                match $body {
+                    Ok(value) => {
+                        $tx.commit().await?;
+                        Ok(value)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            $crate::Database::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                match $body {
+                    Ok(value) => {
+                        $tx.commit().await?;
+                        Ok(value)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    };
+}
+
 /// Makes a PostgreSQL URL that confines every connection to `schema` (created if missing), so
 /// tests and benchmarks can share one server without seeing each other's rows.
 pub async fn postgres_url_with_schema(base_url: &str, schema: &str) -> Result<String, StorageError> {
