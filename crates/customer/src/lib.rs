@@ -38,7 +38,7 @@ pub use identity::{
 };
 pub use profile::{ChurnFeatures, CreditGrade, CustomerFacts, LifecycleStage, Profile, RiskLevel, TxWindow};
 pub use recommend::{Catalog, Recommender, RecommenderConfig};
-pub use segments::{rfm_scores, tier, SegmentDefinition, SegmentEngine, Tier};
+pub use segments::{rfm_scores, tier, RfmCuts, RfmInput, RfmScore, RfmSegment, SegmentDefinition, SegmentEngine, Tier};
 pub use tags::{builtin_tags, profile_schema, AssignedTag, Dimension, TagDefinition, TagRegistry};
 pub use validate::{mask_id_number, mask_name, mask_phone, MobilePhone, ResidentId, Uscc};
 

@@ -127,32 +127,64 @@ pub fn rfm_segment(r: u8, f: u8, m: u8) -> RfmSegment {
     }
 }
 
-/// Quintile of `v` among `sorted` (ascending): 1 + floor(5 * (#values below v) / n). Equal
-/// values always share a score.
-fn quintile<T: Ord>(sorted: &[T], v: &T) -> u8 {
-    let below = sorted.partition_point(|x| x < v);
-    (1 + below * 5 / sorted.len().max(1)) as u8
+/// Quintile cut points of a population: a value scores `1 + (number of cuts it exceeds)`, which
+/// is `1 + floor(5 * (values below it) / n)` for members of the population; equal values always
+/// share a score. Kept after a full recomputation so customers whose facts
+/// change later are scored against the same population without re-reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RfmCuts {
+    /// Freshness cuts: `u32::MAX - recency_days` (never transacted = 0), larger is better.
+    pub freshness: [u32; 4],
+    pub frequency: [u32; 4],
+    pub monetary_minor: [i64; 4],
+}
+
+fn cuts<T: Ord + Copy + Default>(mut values: Vec<T>) -> [T; 4] {
+    values.sort_unstable();
+    let n = values.len();
+    let mut out = [T::default(); 4];
+    if n == 0 {
+        return out;
+    }
+    for (k, slot) in out.iter_mut().enumerate() {
+        // A value exceeds this cut iff at least (k+1)/5 of the population lies below it.
+        *slot = values[((k + 1) * n).div_ceil(5).max(1) - 1];
+    }
+    out
+}
+
+fn score<T: Ord>(cuts: &[T; 4], v: &T) -> u8 {
+    1 + cuts.iter().filter(|c| v > *c).count() as u8
+}
+
+fn freshness(i: &RfmInput) -> u32 {
+    i.recency_days.map_or(0, |d| u32::MAX - d)
+}
+
+impl RfmCuts {
+    pub fn fit(inputs: &[RfmInput]) -> Self {
+        RfmCuts {
+            freshness: cuts(inputs.iter().map(freshness).collect()),
+            frequency: cuts(inputs.iter().map(|i| i.frequency).collect()),
+            monetary_minor: cuts(inputs.iter().map(|i| i.monetary_minor).collect()),
+        }
+    }
+
+    pub fn score(&self, i: &RfmInput) -> RfmScore {
+        let (r, f, m) = (
+            score(&self.freshness, &freshness(i)),
+            score(&self.frequency, &i.frequency),
+            score(&self.monetary_minor, &i.monetary_minor),
+        );
+        RfmScore { customer_id: i.customer_id, r, f, m, segment: rfm_segment(r, f, m) }
+    }
 }
 
 /// RFM quintile scores over a population. Recency is inverted (more recent = higher score);
 /// never-transacted customers get R = 1.
 pub fn rfm_scores(inputs: &[RfmInput]) -> Vec<RfmScore> {
-    // Recency as "how stale", larger is worse; map to "freshness" so larger is better.
-    let freshness = |i: &RfmInput| std::cmp::Reverse(i.recency_days.unwrap_or(u32::MAX));
-    let mut r: Vec<_> = inputs.iter().map(freshness).collect();
-    let mut f: Vec<u32> = inputs.iter().map(|i| i.frequency).collect();
-    let mut m: Vec<i64> = inputs.iter().map(|i| i.monetary_minor).collect();
-    r.sort_unstable();
-    f.sort_unstable();
-    m.sort_unstable();
-    inputs
-        .iter()
-        .map(|i| {
-            let (rs, fs, ms) =
-                (quintile(&r, &freshness(i)), quintile(&f, &i.frequency), quintile(&m, &i.monetary_minor));
-            RfmScore { customer_id: i.customer_id, r: rs, f: fs, m: ms, segment: rfm_segment(rs, fs, ms) }
-        })
-        .collect()
+    let cuts = RfmCuts::fit(inputs);
+    inputs.iter().map(|i| cuts.score(i)).collect()
 }
 
 /// Customers per named RFM segment.

@@ -33,8 +33,13 @@ enum Persona {
 
 /// `n` customers as of `as_of`; the same `(n, seed, as_of)` always gives the same population.
 pub fn population(n: usize, seed: u64, as_of: NaiveDate) -> Vec<CustomerFacts> {
+    population_iter(n, seed, as_of).collect()
+}
+
+/// The same population as [`population`], generated lazily (for millions of customers).
+pub fn population_iter(n: usize, seed: u64, as_of: NaiveDate) -> impl Iterator<Item = CustomerFacts> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|i| customer(&mut rng, i, as_of)).collect()
+    (0..n).map(move |i| customer(&mut rng, i, as_of))
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T]) -> T {
@@ -324,7 +329,7 @@ pub fn churn_outcome(facts: &CustomerFacts, rng: &mut ChaCha8Rng) -> bool {
         z -= 0.5;
     }
     z += rng.gen_range(-0.5..0.5);
-    rng.gen_bool(1.0 / (1.0 + (-z as f64).exp()))
+    rng.gen_bool(1.0 / (1.0 + (-z).exp()))
 }
 
 const SURNAMES: [&str; 20] = [

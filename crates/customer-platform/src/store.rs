@@ -1,0 +1,727 @@
+//! SQL persistence of the customer platform, one implementation for SQLite and PostgreSQL:
+//! queries use `$N` placeholders, which both accept, and `storage::{read, write, transaction}`
+//! pick the executor.
+
+use std::collections::{BTreeMap, HashMap};
+
+use customer::{Channel, CustomerFacts, CustomerId, CustomerKind, SegmentDefinition};
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{QueryBuilder, Row};
+
+use storage::Database;
+
+use crate::PlatformError;
+
+/// Multi-row upsert of (key, chunk, bits) rows on an open transaction (a macro because the
+/// executor type differs per backend).
+macro_rules! insert_membership_rows {
+    ($tx:expr, $rows:expr) => {{
+        let mut qb = QueryBuilder::new("INSERT INTO customer_memberships (key, chunk, bits) ");
+        qb.push_values($rows, |mut b, (key, chunk, bits): &(String, i64, Vec<u8>)| {
+            b.push_bind(key.clone()).push_bind(*chunk).push_bind(bits.clone());
+        });
+        qb.push(" ON CONFLICT (key, chunk) DO UPDATE SET bits = excluded.bits");
+        qb.build().execute($tx).await?;
+    }};
+}
+
+/// Ordinals per membership chunk (one roaring bitmap per key and chunk).
+pub const CHUNK_BITS: u32 = 16;
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound-parameter limit.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A customer master record to register.
+#[derive(Debug, Clone)]
+pub struct NewCustomerRecord {
+    pub id: CustomerId,
+    pub kind: CustomerKind,
+    pub name: String,
+    /// `resident_id` or `uscc`; the number is already validated.
+    pub id_document_type: &'static str,
+    pub id_number: String,
+    pub phone: Option<String>,
+    pub kyc_status: &'static str,
+}
+
+/// A stored customer master record.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CustomerRecord {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub id_document_type: String,
+    pub id_number: String,
+    pub phone: Option<String>,
+    pub kyc_status: String,
+    pub created_at: i64,
+}
+
+const RECORD_COLUMNS: &str = "id, kind, name, id_document_type, id_number, phone, kyc_status, created_at";
+
+/// Facts as stored, with the customer's bitmap ordinal.
+#[derive(Debug, Clone)]
+pub struct StoredFacts {
+    pub ordinal: u32,
+    pub facts: CustomerFacts,
+}
+
+/// A churn score with the factors that pushed it up or down most.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnScore {
+    /// Probability of churning in the next 90 days.
+    pub probability: f64,
+    pub factors: Vec<ChurnFactor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnFactor {
+    pub feature: String,
+    pub value: f64,
+    /// Contribution to the log-odds (positive raises the risk).
+    pub contribution: f64,
+}
+
+/// What a recomputation produced for one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputedResult {
+    pub customer_id: String,
+    pub ordinal: u32,
+    pub tags: Vec<String>,
+    pub tier: String,
+    pub rfm: (u8, u8, u8),
+    pub rfm_segment: String,
+    pub lifecycle: String,
+    pub aum_minor: i64,
+    pub churn: Option<ChurnScore>,
+}
+
+impl ComputedResult {
+    /// Membership keys of this result: `tag:<id>`, `tier:<tier>`, `rfm:<segment>`,
+    /// `lifecycle:<stage>` (segments are added by the recomputation).
+    pub fn membership_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.tags.iter().map(|t| format!("tag:{t}")).collect();
+        keys.push(format!("tier:{}", self.tier));
+        keys.push(format!("rfm:{}", self.rfm_segment));
+        keys.push(format!("lifecycle:{}", self.lifecycle));
+        keys
+    }
+}
+
+/// Membership bitmaps keyed by (key, chunk).
+pub type Memberships = HashMap<(String, u32), RoaringBitmap>;
+
+/// The SQL store of the customer platform.
+#[derive(Clone)]
+pub struct CustomerStore {
+    db: Database,
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// SHA-256 of the identity document, the uniqueness key of "one person, one customer".
+pub fn document_hash(doc_type: &str, number: &str) -> Vec<u8> {
+    Sha256::digest(format!("{doc_type}:{number}").as_bytes()).to_vec()
+}
+
+impl CustomerStore {
+    pub fn new(db: Database) -> Self {
+        CustomerStore { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    // ---- master records -------------------------------------------------------------------
+
+    /// Registers a customer; if the identity document is already registered, returns
+    /// `Err(PlatformError::CustomerExists(existing id))` and writes nothing.
+    pub async fn register(&self, c: &NewCustomerRecord) -> Result<CustomerRecord, PlatformError> {
+        let hash = document_hash(c.id_document_type, &c.id_number);
+        let now = now_micros();
+        let id = c.id.to_string();
+        let inserted = storage::write!(&self.db, |conn| {
+            sqlx::query(
+            "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id_number_hash) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(c.kind.as_str())
+        .bind(&c.name)
+        .bind(c.id_document_type)
+        .bind(&c.id_number)
+        .bind(&hash)
+        .bind(&c.phone)
+        .bind(c.kyc_status)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+        })? == 1;
+        if !inserted {
+            let existing: String = storage::read!(&self.db, |conn| sqlx::query_scalar(
+                "SELECT id FROM customers WHERE id_number_hash = $1"
+            )
+            .bind(&hash)
+            .fetch_one(conn)
+            .await)?;
+            return Err(PlatformError::CustomerExists(existing));
+        }
+        Ok(CustomerRecord {
+            id,
+            kind: c.kind.as_str().to_string(),
+            name: c.name.clone(),
+            id_document_type: c.id_document_type.to_string(),
+            id_number: c.id_number.clone(),
+            phone: c.phone.clone(),
+            kyc_status: c.kyc_status.to_string(),
+            created_at: now,
+        })
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, PlatformError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id = $1");
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
+    }
+
+    /// Master records with ids after `after`, in id order.
+    pub async fn customers_after(&self, after: &str, limit: i64) -> Result<Vec<CustomerRecord>, PlatformError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(conn).await)?)
+    }
+
+    /// Master records by id (any order; unknown ids are skipped).
+    pub async fn customers_by_ids(&self, ids: &[String]) -> Result<Vec<CustomerRecord>, PlatformError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<CustomerRecord> = storage::read!(&self.db, |conn| {
+                let mut qb = QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id IN ("));
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(conn).await
+            })?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    pub async fn set_kyc(&self, id: &str, status: &str) -> Result<bool, PlatformError> {
+        let n = storage::write!(&self.db, |conn| sqlx::query("UPDATE customers SET kyc_status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    // ---- channel identities ---------------------------------------------------------------
+
+    /// Links a channel identity to a customer. Linking the same identity to the same customer
+    /// again is a no-op; linking it to another customer is `IdentityTaken`.
+    pub async fn link_identity(
+        &self,
+        customer_id: &str,
+        channel: Channel,
+        external_id: &str,
+    ) -> Result<(), PlatformError> {
+        storage::write!(&self.db, |conn| sqlx::query(
+            "INSERT INTO customer_identities (channel, external_id, customer_id, linked_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel, external_id) DO NOTHING"
+        )
+        .bind(channel.as_str())
+        .bind(external_id)
+        .bind(customer_id)
+        .bind(now_micros())
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        let owner = self.find_by_identity(channel, external_id).await?;
+        match owner {
+            Some(owner) if owner != customer_id => Err(PlatformError::IdentityTaken { owner }),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn find_by_identity(&self, channel: Channel, external_id: &str) -> Result<Option<String>, PlatformError> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(
+            "SELECT customer_id FROM customer_identities WHERE channel = $1 AND external_id = $2"
+        )
+        .bind(channel.as_str())
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await)?)
+    }
+
+    /// (channel, external id, linked at) of a customer.
+    pub async fn identities(&self, customer_id: &str) -> Result<Vec<(String, String, i64)>, PlatformError> {
+        Ok(storage::read!(&self.db, |conn| {
+            sqlx::query_as(
+            "SELECT channel, external_id, linked_at FROM customer_identities WHERE customer_id = $1 ORDER BY linked_at, channel"
+        )
+        .bind(customer_id)
+        .fetch_all(conn)
+        .await
+        })?)
+    }
+
+    // ---- facts ----------------------------------------------------------------------------
+
+    /// Stores facts (JSON), giving new customers the next ordinals. A customer whose facts
+    /// differ from the stored ones is marked dirty for the next incremental recomputation.
+    /// Returns how many customers are new or changed.
+    pub async fn upsert_facts(&self, all: &[CustomerFacts]) -> Result<usize, PlatformError> {
+        let now = now_micros();
+        let mut changed = 0;
+        for chunk in all.chunks(ROWS_PER_STATEMENT) {
+            let ids: Vec<String> = chunk.iter().map(|f| f.customer_id.to_string()).collect();
+            let texts = chunk.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+            changed += storage::transaction!(&self.db, |tx| async {
+                let mut qb =
+                    QueryBuilder::new("SELECT customer_id, facts FROM customer_profiles WHERE customer_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in &ids {
+                    sep.push_bind(id.clone());
+                }
+                qb.push(")");
+                let existing: HashMap<String, String> = qb
+                    .build()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+                    .collect();
+                let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(ordinal), -1) + 1 FROM customer_profiles")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let mut rows = Vec::new();
+                let mut fresh = 0i64;
+                for (id, text) in ids.iter().zip(&texts) {
+                    match existing.get(id) {
+                        Some(old) if old == text => {}
+                        Some(_) => rows.push((id, text, None)),
+                        None => {
+                            rows.push((id, text, Some(next + fresh)));
+                            fresh += 1;
+                        }
+                    }
+                }
+                if !rows.is_empty() {
+                    let mut qb = QueryBuilder::new(
+                        "INSERT INTO customer_profiles (customer_id, ordinal, facts, facts_updated_at, dirty) ",
+                    );
+                    qb.push_values(&rows, |mut b, (id, text, ordinal)| {
+                        // Existing rows keep their ordinal (the conflict clause does not touch it);
+                        // -1 never reaches the table.
+                        b.push_bind((*id).clone())
+                            .push_bind(ordinal.unwrap_or(-1))
+                            .push_bind((*text).clone())
+                            .push_bind(now)
+                            .push_bind(1i64);
+                    });
+                    qb.push(
+                        " ON CONFLICT (customer_id) DO UPDATE SET facts = excluded.facts, \
+                         facts_updated_at = excluded.facts_updated_at, dirty = 1",
+                    );
+                    qb.build().execute(&mut *tx).await?;
+                }
+                Ok::<usize, PlatformError>(rows.len())
+            }
+            .await)?;
+        }
+        Ok(changed)
+    }
+
+    /// Facts of one customer.
+    pub async fn facts(&self, customer_id: &str) -> Result<Option<StoredFacts>, PlatformError> {
+        let row: Option<(i64, String)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT ordinal, facts FROM customer_profiles WHERE customer_id = $1"
+        )
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await)?;
+        row.map(|(ordinal, text)| Ok(StoredFacts { ordinal: ordinal as u32, facts: serde_json::from_str(&text)? }))
+            .transpose()
+    }
+
+    /// A page of facts in ordinal order after `after` (use -1 to start); `dirty_only` for an
+    /// incremental run.
+    pub async fn facts_page(
+        &self,
+        after: i64,
+        limit: i64,
+        dirty_only: bool,
+    ) -> Result<Vec<StoredFacts>, PlatformError> {
+        let sql = if dirty_only {
+            "SELECT ordinal, facts FROM customer_profiles WHERE dirty = 1 AND ordinal > $1 ORDER BY ordinal LIMIT $2"
+        } else {
+            "SELECT ordinal, facts FROM customer_profiles WHERE ordinal > $1 ORDER BY ordinal LIMIT $2"
+        };
+        let rows: Vec<(i64, String)> =
+            storage::read!(&self.db, |conn| sqlx::query_as(sql).bind(after).bind(limit).fetch_all(conn).await)?;
+        rows.into_iter()
+            .map(|(ordinal, text)| Ok(StoredFacts { ordinal: ordinal as u32, facts: serde_json::from_str(&text)? }))
+            .collect()
+    }
+
+    pub async fn count_profiles(&self, dirty_only: bool) -> Result<i64, PlatformError> {
+        let sql = if dirty_only {
+            "SELECT COUNT(*) FROM customer_profiles WHERE dirty = 1"
+        } else {
+            "SELECT COUNT(*) FROM customer_profiles"
+        };
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(sql).fetch_one(conn).await)?)
+    }
+
+    // ---- results --------------------------------------------------------------------------
+
+    /// Stores results and clears the dirty flag of customers whose facts did not change since
+    /// `run_started` (a concurrent fact update keeps its customer dirty for the next run).
+    pub async fn write_results(&self, results: &[ComputedResult], run_started: i64) -> Result<(), PlatformError> {
+        let now = now_micros();
+        for chunk in results.chunks(ROWS_PER_STATEMENT) {
+            let rows = chunk
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r,
+                        serde_json::to_string(&r.tags)?,
+                        r.churn.as_ref().map(|c| serde_json::to_string(&c.factors)).transpose()?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, PlatformError>>()?;
+            storage::transaction!(&self.db, |tx| {
+                async {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO customer_results (customer_id, ordinal, tags, tier, rfm_r, rfm_f, rfm_m, rfm_segment, \
+                     lifecycle, aum_minor, churn_score, churn_factors, computed_at) ",
+                );
+                qb.push_values(&rows, |mut b, (r, tags, factors)| {
+                    b.push_bind(r.customer_id.clone())
+                        .push_bind(i64::from(r.ordinal))
+                        .push_bind(tags.clone())
+                        .push_bind(r.tier.clone())
+                        .push_bind(i64::from(r.rfm.0))
+                        .push_bind(i64::from(r.rfm.1))
+                        .push_bind(i64::from(r.rfm.2))
+                        .push_bind(r.rfm_segment.clone())
+                        .push_bind(r.lifecycle.clone())
+                        .push_bind(r.aum_minor)
+                        .push_bind(r.churn.as_ref().map(|c| c.probability))
+                        .push_bind(factors.clone())
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (customer_id) DO UPDATE SET tags = excluded.tags, tier = excluded.tier, \
+                     rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, rfm_m = excluded.rfm_m, \
+                     rfm_segment = excluded.rfm_segment, lifecycle = excluded.lifecycle, aum_minor = excluded.aum_minor, \
+                     churn_score = excluded.churn_score, churn_factors = excluded.churn_factors, \
+                     computed_at = excluded.computed_at",
+                );
+                qb.build().execute(&mut *tx).await?;
+                let mut qb = QueryBuilder::new("UPDATE customer_profiles SET dirty = 0 WHERE facts_updated_at <= ");
+                qb.push_bind(run_started).push(" AND customer_id IN (");
+                let mut sep = qb.separated(", ");
+                for (r, _, _) in &rows {
+                    sep.push_bind(r.customer_id.clone());
+                }
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+                Ok::<(), PlatformError>(())
+            }
+            .await
+            })?;
+        }
+        Ok(())
+    }
+
+    pub async fn result(&self, customer_id: &str) -> Result<Option<ComputedResult>, PlatformError> {
+        Ok(self.results_where("customer_id = $1", customer_id.to_string()).await?.into_iter().next())
+    }
+
+    async fn results_where(&self, condition: &str, arg: String) -> Result<Vec<ComputedResult>, PlatformError> {
+        let sql = format!("SELECT {RESULT_COLUMNS} FROM customer_results WHERE {condition}");
+        let rows: Vec<ResultRow> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(&arg).fetch_all(conn).await)?;
+        rows.into_iter().map(result_from_row).collect()
+    }
+
+    /// Results of the given ordinals, in ordinal order.
+    pub async fn results_by_ordinals(&self, ordinals: &[u32]) -> Result<Vec<ComputedResult>, PlatformError> {
+        let mut out = Vec::with_capacity(ordinals.len());
+        for chunk in ordinals.chunks(ROWS_PER_STATEMENT) {
+            let rows: Vec<ResultRow> = storage::read!(&self.db, |conn| {
+                let mut qb =
+                    QueryBuilder::new(format!("SELECT {RESULT_COLUMNS} FROM customer_results WHERE ordinal IN ("));
+                let mut sep = qb.separated(", ");
+                for o in chunk {
+                    sep.push_bind(i64::from(*o));
+                }
+                qb.push(") ORDER BY ordinal");
+                qb.build_query_as().fetch_all(conn).await
+            })?;
+            for row in rows {
+                out.push(result_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Customers with the highest churn scores.
+    pub async fn top_churn(&self, limit: i64) -> Result<Vec<ComputedResult>, PlatformError> {
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM customer_results WHERE churn_score IS NOT NULL \
+             ORDER BY churn_score DESC, ordinal LIMIT $1"
+        );
+        let rows: Vec<ResultRow> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(limit).fetch_all(conn).await)?;
+        rows.into_iter().map(result_from_row).collect()
+    }
+
+    // ---- memberships ----------------------------------------------------------------------
+
+    /// Replaces every membership bitmap (after a full recomputation).
+    pub async fn replace_memberships(&self, all: &Memberships) -> Result<(), PlatformError> {
+        let rows = serialize_memberships(all)?;
+        storage::transaction!(&self.db, |tx| async {
+            sqlx::query("DELETE FROM customer_memberships").execute(&mut *tx).await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                insert_membership_rows!(&mut *tx, chunk);
+            }
+            Ok::<(), PlatformError>(())
+        }
+        .await)
+    }
+
+    /// All bitmaps of the given chunks (for an incremental update).
+    pub async fn memberships_of_chunks(&self, chunks: &[u32]) -> Result<Memberships, PlatformError> {
+        let mut out = Memberships::new();
+        for chunk in chunks {
+            let rows: Vec<(String, Vec<u8>)> = storage::read!(&self.db, |conn| sqlx::query_as(
+                "SELECT key, bits FROM customer_memberships WHERE chunk = $1"
+            )
+            .bind(i64::from(*chunk))
+            .fetch_all(conn)
+            .await)?;
+            for (key, bits) in rows {
+                out.insert((key, *chunk), deserialize_bitmap(&bits)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the given bitmaps (empty ones are deleted).
+    pub async fn put_memberships(&self, changed: &Memberships) -> Result<(), PlatformError> {
+        let rows = serialize_memberships(changed)?;
+        storage::transaction!(&self.db, |tx| async {
+            for ((key, chunk), _) in changed.iter().filter(|(_, b)| b.is_empty()) {
+                sqlx::query("DELETE FROM customer_memberships WHERE key = $1 AND chunk = $2")
+                    .bind(key)
+                    .bind(i64::from(*chunk))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                insert_membership_rows!(&mut *tx, chunk);
+            }
+            Ok::<(), PlatformError>(())
+        }
+        .await)
+    }
+
+    /// Ordinals of the members of `key` (united over chunks).
+    pub async fn members(&self, key: &str) -> Result<RoaringBitmap, PlatformError> {
+        let rows: Vec<(i64, Vec<u8>)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT chunk, bits FROM customer_memberships WHERE key = $1"
+        )
+        .bind(key)
+        .fetch_all(conn)
+        .await)?;
+        let mut out = RoaringBitmap::new();
+        for (_, bits) in rows {
+            out |= deserialize_bitmap(&bits)?;
+        }
+        Ok(out)
+    }
+
+    /// Member count per key, for every key starting with `prefix`.
+    pub async fn membership_counts(&self, prefix: &str) -> Result<BTreeMap<String, u64>, PlatformError> {
+        let rows: Vec<(String, Vec<u8>)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT key, bits FROM customer_memberships WHERE key LIKE $1"
+        )
+        .bind(format!("{prefix}%"))
+        .fetch_all(conn)
+        .await)?;
+        let mut out = BTreeMap::new();
+        for (key, bits) in rows {
+            *out.entry(key).or_insert(0) += deserialize_bitmap(&bits)?.len();
+        }
+        Ok(out)
+    }
+
+    // ---- rule versions, segments, models, runs --------------------------------------------
+
+    pub async fn computed_rules(&self) -> Result<BTreeMap<String, u32>, PlatformError> {
+        let rows: Vec<(String, i64)> =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT rule_id, version FROM customer_computed_rules")
+                .fetch_all(conn)
+                .await)?;
+        Ok(rows.into_iter().map(|(id, v)| (id, v as u32)).collect())
+    }
+
+    pub async fn set_computed_rules(&self, rules: &BTreeMap<String, u32>) -> Result<(), PlatformError> {
+        let rows: Vec<(&String, &u32)> = rules.iter().collect();
+        storage::transaction!(&self.db, |tx| async {
+            sqlx::query("DELETE FROM customer_computed_rules").execute(&mut *tx).await?;
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::new("INSERT INTO customer_computed_rules (rule_id, version) ");
+                qb.push_values(chunk, |mut b, (id, v)| {
+                    b.push_bind((*id).clone()).push_bind(i64::from(**v));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            Ok::<(), PlatformError>(())
+        }
+        .await)
+    }
+
+    /// Stores a new version of a segment definition; returns the version number.
+    pub async fn put_segment(&self, def: &SegmentDefinition) -> Result<u32, PlatformError> {
+        storage::transaction!(&self.db, |tx| async {
+            let version: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM customer_segments WHERE id = $1")
+                    .bind(&def.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "INSERT INTO customer_segments (id, version, name, rule, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&def.id)
+            .bind(version)
+            .bind(&def.name)
+            .bind(&def.rule)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+            Ok::<u32, PlatformError>(version as u32)
+        }
+        .await)
+    }
+
+    /// The current version of every segment: (definition, version).
+    pub async fn segments(&self) -> Result<Vec<(SegmentDefinition, u32)>, PlatformError> {
+        let rows: Vec<(String, i64, String, String)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT id, version, name, rule FROM customer_segments s WHERE version = \
+             (SELECT MAX(version) FROM customer_segments t WHERE t.id = s.id) ORDER BY id"
+        )
+        .fetch_all(conn)
+        .await)?;
+        Ok(rows.into_iter().map(|(id, v, name, rule)| (SegmentDefinition { id, name, rule }, v as u32)).collect())
+    }
+
+    /// Stores a new version of a model or statistic of `kind`; returns the version.
+    pub async fn put_model(&self, kind: &str, body: &str) -> Result<u32, PlatformError> {
+        storage::transaction!(&self.db, |tx| async {
+            let version: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM customer_models WHERE kind = $1")
+                    .bind(kind)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query("INSERT INTO customer_models (kind, version, body, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(kind)
+                .bind(version)
+                .bind(body)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            Ok::<u32, PlatformError>(version as u32)
+        }
+        .await)
+    }
+
+    pub async fn latest_model(&self, kind: &str) -> Result<Option<(u32, String)>, PlatformError> {
+        let row: Option<(i64, String)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT version, body FROM customer_models WHERE kind = $1 ORDER BY version DESC LIMIT 1"
+        )
+        .bind(kind)
+        .fetch_optional(conn)
+        .await)?;
+        Ok(row.map(|(v, body)| (v as u32, body)))
+    }
+
+    pub async fn record_run(
+        &self,
+        mode: &str,
+        customers: usize,
+        rules: usize,
+        millis: u128,
+    ) -> Result<(), PlatformError> {
+        storage::write!(&self.db, |conn| {
+            sqlx::query(
+            "INSERT INTO customer_recompute_runs (mode, customers, rules, millis, finished_at) VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(mode)
+        .bind(customers as i64)
+        .bind(rules as i64)
+        .bind(millis as i64)
+        .bind(now_micros())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        })?;
+        Ok(())
+    }
+}
+
+const RESULT_COLUMNS: &str = "customer_id, ordinal, tags, tier, rfm_r, rfm_f, rfm_m, rfm_segment, lifecycle, \
+                              aum_minor, churn_score, churn_factors";
+
+type ResultRow = (String, i64, String, String, i64, i64, i64, String, String, i64, Option<f64>, Option<String>);
+
+fn result_from_row(row: ResultRow) -> Result<ComputedResult, PlatformError> {
+    let (customer_id, ordinal, tags, tier, r, f, m, rfm_segment, lifecycle, aum_minor, churn_score, factors) = row;
+    let churn = match (churn_score, factors) {
+        (Some(probability), Some(f)) => {
+            let factors: Vec<ChurnFactor> = serde_json::from_str(&f)?;
+            Some(ChurnScore { probability, factors })
+        }
+        _ => None,
+    };
+    Ok(ComputedResult {
+        customer_id,
+        ordinal: ordinal as u32,
+        tags: serde_json::from_str(&tags)?,
+        tier,
+        rfm: (r as u8, f as u8, m as u8),
+        rfm_segment,
+        lifecycle,
+        aum_minor,
+        churn,
+    })
+}
+
+fn serialize_memberships(all: &Memberships) -> Result<Vec<(String, i64, Vec<u8>)>, PlatformError> {
+    let mut rows = Vec::with_capacity(all.len());
+    for ((key, chunk), bitmap) in all {
+        if bitmap.is_empty() {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+        bitmap.serialize_into(&mut bytes).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
+        rows.push((key.clone(), i64::from(*chunk), bytes));
+    }
+    rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    Ok(rows)
+}
+
+fn deserialize_bitmap(bytes: &[u8]) -> Result<RoaringBitmap, PlatformError> {
+    RoaringBitmap::deserialize_from(bytes).map_err(|e| PlatformError::Corrupt(format!("membership bitmap: {e}")))
+}

@@ -1,0 +1,90 @@
+-- Customer data platform (PostgreSQL); same shape as migrations/sqlite/0004_customer_platform.sql.
+-- The profile is a pure function of `facts`, so storing the
+-- facts plus the rule versions used makes every computed tag reproducible.
+
+-- Profile inputs, one row per customer. `ordinal` is a dense number used as the bit position
+-- in the membership bitmaps below.
+CREATE TABLE customer_profiles (
+    customer_id       TEXT    PRIMARY KEY,
+    ordinal           BIGINT  NOT NULL UNIQUE,
+    facts             TEXT    NOT NULL,
+    facts_updated_at  BIGINT  NOT NULL,
+    -- 1 when the facts changed since the last recomputation.
+    dirty             BIGINT  NOT NULL
+);
+CREATE INDEX customer_profiles_dirty ON customer_profiles (dirty) WHERE dirty = 1;
+
+-- The latest computed results per customer.
+CREATE TABLE customer_results (
+    customer_id    TEXT    PRIMARY KEY,
+    ordinal        BIGINT  NOT NULL,
+    tags           TEXT    NOT NULL,
+    tier           TEXT    NOT NULL,
+    rfm_r          BIGINT  NOT NULL,
+    rfm_f          BIGINT  NOT NULL,
+    rfm_m          BIGINT  NOT NULL,
+    rfm_segment    TEXT    NOT NULL,
+    lifecycle      TEXT    NOT NULL,
+    aum_minor      BIGINT  NOT NULL,
+    churn_score    DOUBLE PRECISION,
+    churn_factors  TEXT,
+    computed_at    BIGINT  NOT NULL
+);
+CREATE INDEX customer_results_churn ON customer_results (churn_score);
+
+-- Who belongs to what: tags (`tag:<id>`), tiers (`tier:wealth`), RFM segments (`rfm:champions`),
+-- lifecycle stages (`lifecycle:dormant`) and defined segments (`segment:<id>`), as one
+-- compressed (roaring) bitmap of customer ordinals per 65,536 ordinals. Search and counts are
+-- bitmap operations instead of scans, and an incremental update rewrites only touched chunks.
+CREATE TABLE customer_memberships (
+    key    TEXT    NOT NULL,
+    chunk  BIGINT  NOT NULL,
+    bits   BYTEA    NOT NULL,
+    PRIMARY KEY (key, chunk)
+);
+
+-- Tag rule versions the stored results were computed with: a rule changed since then is
+-- re-evaluated for everyone by an incremental run, the other rules only for dirty customers.
+CREATE TABLE customer_computed_rules (
+    rule_id  TEXT    PRIMARY KEY,
+    version  BIGINT  NOT NULL
+);
+
+-- Segments defined as boolean rules over tags, versioned like tag rules.
+CREATE TABLE customer_segments (
+    id          TEXT    NOT NULL,
+    version     BIGINT  NOT NULL,
+    name        TEXT    NOT NULL,
+    rule        TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    PRIMARY KEY (id, version)
+);
+
+-- Trained models and fitted population statistics (churn model, RFM cut points), versioned.
+CREATE TABLE customer_models (
+    kind        TEXT    NOT NULL,
+    version     BIGINT  NOT NULL,
+    body        TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    PRIMARY KEY (kind, version)
+);
+
+-- Channel identities (app user id, partner open id, ...) linked to one customer.
+CREATE TABLE customer_identities (
+    channel      TEXT    NOT NULL,
+    external_id  TEXT    NOT NULL,
+    customer_id  TEXT    NOT NULL,
+    linked_at    BIGINT  NOT NULL,
+    PRIMARY KEY (channel, external_id)
+);
+CREATE INDEX customer_identities_customer ON customer_identities (customer_id);
+
+-- Recomputation runs, for operations and the audit trail.
+CREATE TABLE customer_recompute_runs (
+    id           BIGSERIAL PRIMARY KEY,
+    mode         TEXT    NOT NULL,
+    customers    BIGINT  NOT NULL,
+    rules        BIGINT  NOT NULL,
+    millis       BIGINT  NOT NULL,
+    finished_at  BIGINT  NOT NULL
+);
