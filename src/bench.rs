@@ -209,3 +209,88 @@ async fn naive(db: &Database, accounts: usize, transfers: usize) -> Result<Row> 
     bar.finish_and_clear();
     Ok(Row { backend, path: "naive (1 SQL transaction/transfer)".into(), transfers, seconds })
 }
+
+#[derive(Args)]
+pub struct TagsBenchArgs {
+    /// Customers in the population (each with six months of transactions).
+    #[arg(long, default_value_t = 1_000_000)]
+    customers: usize,
+    /// Random profile lookups to time.
+    #[arg(long, default_value_t = 10_000)]
+    lookups: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Directory for the SQLite benchmark file.
+    #[arg(long, default_value = "data/bench")]
+    dir: PathBuf,
+    /// Ignore DATABASE_URL and benchmark SQLite only.
+    #[arg(long)]
+    sqlite_only: bool,
+}
+
+pub async fn tags(args: TagsBenchArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.dir)?;
+    let path = args.dir.join("tags.db");
+    remove_sqlite(&path);
+    let postgres = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres") && !args.sqlite_only);
+    let mut targets: Vec<(Database, Option<(String, String)>)> =
+        vec![(Database::connect_sqlite(&path.to_string_lossy()).await?, None)];
+    if let Some(base) = postgres {
+        let schema = format!("bench_tags_{}", std::process::id());
+        let url = storage::postgres_url_with_schema(&base, &schema).await?;
+        targets.push((Database::connect(&url).await?, Some((base, schema))));
+    }
+    let config = customer_platform::bench::TagsBenchConfig {
+        customers: args.customers,
+        seed: args.seed,
+        lookups: args.lookups,
+        as_of: chrono::Utc::now().date_naive(),
+    };
+    println!(
+        "tags benchmark: {} customers with six months of transactions, {} profile lookups",
+        args.customers, args.lookups
+    );
+    for (db, schema) in targets {
+        let store = customer_platform::CustomerStore::new(db.clone());
+        let bar = progress_bar(args.customers as u64, "load");
+        let report = customer_platform::bench::run(&store, &config, |phase, done, total| {
+            bar.set_message(phase.to_string());
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+        bar.finish_and_clear();
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        println!();
+        println!(
+            "backend {}: {} customers, {} transactions, {} tags, {} segments",
+            report.backend, report.customers, report.transactions, report.tags, report.segments
+        );
+        println!("  load (generate + fold transactions + store facts) {:>9.1} s", report.load.as_secs_f64());
+        println!(
+            "  full recomputation (all tags, tiers, RFM, segments, churn) {:>7.1} s  ({:.0} customers/s)",
+            report.full_recompute.as_secs_f64(),
+            report.customers as f64 / report.full_recompute.as_secs_f64()
+        );
+        println!(
+            "  incremental recomputation ({} changed customers) {:>9.2} s",
+            report.incremental_customers,
+            report.incremental_recompute.as_secs_f64()
+        );
+        println!(
+            "  profile lookup p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(report.lookup_p50),
+            ms(report.lookup_p99),
+            ms(report.lookup_max)
+        );
+        println!("  churn model held-out AUC {:.3}", report.churn_auc);
+        if let Some(rss) = report.peak_rss_bytes {
+            println!("  peak memory (process VmHWM so far) {:.0} MiB", rss as f64 / 1048576.0);
+        }
+        db.close().await;
+        if let Some((base, schema)) = schema {
+            storage::drop_postgres_schema(&base, &schema).await?;
+        }
+    }
+    Ok(())
+}

@@ -39,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Customer data platform: recompute tags and segments, train the churn model.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -84,10 +89,32 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum CustomersCommand {
+    /// Recompute tags, tiers, RFM, segments and churn scores of stored customers.
+    Recompute {
+        /// Recompute everyone and refit RFM cuts and the recommender (default: only customers
+        /// whose facts changed, or everyone when a rule changed).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Train the churn model on labelled history and store it as the next version.
+    TrainChurn {
+        /// Customers in the training history.
+        #[arg(long, default_value_t = 20_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum BenchCommand {
     /// Ledger throughput: batched path on SQLite (and PostgreSQL when DATABASE_URL is set)
     /// against a naive one-transaction-per-transfer baseline.
     Ledger(bench::LedgerBenchArgs),
+    /// Customer platform: full tag recomputation over N customers with six months of
+    /// transactions, incremental recomputation, and profile lookup latency.
+    Tags(bench::TagsBenchArgs),
 }
 
 /// Settings read from `digibank.toml` (or the file named by `DIGIBANK_CONFIG`). Precedence:
@@ -154,8 +181,46 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", key.key);
             Ok(())
         }
+        Command::Customers { command } => customers(&cli.database_url, command).await,
         Command::Bench { command: BenchCommand::Ledger(args) } => bench::ledger(args).await,
+        Command::Bench { command: BenchCommand::Tags(args) } => bench::tags(args).await,
     }
+}
+
+async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
+    let db = connect(url).await?;
+    let store = customer_platform::CustomerStore::new(db.clone());
+    match command {
+        CustomersCommand::Recompute { full } => {
+            let tags = server::routes::tags::load_registry(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let mode = if full { customer_platform::Mode::Full } else { customer_platform::Mode::Incremental };
+            let bar = progress_bar(0, "recompute");
+            let report = customer_platform::recompute(&store, &tags, mode, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        CustomersCommand::TrainChurn { customers, seed } => {
+            let as_of = chrono::Utc::now().date_naive();
+            let t = customer_platform::churn::train(customers, seed, as_of)?;
+            let version = store.put_model("churn", &t.artefact.to_json()?).await?;
+            println!(
+                "churn model v{version}: {} training / {} held-out customers, churn rate {:.1}%",
+                t.train_rows,
+                t.test_rows,
+                t.churn_rate * 100.0
+            );
+            println!(
+                "held-out AUC {:.3} (rule-based lifecycle baseline {:.3}), KS {:.3}, precision {:.3} / recall {:.3} at {:.2}",
+                t.metrics.auc, t.rule_baseline_auc, t.metrics.ks, t.metrics.precision, t.metrics.recall, t.metrics.threshold
+            );
+            println!("scores update at the next recomputation: digibank customers recompute --full");
+        }
+    }
+    Ok(())
 }
 
 async fn connect(url: &str) -> Result<Database> {
@@ -192,7 +257,17 @@ async fn load_demo(db: &Database, args: &DemoArgs) -> Result<demo::DemoSummary> 
         summary.open_holds
     );
     for sample in &summary.sample_accounts {
-        println!("  {:<28} {}", sample.label, sample.id);
+        println!("  {:<52} {}", sample.label, sample.id);
+    }
+    if let Some(r) = &summary.recompute {
+        println!(
+            "customer platform: {} customers registered, tags/segments/churn computed for {} ({} rules) in {} ms{}",
+            summary.customers_registered,
+            r.customers,
+            r.rules,
+            r.millis,
+            summary.churn_auc.map(|auc| format!("; churn model held-out AUC {auc:.3}")).unwrap_or_default()
+        );
     }
     Ok(summary)
 }

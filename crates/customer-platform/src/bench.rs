@@ -54,14 +54,12 @@ pub async fn run(
 ) -> Result<TagsBenchReport, PlatformError> {
     let tags = TagRegistry::with_builtins()?;
     for (id, name, rule) in [
-        ("affluent_digital", "Affluent and digital", "aum_ge_500k and mobile_app_active"),
-        ("payroll_at_risk", "Payroll customers at risk", "payroll_customer and (dormant_90d or churning)"),
+        ("affluent_digital", "Affluent and digital", "aum_ge_500k and linked_mobile_app"),
+        ("payroll_at_risk", "Payroll customers at risk", "payroll_customer and (dormant_90d or lifecycle_churning)"),
     ] {
         let def = SegmentDefinition { id: id.into(), name: name.into(), rule: rule.into() };
-        // Segments refer to built-in tags; fall back to any tag if a name changed.
-        if customer::SegmentEngine::new(&tags).add(def.clone()).is_ok() {
-            store.put_segment(&def).await?;
-        }
+        customer::SegmentEngine::new(&tags).add(def.clone())?;
+        store.put_segment(&def).await?;
     }
     let training = churn::train(20_000, config.seed, config.as_of)?;
     store.put_model("churn", &training.artefact.to_json()?).await?;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use customer::segments::{tier, RfmCuts, RfmInput};
-use customer::{Profile, SegmentEngine, TagRegistry};
+use customer::{Catalog, Profile, Recommender, RecommenderConfig, SegmentEngine, TagRegistry};
 use ml::ModelArtefact;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,10 @@ use crate::{churn, PlatformError};
 
 /// Customers read, computed and written per step.
 const PAGE: i64 = 5_000;
+
+/// The recommender is fitted on an evenly spaced sample of at most this many customers' holdings
+/// during a full run (co-occurrence statistics converge long before a million customers).
+const RECOMMENDER_SAMPLE: usize = 50_000;
 
 /// Everything needed to compute one customer.
 pub struct Computer<'a> {
@@ -134,16 +138,28 @@ pub async fn recompute(
     let rfm = match (mode, stored_cuts) {
         (Mode::Incremental, Some(cuts)) => cuts,
         _ => {
+            let total = store.count_profiles(false).await?.max(1) as usize;
+            let stride = total.div_ceil(RECOMMENDER_SAMPLE);
             let mut inputs = Vec::new();
+            let mut holdings = Vec::new();
             let mut after = -1i64;
             loop {
                 let page = store.facts_page(after, PAGE * 4, false).await?;
                 let Some(last) = page.last() else { break };
                 after = i64::from(last.ordinal);
                 inputs.par_extend(page.par_iter().map(|s| RfmInput::from_profile(&Profile::compute(&s.facts))));
+                holdings.extend(
+                    page.iter()
+                        .filter(|s| (s.ordinal as usize).is_multiple_of(stride))
+                        .map(|s| s.facts.holdings.clone()),
+                );
             }
             let cuts = RfmCuts::fit(&inputs);
             store.put_model("rfm_cuts", &serde_json::to_string(&cuts)?).await?;
+            if !holdings.is_empty() {
+                let recommender = Recommender::fit(&Catalog::standard(), &holdings, RecommenderConfig::default())?;
+                store.put_model("recommender", &serde_json::to_string(&recommender)?).await?;
+            }
             cuts
         }
     };

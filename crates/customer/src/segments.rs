@@ -127,9 +127,10 @@ pub fn rfm_segment(r: u8, f: u8, m: u8) -> RfmSegment {
     }
 }
 
-/// Quintile cut points of a population: a value scores `1 + (number of cuts it exceeds)`, which
-/// is `1 + floor(5 * (values below it) / n)` for members of the population; equal values always
-/// share a score. Kept after a full recomputation so customers whose facts
+/// Quintile cut points of a population: a value scores `1 + (number of cuts it reaches)`, which
+/// is `ceil(5 * (values at or below it) / n)` for members of the population. Equal values share
+/// a score, and a large tie at the top (everyone transacted today) scores 5, not the rank where
+/// the tie starts. Kept after a full recomputation so customers whose facts
 /// change later are scored against the same population without re-reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RfmCuts {
@@ -147,14 +148,14 @@ fn cuts<T: Ord + Copy + Default>(mut values: Vec<T>) -> [T; 4] {
         return out;
     }
     for (k, slot) in out.iter_mut().enumerate() {
-        // A value exceeds this cut iff at least (k+1)/5 of the population lies below it.
-        *slot = values[((k + 1) * n).div_ceil(5).max(1) - 1];
+        // A value reaches this cut iff more than (k+1)/5 of the population is at or below it.
+        *slot = values[((k + 1) * n / 5).min(n - 1)];
     }
     out
 }
 
 fn score<T: Ord>(cuts: &[T; 4], v: &T) -> u8 {
-    1 + cuts.iter().filter(|c| v > *c).count() as u8
+    1 + cuts.iter().filter(|c| v >= *c).count() as u8
 }
 
 fn freshness(i: &RfmInput) -> u32 {
@@ -315,7 +316,7 @@ mod tests {
         assert_eq!(scores[4].f, 3);
         // Ties share a score.
         let same: Vec<RfmInput> = inputs.iter().map(|i| RfmInput { frequency: 7, ..*i }).collect();
-        assert!(rfm_scores(&same).iter().all(|s| s.f == 1));
+        assert!(rfm_scores(&same).iter().all(|s| s.f == 5));
         assert_eq!(rfm_segment(1, 5, 5), RfmSegment::CantLoseThem);
         assert_eq!(rfm_segment(2, 3, 1), RfmSegment::AtRisk);
         assert_eq!(rfm_segment(2, 2, 5), RfmSegment::Hibernating);

@@ -50,6 +50,12 @@ pub struct DemoSummary {
     pub open_holds: usize,
     /// Well-known accounts for trying the API.
     pub sample_accounts: Vec<SampleAccount>,
+    /// Customer master records created by this run (0 when they already existed).
+    pub customers_registered: usize,
+    /// Held-out AUC of the churn model, when this run trained it.
+    pub churn_auc: Option<f64>,
+    /// The full tag/segment/churn recomputation over the demo customers.
+    pub recompute: Option<customer_platform::RecomputeReport>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -65,6 +71,8 @@ pub enum Profile {
     Sme,
     GoingDormant,
 }
+
+mod customers;
 
 struct Customer {
     id: String,
@@ -83,6 +91,14 @@ pub struct GlAccounts {
 
 fn fixed_id(name: &str) -> AccountId {
     AccountId(Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("digibank.demo.{name}").as_bytes()))
+}
+
+/// Demo customer ids are derived from the seed and the customer's number, so they are stable
+/// without consuming the random stream that shapes the ledger history.
+fn customer_id(seed: u64, i: usize) -> customer::CustomerId {
+    customer::CustomerId::from_u128(
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("digibank.demo.{seed}.customer.{i}").as_bytes()).as_u128(),
+    )
 }
 
 fn random_uuid(rng: &mut ChaCha8Rng) -> Uuid {
@@ -104,13 +120,22 @@ fn gl(id: AccountId, code: &str, name: &str, kind: AccountKind) -> NewAccount {
     }
 }
 
+/// Why generating the demo bank failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Customers(#[from] customer_platform::PlatformError),
+}
+
 /// Generates the demo bank into `db`. `progress(done, total)` reports transfers submitted.
 /// History ends today; the ledger's timestamps follow the simulated days.
 pub async fn generate(
     db: &Database,
     config: &DemoConfig,
     mut progress: impl FnMut(u64, u64),
-) -> Result<DemoSummary, LedgerError> {
+) -> Result<DemoSummary, DemoError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let days = i64::from(config.months) * 30;
     let today = Utc::now().date_naive();
@@ -146,7 +171,7 @@ pub async fn generate(
             Profile::Sme => rng.gen_range(yuan(80_000)..yuan(600_000)),
         };
         customers.push(Customer {
-            id: format!("C{:07}", i + 1),
+            id: customer_id(config.seed, i).to_string(),
             profile,
             account: AccountId(random_uuid(&mut rng)),
             income,
@@ -352,6 +377,10 @@ pub async fn generate(
             summary.sample_accounts.push(SampleAccount { label: format!("{} ({profile:?})", c.id), id: c.account });
         }
     }
+    let platform = customers::load(db, &ledger, &customers, config.seed, today).await?;
+    summary.customers_registered = platform.registered;
+    summary.churn_auc = platform.churn_auc;
+    summary.recompute = Some(platform.recompute);
     Ok(summary)
 }
 

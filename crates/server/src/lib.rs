@@ -33,6 +33,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub keys: auth::KeyCache,
     pub tags: routes::tags::SharedTags,
+    pub customers: customer_platform::CustomerStore,
+    /// Serialises recomputations (they rewrite shared membership bitmaps).
+    pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -40,11 +43,13 @@ impl AppState {
     pub async fn load(db: Database, ledger: Ledger) -> Result<Self, error::ApiError> {
         let tags = routes::tags::load_registry(&db).await?;
         Ok(AppState {
-            db,
+            db: db.clone(),
             ledger,
             metrics: metrics::Metrics::new(),
             keys: auth::KeyCache::default(),
             tags: std::sync::Arc::new(tokio::sync::RwLock::new(tags)),
+            customers: customer_platform::CustomerStore::new(db.clone()),
+            recompute_lock: Default::default(),
         })
     }
 }
@@ -73,6 +78,9 @@ impl Modify for BearerAuth {
         routes::ledger::post_pending, routes::ledger::void_pending,
         routes::keys::create_key, routes::keys::revoke_key,
         routes::customers::create_customer, routes::customers::get_customer, routes::customers::list_customers,
+        routes::profiles::get_profile, routes::profiles::get_customer_tags, routes::profiles::get_facts, routes::profiles::put_facts,
+        routes::profiles::link_identity, routes::profiles::get_recommendations, routes::profiles::churn_risk,
+        routes::profiles::list_segments, routes::profiles::put_segment, routes::profiles::recompute_all,
         routes::tags::list_tags, routes::tags::get_tag, routes::tags::put_tag, routes::tags::evaluate_tags,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
@@ -85,7 +93,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{customers, keys, ledger as l, system, tags};
+    use routes::{customers, keys, ledger as l, profiles, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -106,6 +114,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}/void", post(l::void_pending))
         .route("/v1/customers", post(customers::create_customer).get(customers::list_customers))
         .route("/v1/customers/{id}", get(customers::get_customer))
+        .route("/v1/customers/churn-risk", get(profiles::churn_risk))
+        .route("/v1/customers/recompute", post(profiles::recompute_all))
+        .route("/v1/customers/{id}/profile", get(profiles::get_profile))
+        .route("/v1/customers/{id}/tags", get(profiles::get_customer_tags))
+        .route("/v1/customers/{id}/facts", get(profiles::get_facts).put(profiles::put_facts))
+        .route("/v1/customers/{id}/identities", post(profiles::link_identity))
+        .route("/v1/customers/{id}/recommendations", get(profiles::get_recommendations))
+        .route("/v1/segments", get(profiles::list_segments))
+        .route("/v1/segments/{id}", axum::routing::put(profiles::put_segment))
         .route("/v1/tags", get(tags::list_tags))
         .route("/v1/tags/evaluate", post(tags::evaluate_tags))
         .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))

@@ -5,9 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use customer::{mask_id_number, mask_name, mask_phone, CustomerId, CustomerKind, MobilePhone, ResidentId, Uscc};
+use customer_platform::{CustomerRecord, NewCustomerRecord, PlatformError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use storage::Database;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Permission};
@@ -46,12 +45,8 @@ pub struct CustomerView {
     pub masked: bool,
 }
 
-type CustomerRow = (String, String, String, String, String, Option<String>, String, i64);
-
-const COLUMNS: &str = "id, kind, name, id_document_type, id_number, phone, kyc_status, created_at";
-
-fn view(row: CustomerRow, clear: bool) -> CustomerView {
-    let (id, kind, name, id_document_type, id_number, phone, kyc_status, created_at) = row;
+fn view(row: CustomerRecord, clear: bool) -> CustomerView {
+    let CustomerRecord { id, kind, name, id_document_type, id_number, phone, kyc_status, created_at } = row;
     if clear {
         return CustomerView {
             id,
@@ -75,6 +70,25 @@ fn view(row: CustomerRow, clear: bool) -> CustomerView {
         kyc_status,
         created_at,
         masked: true,
+    }
+}
+
+impl From<PlatformError> for ApiError {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::CustomerExists(existing) => ApiError::new(
+                StatusCode::CONFLICT,
+                "customer_exists",
+                format!("this identity document already belongs to customer {existing}"),
+            ),
+            PlatformError::IdentityTaken { owner } => ApiError::new(
+                StatusCode::CONFLICT,
+                "identity_taken",
+                format!("this channel identity already belongs to customer {owner}"),
+            ),
+            PlatformError::Customer(e) => e.into(),
+            other => ApiError::internal(other),
+        }
     }
 }
 
@@ -111,47 +125,17 @@ pub async fn create_customer(
         .transpose()
         .map_err(|e| invalid("invalid_phone", e.to_string()))?
         .map(|p| p.as_str().to_string());
-    let id = CustomerId::new().to_string();
-    let hash = Sha256::digest(format!("{doc_type}:{number}").as_bytes()).to_vec();
-    let now = chrono::Utc::now().timestamp_micros();
-    let kind = input.kind.as_str();
-    let inserted = match &state.db {
-        Database::Sqlite(db) => {
-            let mut conn = db.writer.lock().await;
-            sqlx::query(
-                "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 'not_started', ?) ON CONFLICT (id_number_hash) DO NOTHING",
-            )
-            .bind(&id).bind(kind).bind(&name).bind(doc_type).bind(&number).bind(&hash).bind(&phone).bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|r| r.rows_affected() == 1)
-        }
-        Database::Postgres(pool) => sqlx::query(
-            "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'not_started', $8) ON CONFLICT (id_number_hash) DO NOTHING",
-        )
-        .bind(&id).bind(kind).bind(&name).bind(doc_type).bind(&number).bind(&hash).bind(&phone).bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1),
-    }
-    .map_err(ApiError::internal)?;
-    if !inserted {
-        let sql = "SELECT id FROM customers WHERE id_number_hash = ";
-        let (existing,): (String,) = match &state.db {
-            Database::Sqlite(db) => sqlx::query_as(&format!("{sql}?")).bind(&hash).fetch_one(&db.readers).await,
-            Database::Postgres(pool) => sqlx::query_as(&format!("{sql}$1")).bind(&hash).fetch_one(pool).await,
-        }
-        .map_err(ApiError::internal)?;
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "customer_exists",
-            format!("this identity document already belongs to customer {existing}"),
-        ));
-    }
-    let row = (id, kind.to_string(), name, doc_type.to_string(), number, phone, "not_started".to_string(), now);
-    Ok((StatusCode::CREATED, Json(view(row, caller.role.allows(Permission::CustomersPii)))))
+    let record = NewCustomerRecord {
+        id: CustomerId::new(),
+        kind: input.kind,
+        name,
+        id_document_type: doc_type,
+        id_number: number,
+        phone,
+        kyc_status: "not_started",
+    };
+    let stored = state.customers.register(&record).await?;
+    Ok((StatusCode::CREATED, Json(view(stored, caller.role.allows(Permission::CustomersPii)))))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
@@ -164,25 +148,31 @@ pub async fn get_customer(
     caller.require(Permission::CustomersRead)?;
     let id: CustomerId =
         id.parse().map_err(|e: customer::CustomerError| ApiError::bad_request("invalid_path", e.to_string()))?;
-    let sql = format!("SELECT {COLUMNS} FROM customers WHERE id = ");
-    let row: Option<CustomerRow> = match &state.db {
-        Database::Sqlite(db) => {
-            sqlx::query_as(&format!("{sql}?")).bind(id.to_string()).fetch_optional(&db.readers).await
-        }
-        Database::Postgres(pool) => sqlx::query_as(&format!("{sql}$1")).bind(id.to_string()).fetch_optional(pool).await,
-    }
-    .map_err(ApiError::internal)?;
-    let row =
-        row.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "customer_not_found", format!("no customer {id}")))?;
+    let row = state.customers.customer(&id.to_string()).await?.ok_or_else(|| not_found(&id.to_string()))?;
     Ok(Json(view(row, caller.role.allows(Permission::CustomersPii))))
 }
 
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "customer_not_found", format!("no customer {id}"))
+}
+
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerQuery {
-    /// Paging cursor: customers with ids after this one.
+    /// Paging cursor: the last customer id of the previous page.
     after: Option<String>,
     /// Page size, 1..=1000 (default 100).
     limit: Option<u32>,
+    /// Only customers carrying this tag (e.g. `payroll_customer`).
+    tag: Option<String>,
+    /// Only members of this defined segment.
+    segment: Option<String>,
+    /// Only this tier: `mass`, `wealth` or `sme`.
+    tier: Option<String>,
+    /// Only this RFM segment (e.g. `champions`, `at_risk`).
+    rfm: Option<String>,
+    /// Only this lifecycle stage: `new`, `growing`, `mature`, `dormant`, `churning`.
+    lifecycle: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -192,26 +182,48 @@ pub struct CustomerPage {
 }
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomerQuery),
-    responses((status = 200, body = CustomerPage)), security(("api_key" = [])))]
+    responses((status = 200, body = CustomerPage), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_customers(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<CustomerQuery>,
 ) -> Result<Json<CustomerPage>, ApiError> {
     caller.require(Permission::CustomersRead)?;
-    let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
-    let after = q.after.unwrap_or_default();
-    let sql = format!("SELECT {COLUMNS} FROM customers WHERE id > ");
-    let rows: Vec<CustomerRow> = match &state.db {
-        Database::Sqlite(db) => {
-            sqlx::query_as(&format!("{sql}? ORDER BY id LIMIT ?")).bind(&after).bind(limit).fetch_all(&db.readers).await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_as(&format!("{sql}$1 ORDER BY id LIMIT $2")).bind(&after).bind(limit).fetch_all(pool).await
-        }
-    }
-    .map_err(ApiError::internal)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let clear = caller.role.allows(Permission::CustomersPii);
-    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0.clone())).flatten();
-    Ok(Json(CustomerPage { customers: rows.into_iter().map(|r| view(r, clear)).collect(), next_after }))
+    let keys: Vec<String> =
+        [("tag", &q.tag), ("segment", &q.segment), ("tier", &q.tier), ("rfm", &q.rfm), ("lifecycle", &q.lifecycle)]
+            .into_iter()
+            .filter_map(|(prefix, v)| v.as_ref().map(|v| format!("{prefix}:{v}")))
+            .collect();
+    if keys.is_empty() {
+        let rows = state.customers.customers_after(q.after.as_deref().unwrap_or(""), limit as i64).await?;
+        let next_after = (rows.len() == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
+        return Ok(Json(CustomerPage { customers: rows.into_iter().map(|r| view(r, clear)).collect(), next_after }));
+    }
+    // Filtered search: intersect the membership bitmaps, page by ordinal.
+    let mut members: Option<roaring::RoaringBitmap> = None;
+    for key in &keys {
+        let bits = state.customers.members(key).await?;
+        members = Some(match members {
+            Some(m) => m & bits,
+            None => bits,
+        });
+    }
+    let members = members.unwrap_or_default();
+    let after_ordinal = match &q.after {
+        Some(id) => state.customers.facts(id).await?.map(|f| f.ordinal).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", format!("cursor {id:?} is not a customer id of this search"))
+        })?,
+        None => 0,
+    };
+    let ordinals: Vec<u32> = members.iter().filter(|o| q.after.is_none() || *o > after_ordinal).take(limit).collect();
+    let results = state.customers.results_by_ordinals(&ordinals).await?;
+    let ids: Vec<String> = results.iter().map(|r| r.customer_id.clone()).collect();
+    let mut records = state.customers.customers_by_ids(&ids).await?;
+    let position: std::collections::HashMap<&str, usize> =
+        ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    records.sort_by_key(|r| position.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+    let next_after = (ordinals.len() == limit).then(|| ids.last().cloned()).flatten();
+    Ok(Json(CustomerPage { customers: records.into_iter().map(|r| view(r, clear)).collect(), next_after }))
 }
