@@ -272,6 +272,8 @@ pub async fn tags(args: TagsBenchArgs) -> Result<()> {
             report.full_recompute.as_secs_f64(),
             report.customers as f64 / report.full_recompute.as_secs_f64()
         );
+        let phases: Vec<String> = report.full_phases_millis.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("    phases (ms): {}", phases.join(", "));
         println!(
             "  incremental recomputation ({} changed customers) {:>9.2} s",
             report.incremental_customers,

@@ -9,7 +9,12 @@ CREATE TABLE customer_profiles (
     facts             TEXT    NOT NULL,
     facts_updated_at  INTEGER NOT NULL,
     -- 1 when the facts changed since the last recomputation.
-    dirty             INTEGER NOT NULL
+    dirty             INTEGER NOT NULL,
+    -- RFM inputs derived from the facts, so fitting the population's quintile cuts reads three
+    -- numbers per customer instead of parsing every facts document.
+    rfm_recency_days  INTEGER,
+    rfm_frequency     INTEGER NOT NULL,
+    rfm_monetary      INTEGER NOT NULL
 );
 CREATE INDEX customer_profiles_dirty ON customer_profiles (dirty) WHERE dirty = 1;
 

@@ -35,6 +35,7 @@ pub struct TagsBenchReport {
     /// Full recomputation: read facts, profile, every tag, tier, RFM, segments, churn score,
     /// write results and membership bitmaps.
     pub full_recompute: Duration,
+    pub full_phases_millis: std::collections::BTreeMap<String, u128>,
     /// An incremental run after 1% of the customers changed.
     pub incremental_customers: usize,
     pub incremental_recompute: Duration,
@@ -90,7 +91,7 @@ pub async fn run(
     let load = started.elapsed();
 
     let started = Instant::now();
-    recompute(store, &tags, Mode::Full, |d, t| progress("full recompute", d, t)).await?;
+    let full = recompute(store, &tags, Mode::Full, |d, t| progress("full recompute", d, t)).await?;
     let full_recompute = started.elapsed();
 
     // Touch 1% of the customers: a month of silence for them.
@@ -132,6 +133,7 @@ pub async fn run(
         segments: store.segments().await?.len(),
         load,
         full_recompute,
+        full_phases_millis: full.phases_millis,
         incremental_customers,
         incremental_recompute,
         churn_auc: training.metrics.auc,

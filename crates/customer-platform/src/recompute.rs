@@ -83,6 +83,9 @@ pub struct RecomputeReport {
     /// Rules (tags and segments) that changed since the previous run.
     pub changed_rules: Vec<String>,
     pub millis: u128,
+    /// Where the time went: fitting RFM cuts and the recommender (full runs), reading facts,
+    /// computing, writing results and bitmaps.
+    pub phases_millis: BTreeMap<String, u128>,
 }
 
 /// Current rule versions: every tag (`tag:<id>`) and segment (`segment:<id>`).
@@ -135,27 +138,20 @@ pub async fn recompute(
     let mode = if stored_cuts.is_none() { Mode::Full } else { mode };
     let everyone = mode == Mode::Full || !changed_rules.is_empty();
 
+    let mut phases: BTreeMap<String, u128> = BTreeMap::new();
+    let mut clock = Instant::now();
+    let mut lap = |phases: &mut BTreeMap<String, u128>, name: &str| {
+        *phases.entry(name.to_string()).or_default() += clock.elapsed().as_millis();
+        clock = Instant::now();
+    };
     let rfm = match (mode, stored_cuts) {
         (Mode::Incremental, Some(cuts)) => cuts,
         _ => {
-            let total = store.count_profiles(false).await?.max(1) as usize;
-            let stride = total.div_ceil(RECOMMENDER_SAMPLE);
-            let mut inputs = Vec::new();
-            let mut holdings = Vec::new();
-            let mut after = -1i64;
-            loop {
-                let page = store.facts_page(after, PAGE * 4, false).await?;
-                let Some(last) = page.last() else { break };
-                after = i64::from(last.ordinal);
-                inputs.par_extend(page.par_iter().map(|s| RfmInput::from_profile(&Profile::compute(&s.facts))));
-                holdings.extend(
-                    page.iter()
-                        .filter(|s| (s.ordinal as usize).is_multiple_of(stride))
-                        .map(|s| s.facts.holdings.clone()),
-                );
-            }
-            let cuts = RfmCuts::fit(&inputs);
+            let cuts = RfmCuts::fit(&store.rfm_inputs().await?);
             store.put_model("rfm_cuts", &serde_json::to_string(&cuts)?).await?;
+            let total = store.count_profiles(false).await?.max(1);
+            let holdings =
+                store.holdings_sample((total + RECOMMENDER_SAMPLE as i64 - 1) / RECOMMENDER_SAMPLE as i64).await?;
             if !holdings.is_empty() {
                 let recommender = Recommender::fit(&Catalog::standard(), &holdings, RecommenderConfig::default())?;
                 store.put_model("recommender", &serde_json::to_string(&recommender)?).await?;
@@ -163,16 +159,56 @@ pub async fn recompute(
             cuts
         }
     };
+    lap(&mut phases, "fit");
     let computer = Computer { tags, segments: &segments, churn: churn_model.as_ref(), rfm };
     let total = store.count_profiles(!everyone).await? as u64;
+
+    // Three stages overlap: a reader task fetches and parses the next page while this task
+    // computes the current one on the rayon pool and a writer task stores the previous one.
+    let (page_tx, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<StoredFacts>, PlatformError>>(2);
+    let reader_store = store.clone();
+    let reader = tokio::spawn(async move {
+        let mut after = -1i64;
+        loop {
+            let page = reader_store.facts_page(after, PAGE, !everyone).await;
+            let stop = match &page {
+                Ok(p) => match p.last() {
+                    Some(last) => {
+                        after = i64::from(last.ordinal);
+                        false
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            if stop {
+                let _ = page_tx.send(page).await;
+                return;
+            }
+            if page_tx.send(page).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (result_tx, mut results_rx) = tokio::sync::mpsc::channel::<Vec<ComputedResult>>(2);
+    let writer_store = store.clone();
+    let clear_each = (mode == Mode::Incremental).then_some(run_started);
+    let writer = tokio::spawn(async move {
+        while let Some(results) = results_rx.recv().await {
+            writer_store.write_results(&results, clear_each).await?;
+        }
+        Ok::<(), PlatformError>(())
+    });
     let mut all_bits = Memberships::new();
     let mut done = 0usize;
-    let mut after = -1i64;
-    loop {
-        let page = store.facts_page(after, PAGE, !everyone).await?;
-        let Some(last) = page.last() else { break };
-        after = i64::from(last.ordinal);
+    while let Some(page) = pages.recv().await {
+        let page = page?;
+        lap(&mut phases, "read_wait");
+        if page.is_empty() {
+            break;
+        }
         let computed = page.par_iter().map(|s| computer.compute(s)).collect::<Result<Vec<_>, _>>()?;
+        lap(&mut phases, "compute");
         if mode == Mode::Full {
             for (r, segs) in &computed {
                 add_bits(&mut all_bits, r, segs);
@@ -180,14 +216,22 @@ pub async fn recompute(
         } else {
             move_bits(store, &computed).await?;
         }
+        done += computed.len();
         let results: Vec<ComputedResult> = computed.into_iter().map(|(r, _)| r).collect();
-        store.write_results(&results, run_started).await?;
-        done += results.len();
+        if result_tx.send(results).await.is_err() {
+            break;
+        }
+        lap(&mut phases, "write_wait");
         progress(done as u64, total);
     }
+    drop(result_tx);
+    reader.abort();
+    writer.await.map_err(|e| PlatformError::Corrupt(format!("writer task: {e}")))??;
     if mode == Mode::Full {
         store.replace_memberships(&all_bits).await?;
+        store.clear_dirty(run_started).await?;
     }
+    lap(&mut phases, "write");
     store.set_computed_rules(&versions).await?;
     let millis = started.elapsed().as_millis();
     let mode_text = match (mode, everyone) {
@@ -196,7 +240,7 @@ pub async fn recompute(
         (Mode::Incremental, false) => "incremental",
     };
     store.record_run(mode_text, done, versions.len(), millis).await?;
-    Ok(RecomputeReport { mode, customers: done, rules: versions.len(), changed_rules, millis })
+    Ok(RecomputeReport { mode, customers: done, rules: versions.len(), changed_rules, millis, phases_millis: phases })
 }
 
 fn chunk_of(ordinal: u32) -> (u32, u32) {

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use customer::{Channel, CustomerFacts, CustomerId, CustomerKind, SegmentDefinition};
+use customer::segments::RfmInput;
+use customer::{Channel, CustomerFacts, CustomerId, CustomerKind, Profile, SegmentDefinition};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -304,32 +305,40 @@ impl CustomerStore {
                     .await?;
                 let mut rows = Vec::new();
                 let mut fresh = 0i64;
-                for (id, text) in ids.iter().zip(&texts) {
-                    match existing.get(id) {
-                        Some(old) if old == text => {}
-                        Some(_) => rows.push((id, text, None)),
+                for ((id, text), facts) in ids.iter().zip(&texts).zip(chunk) {
+                    let ordinal = match existing.get(id) {
+                        Some(old) if old == text => continue,
+                        Some(_) => -1,
                         None => {
-                            rows.push((id, text, Some(next + fresh)));
                             fresh += 1;
+                            next + fresh - 1
                         }
-                    }
+                    };
+                    let rfm = RfmInput::from_profile(&Profile::compute(facts));
+                    rows.push((id, text, ordinal, rfm));
                 }
                 if !rows.is_empty() {
                     let mut qb = QueryBuilder::new(
-                        "INSERT INTO customer_profiles (customer_id, ordinal, facts, facts_updated_at, dirty) ",
+                        "INSERT INTO customer_profiles (customer_id, ordinal, facts, facts_updated_at, dirty, \
+                         rfm_recency_days, rfm_frequency, rfm_monetary) ",
                     );
-                    qb.push_values(&rows, |mut b, (id, text, ordinal)| {
+                    qb.push_values(&rows, |mut b, (id, text, ordinal, rfm)| {
                         // Existing rows keep their ordinal (the conflict clause does not touch it);
                         // -1 never reaches the table.
                         b.push_bind((*id).clone())
-                            .push_bind(ordinal.unwrap_or(-1))
+                            .push_bind(*ordinal)
                             .push_bind((*text).clone())
                             .push_bind(now)
-                            .push_bind(1i64);
+                            .push_bind(1i64)
+                            .push_bind(rfm.recency_days.map(i64::from))
+                            .push_bind(i64::from(rfm.frequency))
+                            .push_bind(rfm.monetary_minor);
                     });
                     qb.push(
                         " ON CONFLICT (customer_id) DO UPDATE SET facts = excluded.facts, \
-                         facts_updated_at = excluded.facts_updated_at, dirty = 1",
+                         facts_updated_at = excluded.facts_updated_at, dirty = 1, \
+                         rfm_recency_days = excluded.rfm_recency_days, rfm_frequency = excluded.rfm_frequency, \
+                         rfm_monetary = excluded.rfm_monetary",
                     );
                     qb.build().execute(&mut *tx).await?;
                 }
@@ -372,6 +381,49 @@ impl CustomerStore {
             .collect()
     }
 
+    /// The RFM inputs of every customer (for fitting the population's quintile cuts).
+    pub async fn rfm_inputs(&self) -> Result<Vec<RfmInput>, PlatformError> {
+        let rows: Vec<(Option<i64>, i64, i64)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT rfm_recency_days, rfm_frequency, rfm_monetary FROM customer_profiles"
+        )
+        .fetch_all(conn)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, f, m)| RfmInput {
+                // The cuts do not depend on who is who.
+                customer_id: CustomerId::from_u128(0),
+                recency_days: r.map(|d| d as u32),
+                frequency: f as u32,
+                monetary_minor: m,
+            })
+            .collect())
+    }
+
+    /// Holdings of every `stride`-th customer (by ordinal), for fitting the recommender.
+    pub async fn holdings_sample(&self, stride: i64) -> Result<Vec<Vec<String>>, PlatformError> {
+        let rows: Vec<(String,)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT facts FROM customer_profiles WHERE ordinal % $1 = 0"
+        )
+        .bind(stride.max(1))
+        .fetch_all(conn)
+        .await)?;
+        rows.into_iter().map(|(text,)| Ok(serde_json::from_str::<CustomerFacts>(&text)?.holdings)).collect()
+    }
+
+    /// Clears the dirty flag of every customer whose facts did not change since `run_started`
+    /// (after a full run computed everyone).
+    pub async fn clear_dirty(&self, run_started: i64) -> Result<(), PlatformError> {
+        storage::write!(&self.db, |conn| sqlx::query(
+            "UPDATE customer_profiles SET dirty = 0 WHERE dirty = 1 AND facts_updated_at <= $1"
+        )
+        .bind(run_started)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     pub async fn count_profiles(&self, dirty_only: bool) -> Result<i64, PlatformError> {
         let sql = if dirty_only {
             "SELECT COUNT(*) FROM customer_profiles WHERE dirty = 1"
@@ -383,28 +435,33 @@ impl CustomerStore {
 
     // ---- results --------------------------------------------------------------------------
 
-    /// Stores results and clears the dirty flag of customers whose facts did not change since
-    /// `run_started` (a concurrent fact update keeps its customer dirty for the next run).
-    pub async fn write_results(&self, results: &[ComputedResult], run_started: i64) -> Result<(), PlatformError> {
+    /// Stores results in one transaction. With `clear_dirty_since = Some(run_started)` it also
+    /// clears the dirty flag of these customers unless their facts changed after the run
+    /// started (a concurrent fact update stays dirty for the next run).
+    pub async fn write_results(
+        &self,
+        results: &[ComputedResult],
+        clear_dirty_since: Option<i64>,
+    ) -> Result<(), PlatformError> {
         let now = now_micros();
-        for chunk in results.chunks(ROWS_PER_STATEMENT) {
-            let rows = chunk
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r,
-                        serde_json::to_string(&r.tags)?,
-                        r.churn.as_ref().map(|c| serde_json::to_string(&c.factors)).transpose()?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, PlatformError>>()?;
-            storage::transaction!(&self.db, |tx| {
-                async {
+        let rows = results
+            .iter()
+            .map(|r| {
+                Ok((
+                    r,
+                    serde_json::to_string(&r.tags)?,
+                    r.churn.as_ref().map(|c| serde_json::to_string(&c.factors)).transpose()?,
+                ))
+            })
+            .collect::<Result<Vec<_>, PlatformError>>()?;
+        storage::transaction!(&self.db, |tx| {
+            async {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO customer_results (customer_id, ordinal, tags, tier, rfm_r, rfm_f, rfm_m, rfm_segment, \
                      lifecycle, aum_minor, churn_score, churn_factors, computed_at) ",
                 );
-                qb.push_values(&rows, |mut b, (r, tags, factors)| {
+                qb.push_values(chunk, |mut b, (r, tags, factors)| {
                     b.push_bind(r.customer_id.clone())
                         .push_bind(i64::from(r.ordinal))
                         .push_bind(tags.clone())
@@ -427,20 +484,21 @@ impl CustomerStore {
                      computed_at = excluded.computed_at",
                 );
                 qb.build().execute(&mut *tx).await?;
-                let mut qb = QueryBuilder::new("UPDATE customer_profiles SET dirty = 0 WHERE facts_updated_at <= ");
-                qb.push_bind(run_started).push(" AND customer_id IN (");
-                let mut sep = qb.separated(", ");
-                for (r, _, _) in &rows {
-                    sep.push_bind(r.customer_id.clone());
+                if let Some(run_started) = clear_dirty_since {
+                    let mut qb = QueryBuilder::new("UPDATE customer_profiles SET dirty = 0 WHERE facts_updated_at <= ");
+                    qb.push_bind(run_started).push(" AND customer_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for (r, _, _) in chunk {
+                        sep.push_bind(r.customer_id.clone());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
                 }
-                qb.push(")");
-                qb.build().execute(&mut *tx).await?;
-                Ok::<(), PlatformError>(())
             }
-            .await
-            })?;
+            Ok::<(), PlatformError>(())
         }
-        Ok(())
+        .await
+        })
     }
 
     pub async fn result(&self, customer_id: &str) -> Result<Option<ComputedResult>, PlatformError> {
