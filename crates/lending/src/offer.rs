@@ -341,6 +341,36 @@ pub fn direct_contract(
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// An offer matching a contract, for tests.
+    pub fn offer_from(c: &Contract) -> Offer {
+        Offer {
+            id: c.offer_id,
+            decision_id: c.decision_id,
+            product_code: c.product_code.clone(),
+            applicant_id: c.applicant_id.clone(),
+            limit: c.principal,
+            min_amount: Amount::new(1, c.principal.currency),
+            rate_basis: RateBasis::Annual,
+            quoted_rate: c.annual_rate,
+            annual_rate: c.annual_rate,
+            penalty_rate: c.penalty_rate,
+            terms_months: vec![c.term_months],
+            methods: vec![c.method],
+            upfront_fee_rate: Decimal::ZERO,
+            day_count: c.day_count,
+            rounding: c.rounding,
+            previews: Vec::new(),
+            receivable_id: None,
+            created_at: c.signed_at,
+            expires_at: DateTime::<Utc>::MAX_UTC,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

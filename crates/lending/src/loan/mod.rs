@@ -753,3 +753,6 @@ impl LoanStore for MemoryLoanStore {
         Ok(self.loans.values().filter(|l| !l.is_closed()).map(|l| l.id).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;
