@@ -15,7 +15,9 @@ fn decisions(c: &mut Criterion) {
     let applicant = sim.applicant("C0000001", CustomerKind::Individual);
     let snapshot = sources.collect(&applicant, &product, sim.base_date).unwrap();
     let mut g = c.benchmark_group("decision");
-    g.bench_function("decide (snapshot ready)", |b| b.iter(|| decide(&product, black_box(&snapshot), &NoFraudCheck, now)));
+    g.bench_function("decide (snapshot ready)", |b| {
+        b.iter(|| decide(&product, black_box(&snapshot), &NoFraudCheck, now))
+    });
     let mut i = 0u64;
     g.bench_function("collect + decide (simulated adapters)", |b| {
         b.iter(|| {

@@ -116,7 +116,8 @@ pub fn build_portfolio(n: usize, seed: u64) -> Vec<Loan> {
                 7 => (&sc, RepaymentMethod::InterestOnlyBullet, Decimal::new(45, 3), 12),
                 _ => (&sme, RepaymentMethod::Revolving, Decimal::new(10 + (h % 10) as i64, 5), 12),
             };
-            let c = direct_contract(product, &format!("T{i}"), cny(amount), rate, term, method, start).expect("contract");
+            let c =
+                direct_contract(product, &format!("T{i}"), cny(amount), rate, term, method, start).expect("contract");
             let (mut loan, _) = Loan::open(&c);
             if method == RepaymentMethod::Revolving {
                 loan.draw(cny(amount * 6 / 10), start).expect("draw");

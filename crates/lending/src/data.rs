@@ -204,8 +204,11 @@ impl DataSources {
 }
 
 fn check_key(key: &str) -> Result<(), LendingError> {
-    if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
-        || key.starts_with('.') {
+    if key.is_empty()
+        || key.len() > 128
+        || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        || key.starts_with('.')
+    {
         return Err(LendingError::InvalidKey(key.to_string()));
     }
     Ok(())

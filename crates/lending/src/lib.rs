@@ -28,8 +28,9 @@
 //! Storage is someone else's job: every state type is a plain serde struct, and the traits a
 //! store implements are [`LoanStore`] and the data-source traits.
 
-// Amounts in minor units are written `<yuan>_<fen>` (e.g. `500_000_00` = 500,000.00 CNY).
-#![allow(clippy::inconsistent_digit_grouping)]
+// Amounts in minor units are written `<yuan>_<fen>` (e.g. `500_000_00` = 500,000.00 CNY); a fen
+// group like `_64` is not a mistyped `i64` suffix.
+#![allow(clippy::inconsistent_digit_grouping, clippy::mistyped_literal_suffixes)]
 
 pub mod bench;
 pub mod data;
@@ -45,23 +46,27 @@ pub mod schedule;
 
 pub use data::{
     AdapterSnapshot, Applicant, BureauReport, BureauSource, DataSources, ErpReceivable, ErpSource, FileSource,
-    HousingFundRecord, HousingFundSource, SimProfile, Simulator, SocialSecurityRecord, SocialSecuritySource,
-    TaxRecord, TaxSource, TaxYear,
+    HousingFundRecord, HousingFundSource, SimProfile, Simulator, SocialSecurityRecord, SocialSecuritySource, TaxRecord,
+    TaxSource, TaxYear,
 };
 pub use decision::{
-    decide, Decision, DecisionId, FactorScore, FraudCheck, FraudOutcome, FraudVerdict, NoFraudCheck, Outcome,
-    Reason, SimpleFraudCheck,
+    decide, eligibility, Decision, DecisionId, FactorScore, FraudCheck, FraudOutcome, FraudVerdict, NoFraudCheck,
+    Outcome, Reason, SimpleFraudCheck, MODEL_VERSION,
 };
 pub use error::LendingError;
 pub use grade::RiskGrade;
 pub use loan::{
-    eod, AccountRole, Allocation, Due, EodOutcome, Loan, LoanId, LoanStatus, LoanStore, MemoryLoanStore, PaidToDate, Posting,
-    PostingPurpose,
+    eod, AccountRole, Allocation, Due, EodOutcome, Loan, LoanId, LoanStatus, LoanStore, MemoryLoanStore, PaidToDate,
+    Posting, PostingPurpose,
 };
-pub use monitor::{early_warnings, Alert, Bucket, Severity};
-pub use offer::{accept, apr, direct_contract, irr, make_offer, AcceptRequest, Contract, ContractId, Offer, OfferId, SchedulePreview};
+pub use monitor::{early_warnings, loan_alerts, recent_change_pct, Alert, Bucket, Severity};
+pub use offer::{
+    accept, apr, direct_contract, irr, make_offer, AcceptRequest, Contract, ContractId, Offer, OfferId, SchedulePreview,
+};
 pub use product::{Catalog, EligibilityRules, PricingRow, Product, ProductKind, RateBasis};
-pub use registry::{DocumentKind, DocumentRegistry, Financing, Receivable, ReceivableBook, RegistryEntry};
+pub use registry::{
+    content_hash, DocumentKind, DocumentRegistry, Financing, Receivable, ReceivableBook, RegistryEntry,
+};
 pub use schedule::{
     annuity_installment, build_schedule, reschedule_after_prepayment, Installment, PrepayMode, RepaymentMethod,
     Schedule, ScheduleRequest,

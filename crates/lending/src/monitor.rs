@@ -72,9 +72,17 @@ pub fn early_warnings(previous: &AdapterSnapshot, current: &AdapterSnapshot, inf
     let mut out = Vec::new();
     if let Some(change) = recent_change_pct(inflows) {
         if change <= -60 {
-            out.push(alert("inflow_drop", Severity::Critical, format!("inflows fell {}% in the last 3 months", -change)));
+            out.push(alert(
+                "inflow_drop",
+                Severity::Critical,
+                format!("inflows fell {}% in the last 3 months", -change),
+            ));
         } else if change <= -30 {
-            out.push(alert("inflow_drop", Severity::Warning, format!("inflows fell {}% in the last 3 months", -change)));
+            out.push(alert(
+                "inflow_drop",
+                Severity::Warning,
+                format!("inflows fell {}% in the last 3 months", -change),
+            ));
         }
     }
     if let (Some(before), Some(now)) = (&previous.bureau, &current.bureau) {
@@ -116,7 +124,11 @@ pub fn early_warnings(previous: &AdapterSnapshot, current: &AdapterSnapshot, inf
     }
     if let (Some(before), Some(now)) = (&previous.social_security, &current.social_security) {
         if before.active && !now.active {
-            out.push(alert("social_security_stopped", Severity::Warning, "social security contributions stopped".into()));
+            out.push(alert(
+                "social_security_stopped",
+                Severity::Warning,
+                "social security contributions stopped".into(),
+            ));
         }
     }
     out

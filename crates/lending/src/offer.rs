@@ -7,9 +7,9 @@
 //! a sign-changing bracket; only the rate is a float, every amount stays integer minor units.
 
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
-use money::{Amount, DayCount, Rounding};
 #[cfg(test)]
 use money::Currency;
+use money::{Amount, DayCount, Rounding};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -183,8 +183,11 @@ pub fn make_offer(decision: &Decision, product: &Product, now: DateTime<Utc>) ->
     let mut terms = product.terms_months.clone();
     if let Some(due) = decision.inputs.receivable.as_ref().map(|r| r.due_date) {
         // Supply chain: the financing must mature no later than the receivable.
-        let fitting: Vec<u32> =
-            terms.iter().copied().filter(|&t| start.checked_add_months(Months::new(t)).is_some_and(|m| m <= due)).collect();
+        let fitting: Vec<u32> = terms
+            .iter()
+            .copied()
+            .filter(|&t| start.checked_add_months(Months::new(t)).is_some_and(|m| m <= due))
+            .collect();
         terms = if fitting.is_empty() { vec![*terms.iter().min().expect("validated")] } else { fitting };
     }
     let mut previews = Vec::new();

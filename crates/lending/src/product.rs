@@ -113,7 +113,14 @@ fn row(grade: RiskGrade, min_score: i32, rate: &str, mult: &str, max_limit_minor
 }
 
 fn declined(grade: RiskGrade, min_score: i32) -> PricingRow {
-    PricingRow { grade, min_score, offered: false, rate: Decimal::ZERO, limit_multiplier: Decimal::ZERO, max_limit_minor: 0 }
+    PricingRow {
+        grade,
+        min_score,
+        offered: false,
+        rate: Decimal::ZERO,
+        limit_multiplier: Decimal::ZERO,
+        max_limit_minor: 0,
+    }
 }
 
 impl Product {
@@ -287,7 +294,8 @@ impl Product {
     /// Checks internal consistency; call after loading a product from a file.
     pub fn validate(&self) -> Result<(), LendingError> {
         let bad = |reason: &str| Err(LendingError::InvalidProduct { code: self.code.clone(), reason: reason.into() });
-        if self.code.is_empty() || !self.code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        if self.code.is_empty() || !self.code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             return bad("code must be snake_case");
         }
         if self.min_amount_minor <= 0 || self.max_amount_minor < self.min_amount_minor {

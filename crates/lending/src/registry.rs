@@ -294,7 +294,8 @@ impl ReceivableBook {
         if r.confirmed_at.is_some() {
             return Ok(());
         }
-        let statement = format!("confirm:{id}:{core_enterprise_id}:{}:{}:{}", r.amount.minor, r.amount.currency, r.due_date);
+        let statement =
+            format!("confirm:{id}:{core_enterprise_id}:{}:{}:{}", r.amount.minor, r.amount.currency, r.due_date);
         registry.register(DocumentKind::Confirmation, statement.as_bytes(), core_enterprise_id, id, at)?;
         r.confirmed_at = Some(at);
         Ok(())
@@ -421,7 +422,11 @@ mod tests {
             Amount::new(1_000_000_00, Currency::CNY),
             day(1, 1),
             day(6, 30),
-            &[(DocumentKind::Order, b"PO-1"), (DocumentKind::Invoice, b"INV-1"), (DocumentKind::DeliveryReceipt, b"DR-1")],
+            &[
+                (DocumentKind::Order, b"PO-1"),
+                (DocumentKind::Invoice, b"INV-1"),
+                (DocumentKind::DeliveryReceipt, b"DR-1"),
+            ],
             t(0),
         )
         .unwrap();

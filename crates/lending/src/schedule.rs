@@ -141,8 +141,9 @@ pub fn annuity_installment(principal: i64, r: Decimal, n: u32, rounding: Roundin
     for _ in 0..n {
         q = q.checked_mul(base).ok_or(LendingError::Money(money::MoneyError::Overflow))?;
     }
-    let value = p.checked_mul(r).and_then(|x| x.checked_mul(q)).ok_or(LendingError::Money(money::MoneyError::Overflow))?
-        / (q - Decimal::ONE);
+    let value =
+        p.checked_mul(r).and_then(|x| x.checked_mul(q)).ok_or(LendingError::Money(money::MoneyError::Overflow))?
+            / (q - Decimal::ONE);
     round_minor(value, rounding)
 }
 
@@ -160,7 +161,13 @@ impl Plan {
         self.annual / Decimal::from(12)
     }
 
-    fn interest(&self, remaining: i64, start: NaiveDate, due: NaiveDate, fraction: Decimal) -> Result<i64, LendingError> {
+    fn interest(
+        &self,
+        remaining: i64,
+        start: NaiveDate,
+        due: NaiveDate,
+        fraction: Decimal,
+    ) -> Result<i64, LendingError> {
         let p = Decimal::from(remaining);
         let raw = match self.method {
             RepaymentMethod::Revolving => p * self.annual * self.day_count.year_fraction(start, due),
@@ -216,7 +223,14 @@ impl Plan {
                 part = remaining;
             }
             remaining -= part;
-            out.push(Installment { seq, accrual_start: start, due_date: due, principal: part, interest, remaining_principal: remaining });
+            out.push(Installment {
+                seq,
+                accrual_start: start,
+                due_date: due,
+                principal: part,
+                interest,
+                remaining_principal: remaining,
+            });
             start = due;
             if remaining == 0 && keep.is_some() {
                 break;
@@ -362,7 +376,7 @@ mod tests {
         assert_eq!(s.installments[1].interest, 550_00);
         assert_eq!(s.installments[11].interest, 50_00);
         assert_eq!(s.total_interest(), 3_900_00); // 600+550+...+50
-        // 100,000 / 7 = 14,285.714 → 14,285.71 × 6, last 14,285.74
+                                                  // 100,000 / 7 = 14,285.714 → 14,285.71 × 6, last 14,285.74
         let s = build_schedule(&req(100_000_00, "0.06", 7, RepaymentMethod::EqualPrincipal)).unwrap();
         assert_eq!(s.installments[0].principal, 14_285_71);
         assert_eq!(s.installments[6].principal, 14_285_74);
@@ -379,8 +393,11 @@ mod tests {
     #[test]
     fn revolving_preview_uses_days() {
         // 1,000,000 at 0.015%/day (5.4% ACT/360); Jan 15 → Feb 15 is 31 days: 1,000,000 × 0.00015 × 31.
-        let s = build_schedule(&ScheduleRequest { rounding: Rounding::Bankers, ..req(1_000_000_00, "0.054", 2, RepaymentMethod::Revolving) })
-            .unwrap();
+        let s = build_schedule(&ScheduleRequest {
+            rounding: Rounding::Bankers,
+            ..req(1_000_000_00, "0.054", 2, RepaymentMethod::Revolving)
+        })
+        .unwrap();
         assert_eq!(s.installments[0].interest, 4_650_00);
         assert_eq!(s.installments[1].interest, 4_200_00); // 28 days of February
         assert_eq!(s.installments[1].principal, 1_000_000_00);

@@ -251,7 +251,9 @@ pub fn eligibility(product: &Product, s: &AdapterSnapshot) -> Vec<Reason> {
     }
     if rules.require_confirmed_receivable {
         match &s.receivable {
-            None => out.push(Reason::new("no_receivable", "ineligible: no receivable found in the core enterprise's ERP")),
+            None => {
+                out.push(Reason::new("no_receivable", "ineligible: no receivable found in the core enterprise's ERP"))
+            }
             Some(r) => {
                 if !r.confirmed {
                     out.push(Reason::new(
@@ -272,7 +274,10 @@ pub fn eligibility(product: &Product, s: &AdapterSnapshot) -> Vec<Reason> {
                     ));
                 }
                 if r.currency != product.currency {
-                    out.push(Reason::new("receivable_currency", format!("ineligible: receivable is in {}", r.currency)));
+                    out.push(Reason::new(
+                        "receivable_currency",
+                        format!("ineligible: receivable is in {}", r.currency),
+                    ));
                 }
             }
         }
@@ -338,10 +343,19 @@ fn bureau_factors(card: &mut Card, s: &AdapterSnapshot, income_minor: Option<i64
         -60
     };
     card.add("max_dpd_12m", b.max_dpd_12m.to_string(), p, format!("worst delinquency {} days past due", b.max_dpd_12m));
-    let p = band(std::cmp::Reverse(b.inquiries_3m), &[(std::cmp::Reverse(1), 20), (std::cmp::Reverse(3), 0), (std::cmp::Reverse(6), -30)], -60);
+    let p = band(
+        std::cmp::Reverse(b.inquiries_3m),
+        &[(std::cmp::Reverse(1), 20), (std::cmp::Reverse(3), 0), (std::cmp::Reverse(6), -30)],
+        -60,
+    );
     card.add("inquiries_3m", b.inquiries_3m.to_string(), p, format!("{} credit inquiries in 3 months", b.inquiries_3m));
     let p = band(b.history_months, &[(60, 30), (24, 15), (6, 0)], -20);
-    card.add("history_months", b.history_months.to_string(), p, format!("{} months of credit history", b.history_months));
+    card.add(
+        "history_months",
+        b.history_months.to_string(),
+        p,
+        format!("{} months of credit history", b.history_months),
+    );
     if let Some(income) = income_minor {
         if income > 0 {
             let dsr = b.monthly_debt_service_minor * 100 / income;
@@ -404,24 +418,23 @@ fn consumer_card(s: &AdapterSnapshot) -> Card {
     card
 }
 
-fn inflow_trend_pct(inflows: &[i64]) -> Option<i64> {
-    if inflows.len() < 6 {
-        return None;
-    }
-    let n = inflows.len();
-    let recent: i64 = inflows[n - 3..].iter().sum();
-    let before: i64 = inflows[n - 6..n - 3].iter().sum();
-    (before > 0).then(|| (recent - before) * 100 / before)
-}
-
 fn tax_factors(card: &mut Card, s: &AdapterSnapshot) {
     let Some(t) = &s.tax else {
         card.add("tax_record", "none", -40, "no tax record");
         return;
     };
     if let Some(y) = t.last_year() {
-        let p = band(y.tax_paid_minor, &[(500_000_00, 80), (200_000_00, 50), (100_000_00, 30), (50_000_00, 10), (20_000_00, 0)], -40);
-        card.add("tax_paid", yuan(y.tax_paid_minor), p, format!("tax paid in {}: {} CNY", y.year, yuan(y.tax_paid_minor)));
+        let p = band(
+            y.tax_paid_minor,
+            &[(500_000_00, 80), (200_000_00, 50), (100_000_00, 30), (50_000_00, 10), (20_000_00, 0)],
+            -40,
+        );
+        card.add(
+            "tax_paid",
+            yuan(y.tax_paid_minor),
+            p,
+            format!("tax paid in {}: {} CNY", y.year, yuan(y.tax_paid_minor)),
+        );
         if let Some(prev) = t.years.get(1).filter(|p| p.tax_paid_minor > 0) {
             let g = (y.tax_paid_minor - prev.tax_paid_minor) * 100 / prev.tax_paid_minor;
             let p = band(g, &[(10, 40), (-10, 10), (-30, -30)], -70);
@@ -437,10 +450,20 @@ fn tax_factors(card: &mut Card, s: &AdapterSnapshot) {
     };
     card.add("tax_credit_rating", t.credit_rating.clone(), p, format!("tax credit rating {}", t.credit_rating));
     let p = band(t.registered_months, &[(60, 40), (36, 20), (24, 0)], -40);
-    card.add("registered_months", t.registered_months.to_string(), p, format!("registered for {} months", t.registered_months));
-    if let Some(g) = inflow_trend_pct(&t.monthly_inflows_minor) {
+    card.add(
+        "registered_months",
+        t.registered_months.to_string(),
+        p,
+        format!("registered for {} months", t.registered_months),
+    );
+    if let Some(g) = crate::monitor::recent_change_pct(&t.monthly_inflows_minor) {
         let p = band(g, &[(-10, 20), (-30, -20)], -60);
-        card.add("inflow_trend", format!("{g}%"), p, format!("last 3 months' inflows changed {g}% against the 3 before"));
+        card.add(
+            "inflow_trend",
+            format!("{g}%"),
+            p,
+            format!("last 3 months' inflows changed {g}% against the 3 before"),
+        );
     }
 }
 
@@ -453,9 +476,19 @@ fn sme_card(s: &AdapterSnapshot) -> Card {
             1 => -20,
             _ => -100,
         };
-        card.add("delinquencies_12m", b.delinquencies_12m.to_string(), p, format!("{} delinquencies in the last 12 months", b.delinquencies_12m));
+        card.add(
+            "delinquencies_12m",
+            b.delinquencies_12m.to_string(),
+            p,
+            format!("{} delinquencies in the last 12 months", b.delinquencies_12m),
+        );
         let p = band(std::cmp::Reverse(b.inquiries_3m), &[(std::cmp::Reverse(2), 10), (std::cmp::Reverse(5), 0)], -30);
-        card.add("inquiries_3m", b.inquiries_3m.to_string(), p, format!("{} credit inquiries in 3 months", b.inquiries_3m));
+        card.add(
+            "inquiries_3m",
+            b.inquiries_3m.to_string(),
+            p,
+            format!("{} credit inquiries in 3 months", b.inquiries_3m),
+        );
     } else {
         card.add("bureau_report", "none", -20, "no credit bureau report");
     }
@@ -473,9 +506,19 @@ fn supply_chain_card(s: &AdapterSnapshot) -> Card {
             RiskGrade::BB => 0,
             _ => -60,
         };
-        card.add("core_enterprise_grade", r.core_grade.as_str(), p, format!("{} is graded {}", r.core_enterprise_name, r.core_grade));
+        card.add(
+            "core_enterprise_grade",
+            r.core_grade.as_str(),
+            p,
+            format!("{} is graded {}", r.core_enterprise_name, r.core_grade),
+        );
         let p = band(r.relationship_months, &[(36, 40), (12, 20), (6, 0)], -40);
-        card.add("relationship_months", r.relationship_months.to_string(), p, format!("supplying the core enterprise for {} months", r.relationship_months));
+        card.add(
+            "relationship_months",
+            r.relationship_months.to_string(),
+            p,
+            format!("supplying the core enterprise for {} months", r.relationship_months),
+        );
         let tenor = (r.due_date - s.as_of).num_days();
         let p = if tenor <= 90 {
             20
@@ -492,7 +535,12 @@ fn supply_chain_card(s: &AdapterSnapshot) -> Card {
             1 => -20,
             _ => -100,
         };
-        card.add("delinquencies_12m", b.delinquencies_12m.to_string(), p, format!("{} delinquencies in the last 12 months", b.delinquencies_12m));
+        card.add(
+            "delinquencies_12m",
+            b.delinquencies_12m.to_string(),
+            p,
+            format!("{} delinquencies in the last 12 months", b.delinquencies_12m),
+        );
     }
     if let Some(t) = &s.tax {
         let p = match t.credit_rating.as_str() {
@@ -597,7 +645,11 @@ pub fn decide(product: &Product, snapshot: &AdapterSnapshot, fraud: &dyn FraudCh
     if limit < product.min_amount_minor {
         d.reasons.push(Reason::new(
             "limit_below_minimum",
-            format!("declined: the limit from {basis} would be {} CNY, below the product minimum {} CNY", yuan(limit), yuan(product.min_amount_minor)),
+            format!(
+                "declined: the limit from {basis} would be {} CNY, below the product minimum {} CNY",
+                yuan(limit),
+                yuan(product.min_amount_minor)
+            ),
         ));
         return d;
     }
@@ -612,7 +664,8 @@ pub fn decide(product: &Product, snapshot: &AdapterSnapshot, fraud: &dyn FraudCh
                 "borderline_grade",
                 format!("review: score {score} gives grade {} in the manual review band", row.grade),
             ));
-            d.reasons.extend(adverse.iter().take(3).map(|f| Reason::new(&f.factor, format!("adverse: {}", f.explanation))));
+            d.reasons
+                .extend(adverse.iter().take(3).map(|f| Reason::new(&f.factor, format!("adverse: {}", f.explanation))));
         }
         d.reasons.extend(d.fraud.reasons.clone());
     } else {

@@ -240,7 +240,8 @@ fn same_applicant_same_decision() {
     for i in 0..50 {
         let a = sim.applicant(&format!("C{i:05}"), CustomerKind::Individual);
         let d1 = decide(&product, &sources.collect(&a, &product, as_of()).unwrap(), &NoFraudCheck, now());
-        let d2 = decide(&product, &DataSources::simulated(42).collect(&a, &product, as_of()).unwrap(), &NoFraudCheck, now());
+        let d2 =
+            decide(&product, &DataSources::simulated(42).collect(&a, &product, as_of()).unwrap(), &NoFraudCheck, now());
         assert_eq!(d1, d2);
         assert_eq!(serde_json::to_string(&d1).unwrap(), serde_json::to_string(&d2).unwrap());
     }

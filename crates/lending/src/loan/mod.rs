@@ -287,7 +287,14 @@ impl Loan {
         (loan, postings)
     }
 
-    fn posting(&self, date: NaiveDate, debit: AccountRole, credit: AccountRole, minor: i64, purpose: PostingPurpose) -> Posting {
+    fn posting(
+        &self,
+        date: NaiveDate,
+        debit: AccountRole,
+        credit: AccountRole,
+        minor: i64,
+        purpose: PostingPurpose,
+    ) -> Posting {
         Posting { loan_id: self.id, date, debit, credit, amount: Amount::new(minor, self.currency), purpose }
     }
 
@@ -374,7 +381,13 @@ impl Loan {
             return Err(LendingError::LoanNotActive(self.status.as_str().into()));
         }
         self.fees = self.fees.checked_add(amount.minor).ok_or_else(overflow)?;
-        Ok(vec![self.posting(date, AccountRole::FeeReceivable, AccountRole::FeeIncome, amount.minor, PostingPurpose::Fee)])
+        Ok(vec![self.posting(
+            date,
+            AccountRole::FeeReceivable,
+            AccountRole::FeeIncome,
+            amount.minor,
+            PostingPurpose::Fee,
+        )])
     }
 
     /// Principal still to be paid for the running installment (installment loans) or all
@@ -687,7 +700,9 @@ impl Loan {
 /// and free of I/O; on error the loan is unchanged.
 pub fn eod(loan: &mut Loan, date: NaiveDate) -> Result<EodOutcome, LendingError> {
     let first = match loan.last_eod {
-        Some(last) if date == last => return Ok(EodOutcome { already_run: true, days_processed: 0, postings: Vec::new() }),
+        Some(last) if date == last => {
+            return Ok(EodOutcome { already_run: true, days_processed: 0, postings: Vec::new() })
+        }
         Some(last) if date < last => return Err(LendingError::EodDateInPast { requested: date, last }),
         Some(last) => last.succ_opt().ok_or_else(overflow)?,
         None => {

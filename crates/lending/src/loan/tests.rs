@@ -24,8 +24,16 @@ fn installment_loan(minor: i64, rate: &str, term: u32, method: RepaymentMethod) 
 }
 
 fn revolving_line(limit: i64, daily: &str) -> Loan {
-    let c = direct_contract(&Product::tax_sme(), "S1", cny(limit), d(daily), 12, RepaymentMethod::Revolving, day(2026, 1, 15))
-        .unwrap();
+    let c = direct_contract(
+        &Product::tax_sme(),
+        "S1",
+        cny(limit),
+        d(daily),
+        12,
+        RepaymentMethod::Revolving,
+        day(2026, 1, 15),
+    )
+    .unwrap();
     let (loan, postings) = Loan::open(&c);
     assert!(postings.is_empty(), "a line opens undrawn");
     loan
@@ -62,7 +70,16 @@ fn disbursement_postings() {
     assert_eq!(loan.principal, 100_000_00);
     assert_eq!(loan.status, LoanStatus::Active);
     // Supply chain deducts its 0.2% upfront fee from the payout.
-    let c = direct_contract(&Product::supply_chain(), "S", cny(500_000_00), d("0.05"), 3, RepaymentMethod::InterestOnlyBullet, day(2026, 1, 15)).unwrap();
+    let c = direct_contract(
+        &Product::supply_chain(),
+        "S",
+        cny(500_000_00),
+        d("0.05"),
+        3,
+        RepaymentMethod::InterestOnlyBullet,
+        day(2026, 1, 15),
+    )
+    .unwrap();
     let (_, postings) = Loan::open(&c);
     assert_eq!(postings[1].amount.minor, 1_000_00);
     assert_eq!((postings[1].debit, postings[1].credit), (AccountRole::CustomerAccount, AccountRole::FeeIncome));
@@ -206,7 +223,10 @@ fn prepayment_partial_and_full() {
     journal.extend(loan.repay(cny(8_606_64), day(2026, 2, 15)).unwrap().1);
     journal.extend(eod(&mut loan, day(2026, 3, 1)).unwrap().postings);
     // Too small to cover accrued interest.
-    assert!(matches!(loan.prepay(cny(1), day(2026, 3, 2), PrepayMode::KeepTerm), Err(LendingError::PrepayTooSmall { .. })));
+    assert!(matches!(
+        loan.prepay(cny(1), day(2026, 3, 2), PrepayMode::KeepTerm),
+        Err(LendingError::PrepayTooSmall { .. })
+    ));
     let accrued = loan.accrued_interest;
     let (a, p) = loan.prepay(cny(accrued + 30_000_00), day(2026, 3, 2), PrepayMode::KeepTerm).unwrap();
     journal.extend(p);
@@ -255,7 +275,16 @@ fn full_life_of_an_equal_principal_loan_paid_on_time() {
 
 #[test]
 fn acceptance_validation() {
-    let c = direct_contract(&Product::instant_consumer(), "P", cny(50_000_00), d("0.05"), 12, RepaymentMethod::EqualInstallment, day(2026, 1, 1)).unwrap();
+    let c = direct_contract(
+        &Product::instant_consumer(),
+        "P",
+        cny(50_000_00),
+        d("0.05"),
+        12,
+        RepaymentMethod::EqualInstallment,
+        day(2026, 1, 1),
+    )
+    .unwrap();
     let at = DateTime::<Utc>::from_timestamp(1_767_268_800, 0).unwrap();
     let offer = Offer {
         limit: cny(50_000_00),
@@ -264,7 +293,13 @@ fn acceptance_validation() {
         expires_at: at + Duration::hours(72),
         ..crate::offer::tests_support::offer_from(&c)
     };
-    let ok = AcceptRequest { amount: cny(50_000_00), term_months: 12, method: RepaymentMethod::EqualInstallment, start_date: day(2026, 1, 2), accepted_at: at };
+    let ok = AcceptRequest {
+        amount: cny(50_000_00),
+        term_months: 12,
+        method: RepaymentMethod::EqualInstallment,
+        start_date: day(2026, 1, 2),
+        accepted_at: at,
+    };
     let contract = accept(&offer, &ok).unwrap();
     assert_eq!(contract.schedule.total_principal(), 50_000_00);
     assert_eq!(accept(&offer, &ok).unwrap().id, contract.id, "same acceptance → same contract id");
@@ -272,9 +307,18 @@ fn acceptance_validation() {
     assert!(matches!(e(AcceptRequest { amount: cny(50_000_01), ..ok.clone() }), LendingError::AmountAboveLimit { .. }));
     assert!(matches!(e(AcceptRequest { amount: cny(999_99), ..ok.clone() }), LendingError::AmountBelowMinimum { .. }));
     assert!(matches!(e(AcceptRequest { term_months: 24, ..ok.clone() }), LendingError::TermNotOffered(24)));
-    assert!(matches!(e(AcceptRequest { method: RepaymentMethod::InterestOnlyBullet, ..ok.clone() }), LendingError::MethodNotOffered(_)));
-    assert!(matches!(e(AcceptRequest { accepted_at: at + Duration::hours(73), ..ok.clone() }), LendingError::OfferExpired { .. }));
-    assert!(matches!(e(AcceptRequest { amount: Amount::new(1_000_00, Currency::USD), ..ok.clone() }), LendingError::CurrencyMismatch { .. }));
+    assert!(matches!(
+        e(AcceptRequest { method: RepaymentMethod::InterestOnlyBullet, ..ok.clone() }),
+        LendingError::MethodNotOffered(_)
+    ));
+    assert!(matches!(
+        e(AcceptRequest { accepted_at: at + Duration::hours(73), ..ok.clone() }),
+        LendingError::OfferExpired { .. }
+    ));
+    assert!(matches!(
+        e(AcceptRequest { amount: Amount::new(1_000_00, Currency::USD), ..ok.clone() }),
+        LendingError::CurrencyMismatch { .. }
+    ));
 }
 
 #[derive(Debug, Clone)]
@@ -306,7 +350,8 @@ fn loan_strategy() -> impl Strategy<Value = (Loan, Vec<Posting>)> {
                 RepaymentMethod::InterestOnlyBullet,
                 RepaymentMethod::Revolving,
             ][kind as usize];
-            let product = if method == RepaymentMethod::Revolving { Product::tax_sme() } else { Product::instant_consumer() };
+            let product =
+                if method == RepaymentMethod::Revolving { Product::tax_sme() } else { Product::instant_consumer() };
             let rate = if method == RepaymentMethod::Revolving { Decimal::new(bps, 8) } else { Decimal::new(bps, 4) };
             let c = direct_contract(&product, "X", cny(minor), rate, term, method, day(2026, 1, 31)).unwrap();
             Loan::open(&c)
