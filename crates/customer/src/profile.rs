@@ -33,34 +33,41 @@ impl RiskLevel {
     }
 }
 
-/// Credit grade from the lending decision engine, best first (AAA .. E).
+/// Credit grade from the lending decision engine, best first: the same ten-grade scale as the
+/// `lending` crate (AAA, AA, A, BBB, BB, B, CCC, C, D, E).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CreditGrade {
     AAA,
     AA,
     A,
+    BBB,
+    BB,
     B,
+    CCC,
     C,
     D,
     E,
 }
 
 impl CreditGrade {
-    pub const ALL: [CreditGrade; 7] = [
+    pub const ALL: [CreditGrade; 10] = [
         CreditGrade::AAA,
         CreditGrade::AA,
         CreditGrade::A,
+        CreditGrade::BBB,
+        CreditGrade::BB,
         CreditGrade::B,
+        CreditGrade::CCC,
         CreditGrade::C,
         CreditGrade::D,
         CreditGrade::E,
     ];
 
     pub fn as_str(self) -> &'static str {
-        ["AAA", "AA", "A", "B", "C", "D", "E"][self as usize]
+        ["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "C", "D", "E"][self as usize]
     }
 
-    /// 1 (AAA) ..= 7 (E).
+    /// 1 (AAA) ..= 10 (E).
     pub fn rank(self) -> u8 {
         self as u8 + 1
     }

@@ -263,6 +263,17 @@ fn customer(rng: &mut ChaCha8Rng, i: usize, as_of: NaiveDate) -> CustomerFacts {
         f.tx_180d.outflow_count = f.tx_180d.outflow_count.max(f.tx_90d.outflow_count) + f.tx_90d.outflow_count / 2;
         f.tx_180d.inflow_minor = f.tx_180d.inflow_minor.max(f.tx_90d.inflow_minor);
         f.tx_180d.outflow_minor = f.tx_180d.outflow_minor.max(f.tx_90d.outflow_minor);
+        // A longer window with no more transactions than a shorter one holds the same amounts.
+        fn same_count_same_amount(short: TxWindow, long: &mut TxWindow) {
+            if long.inflow_count == short.inflow_count {
+                long.inflow_minor = short.inflow_minor;
+            }
+            if long.outflow_count == short.outflow_count {
+                long.outflow_minor = short.outflow_minor;
+            }
+        }
+        same_count_same_amount(f.tx_30d, &mut f.tx_90d);
+        same_count_same_amount(f.tx_90d, &mut f.tx_180d);
         if tx90 > 0 {
             f.last_transaction_on = Some(as_of - Duration::days(rng.gen_range(0..30)));
         }

@@ -146,7 +146,7 @@ fn describe(p: &Profile, emit: &mut dyn FnMut(&'static str, Type, &'static str, 
     emit("risk_level_num", N, "1 .. 5", r.risk_level.map(|l| u32::from(l.rank())).into());
     emit("risk_assessment_expired", Bool, "missing or older than a year", r.assessment_expired.into());
     emit("credit_grade", S, "AAA .. E", r.credit_grade.map(|g| g.as_str()).into());
-    emit("credit_grade_rank", N, "1 (AAA) .. 7 (E)", r.credit_grade.map(|g| u32::from(g.rank())).into());
+    emit("credit_grade_rank", N, "1 (AAA) .. 10 (E)", r.credit_grade.map(|g| u32::from(g.rank())).into());
     emit("tax_grade", S, "A, B, M, C, D (businesses)", r.tax_grade.clone().into());
 
     emit("lifecycle", S, "new | growing | mature | dormant | churning", p.lifecycle.stage.as_str().into());
@@ -635,8 +635,8 @@ pub fn builtin_tags() -> Vec<TagDefinition> {
         ("aggressive_investor", "Aggressive investor (R4-R5)", "risk_level_num >= 4"),
         ("risk_assessment_missing", "No risk questionnaire", "is_null(risk_level)"),
         ("risk_assessment_expired", "Risk questionnaire expired", "risk_assessment_expired"),
-        ("investment_grade", "Investment-grade credit (A or better)", "credit_grade in [\"AAA\", \"AA\", \"A\"]"),
-        ("subprime", "Weak credit (D or E)", "credit_grade in [\"D\", \"E\"]"),
+        ("investment_grade", "Investment-grade credit (BBB or better)", "credit_grade in [\"AAA\", \"AA\", \"A\", \"BBB\"]"),
+        ("subprime", "Weak credit (CCC or worse)", "credit_grade in [\"CCC\", \"C\", \"D\", \"E\"]"),
         ("tax_grade_a", "Tax credit grade A", "tax_grade == \"A\""),
         ("tax_grade_b", "Tax credit grade B", "tax_grade == \"B\""),
         ("tax_grade_poor", "Poor tax credit (C or D)", "tax_grade in [\"C\", \"D\"]"),
