@@ -4,8 +4,8 @@
 //! Conditions are behind the [`Condition`] trait. Rule sets store a serialisable
 //! [`ConditionSpec`]; a [`ConditionCompiler`] turns it into a `Box<dyn Condition>` when a version
 //! is compiled. [`BuiltinConditions`] handles threshold comparisons; `ConditionSpec::Expression`
-//! is reserved for the typed expression language of the `rules` crate, to be plugged in as
-//! another compiler.
+//! is compiled by [`crate::ExpressionCompiler`] with the typed expression language of the
+//! `rules` crate (the default compiler of a [`RuleSetRegistry`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -214,7 +214,12 @@ impl RuleSet {
                 return Err(invalid("reason_code must be non-empty"));
             }
             if r.enabled {
-                let condition = compiler.compile(&r.condition).map_err(|e| invalid(&e.to_string()))?;
+                let condition = compiler.compile(&r.condition).map_err(|e| match e {
+                    RiskError::InvalidExpression { error, .. } => {
+                        RiskError::InvalidExpression { rule: r.id.clone(), error }
+                    }
+                    other => invalid(&other.to_string()),
+                })?;
                 rules.push(CompiledRule { rule: r.clone(), condition });
             }
         }
@@ -305,8 +310,9 @@ impl fmt::Debug for RuleSetRegistry {
 }
 
 impl Default for RuleSetRegistry {
+    /// A registry that compiles thresholds and `rules`-crate expressions.
     fn default() -> Self {
-        Self::new(Box::new(BuiltinConditions))
+        Self::new(Box::new(crate::ExpressionCompiler))
     }
 }
 
@@ -512,7 +518,9 @@ mod tests {
         assert!(matches!(reg.add_version(dup), Err(RiskError::InvalidRule { .. })));
         let mut expr = rule("e", "x", CmpOp::Gt, 1.0, RuleAction::Reject, 0.0);
         expr.condition = ConditionSpec::Expression { source: "x > 1 && y < 2".into() };
-        assert!(matches!(reg.add_version(set(4, vec![expr])), Err(RiskError::InvalidRule { .. })));
+        assert!(matches!(reg.add_version(set(4, vec![expr.clone()])), Err(RiskError::InvalidExpression { .. })));
+        expr.condition = ConditionSpec::Expression { source: "event_amount > 1 && list_black_hits < 2".into() };
+        reg.add_version(set(4, vec![expr])).unwrap();
         // Rule sets serialise.
         let json = serde_json::to_string(&reg.get(2).unwrap()).unwrap();
         assert_eq!(serde_json::from_str::<RuleSet>(&json).unwrap(), reg.get(2).unwrap());
