@@ -122,6 +122,11 @@ impl RiskEngine {
         *self.model.write() = Some(Arc::new(artefact));
     }
 
+    /// The active model, if any.
+    pub fn model(&self) -> Option<Arc<ModelArtefact>> {
+        self.model.read().clone()
+    }
+
     pub fn clear_model(&self) {
         *self.model.write() = None;
     }

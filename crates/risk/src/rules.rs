@@ -146,14 +146,17 @@ pub struct Rule {
     /// Unique within a rule set.
     pub id: String,
     /// Higher runs first; ties keep the order of the set.
+    #[serde(default)]
     pub priority: i32,
     pub condition: ConditionSpec,
     pub action: RuleAction,
     /// Machine-readable reason code, e.g. `VEL_CUSTOMER_1H`.
     pub reason_code: String,
     /// Human-readable explanation shown to analysts and in the decision log.
+    #[serde(default)]
     pub explanation: String,
     /// Risk points added to the score when the rule matches.
+    #[serde(default)]
     pub weight: f64,
     /// Stop evaluating lower-priority rules when this one matches; its action (unless `score`)
     /// is then final, e.g. a high-priority allow for trusted payees.
@@ -353,6 +356,11 @@ impl RuleSetRegistry {
 
     pub fn active_version(&self) -> Option<u32> {
         self.active.read().as_ref().map(|a| a.version)
+    }
+
+    /// The highest stored version.
+    pub fn latest_version(&self) -> Option<u32> {
+        self.versions.read().last_key_value().map(|(v, _)| *v)
     }
 
     pub fn get(&self, version: u32) -> Option<RuleSet> {

@@ -1,5 +1,6 @@
 pub mod customers;
 pub mod keys;
 pub mod ledger;
+pub mod risk;
 pub mod system;
 pub mod tags;
