@@ -564,6 +564,12 @@ pub async fn store_rule_set(db: &Database, set: &RuleSet, created_by: Option<Uui
     Ok(())
 }
 
+/// How many rule set versions are stored.
+pub async fn fetch_rule_set_count(db: &Database) -> Result<i64, ApiError> {
+    let rows = fetch_all!(db, (i64,), "SELECT COUNT(*) FROM risk_rule_sets", |q| q).map_err(ApiError::internal)?;
+    Ok(rows.first().map_or(0, |r| r.0))
+}
+
 /// Marks a version as activated now.
 pub async fn mark_activated(db: &Database, version: u32) -> Result<(), ApiError> {
     let sql = "UPDATE risk_rule_sets SET activated_at = ? WHERE version = ?";
