@@ -71,6 +71,10 @@ struct ServeArgs {
     /// How long a transfer sent to review is held before the hold expires (0 = until resolved).
     #[arg(long, env = "DIGIBANK_RISK_REVIEW_HOLD_SECS", default_value_t = 86_400)]
     review_hold_secs: u32,
+    /// `durable`: answer risk decisions after they are committed; `buffered`: answer at once
+    /// and store them a few milliseconds later (a crash can lose the last batch).
+    #[arg(long, env = "DIGIBANK_RISK_DECISION_LOG", default_value = "durable", value_parser = ["durable", "buffered"])]
+    decision_log: String,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -135,6 +139,7 @@ struct FileConfig {
 struct RiskFileConfig {
     screen_channels: Option<Vec<String>>,
     review_hold_secs: Option<u32>,
+    decision_log: Option<String>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -152,6 +157,7 @@ fn apply_config_file() -> Result<()> {
     let settings = [
         ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
         ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
+        ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -253,14 +259,21 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         }
         risk_cli::ensure_demo_risk(&db).await?;
     }
-    let screen_channels = server::risk::RiskConfig::parse_channels(&args.screen_channels).map_err(anyhow::Error::msg)?;
+    let screen_channels =
+        server::risk::RiskConfig::parse_channels(&args.screen_channels).map_err(anyhow::Error::msg)?;
     let risk_config = server::risk::RiskConfig {
         screen_channels,
         review_hold_secs: args.review_hold_secs,
+        decision_log: if args.decision_log == "buffered" {
+            server::risk::DecisionLog::Buffered
+        } else {
+            server::risk::DecisionLog::Durable
+        },
         ..server::risk::RiskConfig::default()
     };
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    let state = server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let state =
+        server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
         println!("API explorer: http://{bound}/docs");

@@ -116,7 +116,10 @@ pub async fn ensure_demo_risk(db: &Database) -> Result<()> {
         let args = TrainArgs { seed: 42, events: 20_000, threshold: 0.5, trees: 60, out: None };
         let report = train_models(db, &args, true).await?;
         let m = report.gbdt.metrics.as_ref().map(|m| m.auc).unwrap_or_default();
-        println!("demo risk: trained {} v{} on {} labelled events (held-out AUC {m:.3})", report.gbdt.name, report.gbdt.version, report.events);
+        println!(
+            "demo risk: trained {} v{} on {} labelled events (held-out AUC {m:.3})",
+            report.gbdt.name, report.gbdt.version, report.events
+        );
     }
     let sets = server::risk::fetch_rule_set_count(db).await.map_err(api)?;
     if sets == 0 {
@@ -140,7 +143,7 @@ pub struct RiskBenchArgs {
     #[arg(long, default_value_t = 2_000)]
     rate: u32,
     /// Seconds of HTTP load (0 = skip the HTTP part).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 15)]
     duration: u64,
     /// Directory for the benchmark database.
     #[arg(long, default_value = "data/bench-risk")]
@@ -264,48 +267,61 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
     server::risk::store_rule_set(&db, &rule_set, None).await.map_err(api)?;
     server::risk::mark_activated(&db, 1).await.map_err(api)?;
     db.close().await;
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(&exe)
-        .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
-    let (mut base, mut key) = (None, None);
-    while let Some(line) = lines.next_line().await? {
-        if let Some(rest) = line.strip_prefix("digibank listening on ") {
-            base = rest.split_whitespace().next().map(str::to_string);
-        }
-        if let Some(rest) = line.strip_prefix("admin API key (shown once, store it now): ") {
-            key = Some(rest.trim().to_string());
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let (Some(base), Some(key)) = (base, key) else { bail!("benchmark server did not start") };
-    println!("HTTP: server {base} (SQLite, decisions durably logged before each response); load process at {}/s for {} s", args.rate, args.duration);
-    let out = tokio::process::Command::new(&exe)
-        .args(["bench", "risk-load", "--url", &base, "--key", &key])
-        .args(["--rate", &args.rate.to_string(), "--duration", &args.duration.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .await?;
-    let _ = child.kill().await;
-    if !out.status.success() {
-        bail!("load process failed");
-    }
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).context("load process output")?;
     println!(
-        "| HTTP, open loop at {}/s | {} ({} errors) | {:.0} | {} | {} | {} |",
+        "HTTP: `digibank serve` child process on SQLite ({}), driven by a separate `bench risk-load` process at {}/s for {} s per row",
+        path.display(),
         args.rate,
-        r["ok"],
-        r["errors"],
-        r["throughput"].as_f64().unwrap_or_default(),
-        micros(r["p50_ns"].as_u64().unwrap_or_default()),
-        micros(r["p99_ns"].as_u64().unwrap_or_default()),
-        micros(r["p999_ns"].as_u64().unwrap_or_default())
+        args.duration
     );
+    let mut key: Option<String> = None;
+    let exe = std::env::current_exe()?;
+    for mode in ["durable", "buffered"] {
+        let mut child = tokio::process::Command::new(&exe)
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url, "--decision-log", mode])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
+        let mut base = None;
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix("digibank listening on ") {
+                base = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.strip_prefix("admin API key (shown once, store it now): ") {
+                key = Some(rest.trim().to_string());
+                break;
+            }
+            if line.starts_with("admin API key: already issued") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (Some(base), Some(key)) = (base, key.clone()) else { bail!("benchmark server did not start") };
+        let out = tokio::process::Command::new(&exe)
+            .args(["bench", "risk-load", "--url", &base, "--key", &key])
+            .args(["--rate", &args.rate.to_string(), "--duration", &args.duration.to_string()])
+            .args(["--seed", if mode == "durable" { "7" } else { "8" }])
+            .stderr(Stdio::inherit())
+            .output()
+            .await?;
+        let _ = child.kill().await;
+        let _ = child.wait().await;
+        if !out.status.success() {
+            bail!("load process failed");
+        }
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).context("load process output")?;
+        println!(
+            "| HTTP, {mode} decision log, open loop at {}/s | {} ({} errors) | {:.0} | {} | {} | {} |",
+            args.rate,
+            r["ok"],
+            r["errors"],
+            r["throughput"].as_f64().unwrap_or_default(),
+            micros(r["p50_ns"].as_u64().unwrap_or_default()),
+            micros(r["p99_ns"].as_u64().unwrap_or_default()),
+            micros(r["p999_ns"].as_u64().unwrap_or_default())
+        );
+    }
     println!("(HTTP latency is measured from each request's scheduled send time, so a stalled server cannot hide queueing: no coordinated omission)");
     Ok(())
 }
@@ -315,10 +331,16 @@ pub async fn load(args: RiskLoadArgs) -> Result<()> {
     let total = (u64::from(args.rate) * args.duration) as usize;
     let warmup = (args.rate / 2) as usize;
     let events = load_events(total + warmup, args.seed, &format!("http-{}", std::process::id()));
-    let bodies: Vec<bytes_body::Body> = events.iter().map(|e| serde_json::to_vec(e).map(bytes_body::Body)).collect::<Result<_, _>>()?;
+    let bodies: Vec<bytes_body::Body> =
+        events.iter().map(|e| serde_json::to_vec(e).map(bytes_body::Body)).collect::<Result<_, _>>()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build()?;
     let endpoint = format!("{}/v1/risk/decisions", args.url);
     let auth = format!("Bearer {}", args.key);
+    // One authenticated request first: the server verifies a key with argon2 once and caches it.
+    let warm = client.get(format!("{}/v1/risk/model", args.url)).header("authorization", &auth).send().await?;
+    if !warm.status().is_success() {
+        bail!("warm-up request failed: HTTP {}", warm.status());
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Option<u64>)>();
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let start = tokio::time::Instant::now() + Duration::from_millis(50);

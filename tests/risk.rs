@@ -52,10 +52,12 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
         let key = server.key().to_string();
 
         // No rule set, no model: a small login is allowed.
-        let d = decide(&server, event("e-login", "login", json!({"device_fingerprint": "dev-1", "ip": "10.0.0.9"}))).await;
+        let d =
+            decide(&server, event("e-login", "login", json!({"device_fingerprint": "dev-1", "ip": "10.0.0.9"}))).await;
         assert_eq!(d["outcome"], "allow", "{d}");
         assert_eq!(d["rule_set_version"], Value::Null);
-        let (status, stored) = server.call("GET", &format!("/v1/risk/decisions/{}", d["id"].as_str().unwrap()), None).await;
+        let (status, stored) =
+            server.call("GET", &format!("/v1/risk/decisions/{}", d["id"].as_str().unwrap()), None).await;
         assert_eq!((status, &stored["outcome"]), (200, &json!("allow")), "{stored}");
 
         // Bad input: precise 4xx codes.
@@ -90,7 +92,8 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
         assert_eq!(sets["active_version"], Value::Null);
 
         // v1 rejects big transfers; it only applies once activated, with no restart.
-        let v1 = json!({"rules": [rule("big_transfer", "event_kind == \"transfer\" and event_amount >= 10000", "reject")]});
+        let v1 =
+            json!({"rules": [rule("big_transfer", "event_kind == \"transfer\" and event_amount >= 10000", "reject")]});
         let (status, created) = server.call("POST", "/v1/risk/rule-sets", Some(v1)).await;
         assert_eq!((status, created["rule_set"]["version"].as_u64()), (201, Some(1)), "{created}");
         assert_eq!(decide(&server, transfer_event("e-big-1", 20_000, "dev-1")).await["outcome"], "allow");
@@ -116,7 +119,8 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
         assert_eq!(server.call("POST", "/v1/risk/rule-sets/9/backtest", None).await.0, 404);
 
         // Lists with expiry: a black-listed device rejects until the entry expires.
-        let entry = json!({"kind": "black", "subject": "device", "value": "dev-evil", "reason": "chargebacks", "ttl_secs": 2});
+        let entry =
+            json!({"kind": "black", "subject": "device", "value": "dev-evil", "reason": "chargebacks", "ttl_secs": 2});
         let (status, body) = server.call("POST", "/v1/risk/lists", Some(entry)).await;
         assert_eq!(status, 201, "{body}");
         let d = decide(&server, transfer_event("e-evil-1", 5, "dev-evil")).await;
@@ -181,7 +185,8 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
         // Least privilege: a teller may ask for decisions but not change rules or resolve cases.
         let (_, teller) = server.call("POST", "/v1/api-keys", Some(json!({"name": "app", "role": "teller"}))).await;
         let teller = teller["key"].as_str().unwrap().to_string();
-        let (status, _) = server.call_as(Some(&teller), "POST", "/v1/risk/decisions", Some(transfer_event("e-t", 5, "d"))).await;
+        let (status, _) =
+            server.call_as(Some(&teller), "POST", "/v1/risk/decisions", Some(transfer_event("e-t", 5, "d"))).await;
         assert_eq!(status, 200);
         let v3 = json!({"rules": [rule("x", "true", "reject")]});
         assert_eq!(server.call_as(Some(&teller), "POST", "/v1/risk/rule-sets", Some(v3)).await.0, 403);

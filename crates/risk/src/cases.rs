@@ -59,8 +59,8 @@ pub struct Label {
 
 /// In-memory case book (thread-safe), bounded.
 ///
-/// The book keeps at most `capacity` cases: when a new case would exceed it, the oldest resolved
-/// case is dropped first, then the oldest open one (counted in [`CaseBook::evicted`]). A service
+/// The book keeps at most `capacity` cases: when a new case would exceed it, the oldest case is
+/// dropped (in O(log n); counted in [`CaseBook::evicted`]). A service
 /// that must keep every case persists them elsewhere (the server writes them to its database);
 /// the book is the hot working set, so a long benchmark cannot grow memory without bound.
 /// Case ids keep increasing across evictions and can be continued after a restart with
@@ -144,11 +144,8 @@ impl CaseBook {
         let id = case.id;
         let mut cases = self.cases.write();
         while cases.len() >= self.capacity {
-            let victim = cases.values().find(|c| !c.is_open()).map(|c| c.id).or_else(|| cases.keys().next().copied());
-            if let Some(v) = victim {
-                cases.remove(&v);
-                self.evicted.fetch_add(1, Ordering::Relaxed);
-            }
+            cases.pop_first();
+            self.evicted.fetch_add(1, Ordering::Relaxed);
         }
         cases.insert(id, case);
         id
@@ -252,11 +249,11 @@ mod tests {
         let ids: Vec<u64> = (0..3).map(|i| book.open_from(&review(&format!("e{i}"))).unwrap()).collect();
         assert_eq!(ids, vec![1, 2, 3]);
         book.resolve(2, Resolution::FalsePositive, "ana", "", DateTime::<Utc>::default()).unwrap();
-        // Full: the resolved case goes first, then the oldest open one.
+        // Full: the oldest case goes first.
         assert_eq!(book.open_from(&review("e3")), Some(4));
-        assert!(book.get(2).is_none() && book.get(1).is_some());
+        assert!(book.get(1).is_none() && book.get(2).is_some());
         assert_eq!(book.open_from(&review("e4")), Some(5));
-        assert!(book.get(1).is_none());
+        assert!(book.get(2).is_none());
         assert_eq!((book.len(), book.evicted()), (3, 2));
         for i in 0..10_000 {
             book.open_from(&review(&format!("x{i}")));

@@ -140,17 +140,61 @@ fn flag_of<T: Copy>(
         .map_or(ValueRef::Null, |(k, _)| ValueRef::String(name(*k)))
 }
 
+/// `f64` to `Decimal`, with cheap exact paths for integers and cent amounts.
+fn decimal(v: f64) -> Option<Decimal> {
+    const EXACT: f64 = 9.0e15;
+    if v.fract() == 0.0 && v.abs() < EXACT {
+        return Some(Decimal::from(v as i64));
+    }
+    let cents = v * 100.0;
+    if cents.fract() == 0.0 && cents.abs() < EXACT {
+        return Some(Decimal::new(cents as i64, 2));
+    }
+    Decimal::from_f64(v)
+}
+
+fn read(features: &FeatureVector, slot: Option<&Slot>) -> ValueRef<'static> {
+    match slot {
+        Some(Slot::Num(name)) => features.get(name).and_then(decimal).map_or(ValueRef::Null, ValueRef::Number),
+        Some(Slot::Flag(name)) => features.get(name).map_or(ValueRef::Null, |v| ValueRef::Bool(v != 0.0)),
+        Some(Slot::Kind) => flag_of(features, &KIND_FLAGS, EventKind::as_str),
+        Some(Slot::Channel) => flag_of(features, &CHANNEL_FLAGS, Channel::as_str),
+        None => ValueRef::Null,
+    }
+}
+
 impl Record for FeatureRecord<'_> {
     fn get(&self, field: usize) -> ValueRef<'_> {
-        match self.slots.get(field) {
-            Some(Slot::Num(name)) => {
-                self.features.get(name).and_then(Decimal::from_f64).map_or(ValueRef::Null, ValueRef::Number)
-            }
-            Some(Slot::Flag(name)) => self.features.get(name).map_or(ValueRef::Null, |v| ValueRef::Bool(v != 0.0)),
-            Some(Slot::Kind) => flag_of(self.features, &KIND_FLAGS, EventKind::as_str),
-            Some(Slot::Channel) => flag_of(self.features, &CHANNEL_FLAGS, Channel::as_str),
-            None => ValueRef::Null,
+        read(self.features, self.slots.get(field))
+    }
+}
+
+/// The fields a rule set reads, converted from a feature vector once per decision so that a
+/// hundred rules do not each look up and convert the same features.
+#[derive(Debug, Default)]
+pub struct PreparedRow {
+    values: Vec<ValueRef<'static>>,
+}
+
+impl PreparedRow {
+    /// Converts `fields` (indices into [`expression_schema`]); the others read as null.
+    pub fn build(features: &FeatureVector, fields: &[usize]) -> Self {
+        if fields.is_empty() {
+            return PreparedRow::default();
         }
+        let slots = &LAYOUT.slots;
+        let mut values = vec![ValueRef::Null; slots.len()];
+        for &i in fields {
+            values[i] = read(features, slots.get(i));
+        }
+        PreparedRow { values }
+    }
+}
+
+impl Record for PreparedRow {
+    #[inline]
+    fn get(&self, field: usize) -> ValueRef<'_> {
+        self.values.get(field).copied().unwrap_or(ValueRef::Null)
     }
 }
 
@@ -158,6 +202,7 @@ impl Record for FeatureRecord<'_> {
 #[derive(Debug)]
 pub struct ExpressionCondition {
     expr: rules::Expr,
+    fields: Vec<usize>,
 }
 
 impl ExpressionCondition {
@@ -171,6 +216,14 @@ impl Condition for ExpressionCondition {
     fn eval(&self, features: &FeatureVector) -> bool {
         self.expr.matches(&FeatureRecord { features, slots: &LAYOUT.slots })
     }
+
+    fn schema_fields(&self) -> &[usize] {
+        &self.fields
+    }
+
+    fn eval_prepared(&self, _features: &FeatureVector, row: &PreparedRow) -> bool {
+        self.expr.matches(row)
+    }
 }
 
 /// Compiles expressions with the `rules` crate and everything else with [`BuiltinConditions`].
@@ -181,7 +234,7 @@ impl ExpressionCompiler {
     /// Compiles one expression source into a condition.
     pub fn compile_expression(source: &str) -> Result<ExpressionCondition, RiskError> {
         rules::compile_condition(source, expression_schema())
-            .map(|expr| ExpressionCondition { expr })
+            .map(|expr| ExpressionCondition { fields: expr.fields().iter().map(|(i, _)| *i).collect(), expr })
             .map_err(|error| RiskError::InvalidExpression { rule: String::new(), error })
     }
 }
@@ -229,6 +282,22 @@ mod tests {
         assert!(cond("coalesce(velocity_device_count_1h, 0) == 0").eval(&f));
         assert!(cond("is_null(model_probability)").eval(&f));
         assert!(cond("velocity_counterparty_sum_24h >= 0 or true").eval(&f));
+    }
+
+    #[test]
+    fn prepared_rows_agree_with_direct_reads() {
+        let f = fv(&[("event.amount", 1234.56), ("event.kind.payment", 1.0), ("velocity.ip.sum.24h", 3.0e7)]);
+        for src in [
+            "event_amount == 1234.56",
+            "event_kind == \"payment\" and velocity_ip_sum_24h > 29999999",
+            "is_null(model_probability)",
+        ] {
+            let c = ExpressionCompiler::compile_expression(src).unwrap();
+            let row = PreparedRow::build(&f, c.schema_fields());
+            assert!(c.eval(&f) && c.eval_prepared(&f, &row), "{src}");
+        }
+        assert_eq!(decimal(0.1), Decimal::from_f64(0.1));
+        assert_eq!(decimal(1e300), Decimal::from_f64(1e300));
     }
 
     #[test]

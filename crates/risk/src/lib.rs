@@ -56,7 +56,7 @@ pub use decision::{Decision, Outcome, Reason, ReasonSource};
 pub use engine::{velocity_feature, EngineConfig, RiskEngine};
 pub use error::RiskError;
 pub use event::{Channel, EventKind, GeoLocation, Merchant, RiskEvent};
-pub use expr::{expression_schema, rule_field_name, ExpressionCompiler, ExpressionCondition};
+pub use expr::{expression_schema, rule_field_name, ExpressionCompiler, ExpressionCondition, PreparedRow};
 pub use features::FeatureVector;
 pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};
 pub use lists::{ListEntry, ListHit, ListKind, ListSubject, Lists};

@@ -15,11 +15,23 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::expr::PreparedRow;
 use crate::{FeatureVector, Outcome, RiskError};
 
 /// A compiled, side-effect-free predicate over a decision's features.
 pub trait Condition: Send + Sync + fmt::Debug {
     fn eval(&self, features: &FeatureVector) -> bool;
+
+    /// Indices into [`crate::expression_schema`] this condition reads, if it evaluates over a
+    /// [`PreparedRow`]. A rule set converts the union of these fields once per decision.
+    fn schema_fields(&self) -> &[usize] {
+        &[]
+    }
+
+    /// Evaluates with the decision's prepared row (defaults to [`Condition::eval`]).
+    fn eval_prepared(&self, features: &FeatureVector, _row: &PreparedRow) -> bool {
+        self.eval(features)
+    }
 }
 
 /// Comparison operator of a [`Threshold`].
@@ -227,7 +239,11 @@ impl RuleSet {
             }
         }
         rules.sort_by_key(|c| std::cmp::Reverse(c.rule.priority));
-        Ok(CompiledRuleSet { name: self.name.clone(), version: self.version, thresholds: t, rules })
+        let mut prepared_fields: Vec<usize> =
+            rules.iter().flat_map(|c| c.condition.schema_fields().iter().copied()).collect();
+        prepared_fields.sort_unstable();
+        prepared_fields.dedup();
+        Ok(CompiledRuleSet { name: self.name.clone(), version: self.version, thresholds: t, rules, prepared_fields })
     }
 }
 
@@ -257,6 +273,8 @@ pub struct CompiledRuleSet {
     pub version: u32,
     pub thresholds: ScoreThresholds,
     pub rules: Vec<CompiledRule>,
+    /// Expression-schema fields read by any rule, converted once per evaluation.
+    prepared_fields: Vec<usize>,
 }
 
 impl CompiledRuleSet {
@@ -267,8 +285,9 @@ impl CompiledRuleSet {
         let mut score = base_score;
         let mut hits = Vec::new();
         let mut rule_outcome = Outcome::Allow;
+        let row = PreparedRow::build(features, &self.prepared_fields);
         for (i, c) in self.rules.iter().enumerate() {
-            if !c.condition.eval(features) {
+            if !c.condition.eval_prepared(features, &row) {
                 continue;
             }
             hits.push(i);

@@ -12,7 +12,8 @@
 //! * **mule chains**: victims' transfers funnelled into the same few mule accounts, which forward
 //!   the money along a chain.
 //!
-//! Every fraud event is labelled. [`featurize`] replays the events through a fresh
+//! Every event is labelled, with realistic noise: 5% of fraud events are labelled legitimate
+//! (never reported) and 0.5% of legitimate ones fraud (disputes). [`featurize`] replays the events through a fresh
 //! [`RiskEngine`] (velocity, lists, graph; no rules, no model) on a clock that follows the
 //! events, so each row holds exactly the features the engine would have seen at that moment.
 //! [`train`] fits a WoE scorecard and a GBDT on a seeded split and evaluates both on the held-out
@@ -150,6 +151,9 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
         }
     }
     let merchants: Vec<String> = (0..200).map(|m| format!("M{m:04}")).collect();
+    // Landlords, schools, utilities: legitimate accounts that collect many transfers.
+    let payees: Vec<String> = (0..(n_legit / 100).max(3)).map(|m| format!("A-PAYEE{m:04}")).collect();
+    let mut onboarded = 0usize;
     let mule_accounts: Vec<String> = (0..(n_legit / 40).max(3)).map(|m| format!("A-MULE{m:04}")).collect();
     let mut out: Vec<LabelledEvent> = Vec::with_capacity(config.events + 64);
     let mut seq = 0u64;
@@ -161,7 +165,7 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
     while out.len() < config.events {
         let roll: f64 = rng.gen();
         let t = start + Duration::seconds(rng.gen_range(0..SPAN_SECS));
-        if roll < 0.98 {
+        if roll < 0.975 {
             // A legitimate event.
             let c = &legit[rng.gen_range(0..n_legit)];
             let channel = *[Channel::Mobile, Channel::Mobile, Channel::Web, Channel::Pos].choose(&mut rng).unwrap();
@@ -183,8 +187,11 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
                 e = RiskEvent::new(next_id("xfer"), EventKind::Transfer, t, &c.id, channel);
                 e.amount = cny(lognormal(&mut rng, 500.0, 1.1).min(c.income * 2.0));
                 e.account_id = Some(c.account.clone());
-                e.counterparty_account =
-                    Some(c.peers.choose(&mut rng).cloned().unwrap_or_else(|| merchants[0].clone()));
+                e.counterparty_account = if rng.gen_bool(0.25) {
+                    Some(payees.choose(&mut rng).unwrap().clone())
+                } else {
+                    Some(c.peers.choose(&mut rng).cloned().unwrap_or_else(|| merchants[0].clone()))
+                };
             } else {
                 e = RiskEvent::new(next_id("loan"), EventKind::LoanApplication, t, &c.id, channel);
                 e.amount = cny(lognormal(&mut rng, 30_000.0, 0.6));
@@ -193,14 +200,66 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
             e.device_fingerprint = Some(device);
             e.ip = c.ip.parse().ok();
             out.push(LabelledEvent { event: e, is_fraud: false, scenario: Scenario::Legitimate });
-        } else if roll < 0.984 {
+        } else if roll < 0.985 {
+            // Legitimate look-alikes of the fraud patterns: new customers onboarding (sometimes
+            // on a household device), and customers on a new phone abroad moving a larger sum.
+            if rng.gen_bool(0.5) {
+                onboarded += 1;
+                let cust = format!("C-N{onboarded:06}");
+                let device = if rng.gen_bool(0.3) {
+                    legit[rng.gen_range(0..n_legit)].devices[0].clone()
+                } else {
+                    format!("dev-N{onboarded:06}")
+                };
+                let mut open = RiskEvent::new(next_id("open"), EventKind::AccountOpening, t, &cust, Channel::Mobile);
+                open.id_number = Some(id_number(&mut rng));
+                open.phone = Some(phone(&mut rng));
+                open.device_fingerprint = Some(device);
+                open.ip = ip(&mut rng, false).parse().ok();
+                let mut loan = open.clone();
+                loan.event_id = next_id("loan");
+                loan.kind = EventKind::LoanApplication;
+                loan.occurred_at = t + Duration::minutes(rng.gen_range(5..600));
+                loan.phone = None;
+                loan.amount = cny(lognormal(&mut rng, 50_000.0, 0.6));
+                out.push(LabelledEvent { event: open, is_fraud: false, scenario: Scenario::Legitimate });
+                if rng.gen_bool(0.6) {
+                    out.push(LabelledEvent { event: loan, is_fraud: false, scenario: Scenario::Legitimate });
+                }
+            } else {
+                let c = &legit[rng.gen_range(0..n_legit)];
+                let device = format!("dev-NEW-{}", next_id("d"));
+                let travel_ip = ip(&mut rng, false);
+                let channel = if rng.gen_bool(0.5) { Channel::Web } else { Channel::Mobile };
+                let mut login = RiskEvent::new(next_id("login"), EventKind::Login, t, &c.id, channel);
+                login.device_fingerprint = Some(device.clone());
+                login.ip = travel_ip.parse().ok();
+                let mut x = RiskEvent::new(
+                    next_id("xfer"),
+                    EventKind::Transfer,
+                    t + Duration::minutes(rng.gen_range(1..120)),
+                    &c.id,
+                    channel,
+                );
+                x.amount = cny(lognormal(&mut rng, c.income * 1.5, 0.5));
+                x.account_id = Some(c.account.clone());
+                x.counterparty_account = Some(payees.choose(&mut rng).unwrap().clone());
+                x.device_fingerprint = Some(device);
+                x.ip = travel_ip.parse().ok();
+                out.push(LabelledEvent { event: login, is_fraud: false, scenario: Scenario::Legitimate });
+                out.push(LabelledEvent { event: x, is_fraud: false, scenario: Scenario::Legitimate });
+            }
+        } else if roll < 0.989 {
             // A fraud ring: fresh identities on one device farm within a few hours.
             rings += 1;
             let farm = format!("dev-FARM{rings:04}");
             let ring_ip = ip(&mut rng, false);
             let size = rng.gen_range(5..=10);
+            // Careful rings give each member an own (emulated) device and only share the IP.
+            let careful = rng.gen_bool(0.3);
             for m in 0..size {
                 let cust = format!("C-R{rings:04}-{m:02}");
+                let farm = if careful { format!("{farm}-{m:02}") } else { farm.clone() };
                 let tm = t + Duration::minutes(rng.gen_range(0..360));
                 let mut open = RiskEvent::new(next_id("open"), EventKind::AccountOpening, tm, &cust, Channel::Mobile);
                 open.id_number = Some(id_number(&mut rng));
@@ -216,13 +275,14 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
                 out.push(LabelledEvent { event: open, is_fraud: true, scenario: Scenario::FraudRing });
                 out.push(LabelledEvent { event: loan, is_fraud: true, scenario: Scenario::FraudRing });
             }
-        } else if roll < 0.992 {
+        } else if roll < 0.994 {
             // Account takeover: new device + new IP, then large transfers out within minutes.
             let t = start + Duration::seconds(rng.gen_range(SPAN_SECS / 3..SPAN_SECS));
             let c = &legit[rng.gen_range(0..n_legit)];
             let device = format!("dev-ATO-{}", next_id("d"));
             let bad_ip = ip(&mut rng, false);
-            let mut login = RiskEvent::new(next_id("login"), EventKind::Login, t, &c.id, Channel::Web);
+            let ato_channel = if rng.gen_bool(0.6) { Channel::Web } else { Channel::Mobile };
+            let mut login = RiskEvent::new(next_id("login"), EventKind::Login, t, &c.id, ato_channel);
             login.device_fingerprint = Some(device.clone());
             login.ip = bad_ip.parse().ok();
             out.push(LabelledEvent { event: login, is_fraud: true, scenario: Scenario::AccountTakeover });
@@ -232,9 +292,9 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
                     EventKind::Transfer,
                     t + Duration::minutes(2 + k * 3),
                     &c.id,
-                    Channel::Web,
+                    ato_channel,
                 );
-                x.amount = cny(lognormal(&mut rng, (c.income * 2.5).max(5_000.0), 0.3));
+                x.amount = cny(lognormal(&mut rng, (c.income * 2.0).max(3_000.0), 0.5));
                 x.account_id = Some(c.account.clone());
                 x.counterparty_account = Some(mule_accounts.choose(&mut rng).unwrap().clone());
                 x.device_fingerprint = Some(device.clone());
@@ -272,6 +332,13 @@ pub fn generate(config: &HistoryConfig) -> Vec<LabelledEvent> {
                 out.push(LabelledEvent { event: f, is_fraud: true, scenario: Scenario::MuleChain });
                 from = to;
             }
+        }
+    }
+    // Labels are noisy, as in a bank: some fraud is never reported, some disputes are not fraud.
+    for e in &mut out {
+        let flip = if e.is_fraud { 0.05 } else { 0.005 };
+        if rng.gen_bool(flip) {
+            e.is_fraud = !e.is_fraud;
         }
     }
     out.sort_by(|a, b| {

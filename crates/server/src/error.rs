@@ -75,7 +75,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, position: self.position, details: self.details } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                position: self.position,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -45,7 +45,11 @@ impl AppState {
 
     /// Builds the state, loading the customer tag rules (built-ins plus stored versions) and the
     /// risk engine's rule sets, lists, cases and model.
-    pub async fn load_with(db: Database, ledger: Ledger, risk_config: risk::RiskConfig) -> Result<Self, error::ApiError> {
+    pub async fn load_with(
+        db: Database,
+        ledger: Ledger,
+        risk_config: risk::RiskConfig,
+    ) -> Result<Self, error::ApiError> {
         let tags = routes::tags::load_registry(&db).await?;
         let risk = std::sync::Arc::new(risk::RiskService::load(&db, risk_config).await?);
         Ok(AppState {

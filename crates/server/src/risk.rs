@@ -10,6 +10,13 @@
 //! on power loss (SQLite `synchronous=FULL`); under load, many decisions share one fsync, so
 //! the log costs about one commit of latency instead of one commit per decision. If the write
 //! fails the request fails with 500: nothing is acknowledged that is not stored.
+//!
+//! `[risk] decision_log = "buffered"` trades that guarantee for latency on slow disks: the
+//! response goes out as soon as the decision is queued, the same writer stores it a few
+//! milliseconds later, and a failed write is retried and then reported at `error` level. A crash
+//! can then lose the decisions of the last unfinished batch. Screened transfers always wait for
+//! the durable write, whatever this setting says (the decision is part of the money movement's
+//! audit trail).
 
 use std::sync::Arc;
 
@@ -41,6 +48,17 @@ pub struct RiskConfig {
     pub review_hold_secs: u32,
     /// Model artefact name loaded at start-up (the latest version stored under that name).
     pub model: String,
+    /// `durable` (default): answer after the decision is committed; `buffered`: answer at once.
+    pub decision_log: DecisionLog,
+}
+
+/// When `POST /v1/risk/decisions` answers relative to the decision log write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionLog {
+    #[default]
+    Durable,
+    Buffered,
 }
 
 impl Default for RiskConfig {
@@ -49,6 +67,7 @@ impl Default for RiskConfig {
             screen_channels: vec![Channel::Mobile, Channel::Web, Channel::OpenBanking],
             review_hold_secs: 86_400,
             model: risk::synthetic::GBDT_NAME.to_string(),
+            decision_log: DecisionLog::Durable,
         }
     }
 }
@@ -188,7 +207,6 @@ macro_rules! fetch_all {
     };
 }
 
-
 fn digest(value: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(value.as_bytes())))
 }
@@ -321,9 +339,15 @@ fn spawn_log_writer(db: Database) -> mpsc::Sender<LogItem> {
                     Err(_) => break,
                 }
             }
-            let result = write_log_batch(&db, &batch).await.map_err(|e| e.to_string());
+            let mut result = write_log_batch(&db, &batch).await.map_err(|e| e.to_string());
+            if result.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                result = write_log_batch(&db, &batch).await.map_err(|e| e.to_string());
+            }
             if let Err(e) = &result {
-                tracing::error!(error = %e, decisions = batch.len(), "decision log write failed");
+                let unacknowledged = batch.iter().filter(|i| i.ack.is_closed()).count();
+                tracing::error!(error = %e, decisions = batch.len(), already_answered = unacknowledged,
+                    "decision log write failed twice; these decisions are not stored");
             }
             for item in batch.drain(..) {
                 let _ = item.ack.send(result.clone());
@@ -339,11 +363,17 @@ impl RiskService {
     pub async fn load(db: &Database, config: RiskConfig) -> Result<Self, ApiError> {
         let engine = Arc::new(RiskEngine::new(EngineConfig::default(), Arc::new(SystemClock)));
 
-        let rows = fetch_all!(db, (i64, String, Option<i64>), "SELECT version, body, activated_at FROM risk_rule_sets ORDER BY version", |q| q)
-            .map_err(ApiError::internal)?;
+        let rows = fetch_all!(
+            db,
+            (i64, String, Option<i64>),
+            "SELECT version, body, activated_at FROM risk_rule_sets ORDER BY version",
+            |q| q
+        )
+        .map_err(ApiError::internal)?;
         let mut active: Option<(i64, u32)> = None;
         for (version, body, activated_at) in rows {
-            let set: RuleSet = serde_json::from_str(&body).map_err(|e| ApiError::internal(format!("rule set {version}: {e}")))?;
+            let set: RuleSet =
+                serde_json::from_str(&body).map_err(|e| ApiError::internal(format!("rule set {version}: {e}")))?;
             engine
                 .rules
                 .add_version(set)
@@ -367,8 +397,13 @@ impl RiskService {
         }
         .map_err(ApiError::internal)?;
         engine.cases.continue_after(max_case.unwrap_or(0).max(0) as u64);
-        let fraud = fetch_all!(db, (String,), "SELECT DISTINCT customer_id FROM risk_cases WHERE resolution = 'confirmed_fraud'", |q| q)
-            .map_err(ApiError::internal)?;
+        let fraud = fetch_all!(
+            db,
+            (String,),
+            "SELECT DISTINCT customer_id FROM risk_cases WHERE resolution = 'confirmed_fraud'",
+            |q| q
+        )
+        .map_err(ApiError::internal)?;
         {
             let mut g = engine.graph.write();
             for (c,) in fraud {
@@ -382,13 +417,17 @@ impl RiskService {
         Ok(RiskService { engine, config, log: spawn_log_writer(db.clone()), admin: tokio::sync::Mutex::new(()) })
     }
 
-    /// Decides an event and returns once the decision (and its case) is stored.
+    /// Decides an event and returns once the decision (and its case) is stored, or, with
+    /// `decision_log = "buffered"` and no transfer, once it is queued for storage.
     pub async fn decide(&self, event: &RiskEvent, transfer_id: Option<Uuid>) -> Result<DecisionView, ApiError> {
         let decision = self.engine.decide(event).map_err(risk_error)?;
         let view = DecisionView::new(Uuid::now_v7(), &decision, transfer_id);
         let (ack, done) = oneshot::channel();
         let item = LogItem { view: view.clone(), event_json: redacted_event_json(event), ack };
         self.log.send(item).await.map_err(|_| ApiError::internal("decision log writer stopped"))?;
+        if self.config.decision_log == DecisionLog::Buffered && transfer_id.is_none() {
+            return Ok(view);
+        }
         match done.await {
             Ok(Ok(())) => Ok(view),
             Ok(Err(e)) => Err(ApiError::internal(format!("decision log: {e}"))),
@@ -500,7 +539,12 @@ pub async fn store_list_entry(db: &Database, e: &ListEntry) -> Result<(), ApiErr
 }
 
 /// Deletes a list entry; returns whether it existed.
-pub async fn delete_list_entry(db: &Database, kind: ListKind, subject: ListSubject, value: &str) -> Result<bool, ApiError> {
+pub async fn delete_list_entry(
+    db: &Database,
+    kind: ListKind,
+    subject: ListSubject,
+    value: &str,
+) -> Result<bool, ApiError> {
     let sql = "DELETE FROM risk_list_entries WHERE kind = ? AND subject = ? AND value = ?";
     let n = execute!(db, sql, |q| q.bind(enum_text(&kind)).bind(enum_text(&subject)).bind(value))
         .map_err(ApiError::internal)?;
@@ -546,7 +590,9 @@ pub async fn latest_model(db: &Database, name: &str) -> Result<Option<ml::ModelA
     .map_err(ApiError::internal)?;
     rows.into_iter()
         .next()
-        .map(|(json,)| ml::ModelArtefact::from_json(&json).map_err(|e| ApiError::internal(format!("model {name}: {e}"))))
+        .map(|(json,)| {
+            ml::ModelArtefact::from_json(&json).map_err(|e| ApiError::internal(format!("model {name}: {e}")))
+        })
         .transpose()
 }
 
@@ -573,7 +619,8 @@ pub async fn fetch_rule_set_count(db: &Database) -> Result<i64, ApiError> {
 /// Marks a version as activated now.
 pub async fn mark_activated(db: &Database, version: u32) -> Result<(), ApiError> {
     let sql = "UPDATE risk_rule_sets SET activated_at = ? WHERE version = ?";
-    execute!(db, sql, |q| q.bind(Utc::now().timestamp_micros()).bind(i64::from(version))).map_err(ApiError::internal)?;
+    execute!(db, sql, |q| q.bind(Utc::now().timestamp_micros()).bind(i64::from(version)))
+        .map_err(ApiError::internal)?;
     Ok(())
 }
 
@@ -610,7 +657,11 @@ pub async fn replay_events(db: &Database, limit: u32) -> Result<Vec<risk::Replay
     let mut out = rows
         .into_iter()
         .map(|(event_id, f, base_score)| {
-            Ok(risk::ReplayEvent { event_id, features: serde_json::from_str(&f).map_err(ApiError::internal)?, base_score })
+            Ok(risk::ReplayEvent {
+                event_id,
+                features: serde_json::from_str(&f).map_err(ApiError::internal)?,
+                base_score,
+            })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     out.reverse();
@@ -637,7 +688,20 @@ pub struct CaseView {
     pub resolved_at: Option<i64>,
 }
 
-type CaseRow = (i64, String, String, String, Option<String>, f64, String, i64, Option<String>, Option<String>, Option<String>, Option<i64>);
+type CaseRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    f64,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
 const CASE_COLUMNS: &str =
     "id, decision_id, event_id, customer_id, transfer_id, score, reasons, opened_at, resolution, analyst, note, resolved_at";
@@ -667,7 +731,8 @@ pub async fn list_cases(db: &Database, status: &str, after: u64, limit: u32) -> 
         _ => "",
     };
     let sql = format!("SELECT {CASE_COLUMNS} FROM risk_cases WHERE {filter} id > ? ORDER BY id LIMIT ?");
-    let rows = fetch_all!(db, CaseRow, &sql, |q| q.bind(after as i64).bind(i64::from(limit))).map_err(ApiError::internal)?;
+    let rows =
+        fetch_all!(db, CaseRow, &sql, |q| q.bind(after as i64).bind(i64::from(limit))).map_err(ApiError::internal)?;
     rows.into_iter().map(case_from_row).collect()
 }
 

@@ -72,7 +72,11 @@ pub fn parse_event(body: &[u8]) -> Result<RiskEvent, ApiError> {
               (status = 400, description = "Malformed JSON", body = ErrorBody),
               (status = 422, description = "unknown_event_type, missing_field, invalid_field or invalid_event", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn decide(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Json<DecisionView>, ApiError> {
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<DecisionView>, ApiError> {
     caller.require(Permission::RiskDecide)?;
     let event = parse_event(&body)?;
     let view = state.risk.decide(&event, None).await?;
@@ -260,9 +264,8 @@ pub async fn backtest_rule_set(
         .map_err(risk_error)?,
     };
     let events = svc::replay_events(&state.db, input.limit.unwrap_or(10_000).clamp(1, 1_000_000)).await?;
-    let mut report = tokio::task::spawn_blocking(move || backtest(&events, &before, &after))
-        .await
-        .map_err(ApiError::internal)?;
+    let mut report =
+        tokio::task::spawn_blocking(move || backtest(&events, &before, &after)).await.map_err(ApiError::internal)?;
     const SHOWN: usize = 100;
     report.changes.truncate(SHOWN);
     Ok(Json(BacktestView { report, changes_shown: SHOWN }))
@@ -396,7 +399,9 @@ pub async fn add_list_entry(
     let expires_at = match (input.expires_at, input.ttl_secs) {
         (Some(_), Some(_)) => return Err(unprocessable("invalid_request", "give expires_at or ttl_secs, not both")),
         (Some(t), None) => Some(t),
-        (None, Some(s)) => Some(now + chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400))),
+        (None, Some(s)) => {
+            Some(now + chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400)))
+        }
         (None, None) => None,
     };
     if expires_at.is_some_and(|t| t <= now) {
@@ -560,8 +565,9 @@ pub async fn get_model(State(state): State<AppState>, caller: Caller) -> Result<
 pub async fn reload_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
     caller.require(Permission::RiskAdmin)?;
     let name = &state.risk.config.model;
-    let artefact =
-        svc::latest_model(&state.db, name).await?.ok_or_else(|| ApiError::not_found(format!("no stored model {name}")))?;
+    let artefact = svc::latest_model(&state.db, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no stored model {name}")))?;
     state.risk.engine.set_model(artefact);
     get_model(State(state), caller).await
 }
@@ -601,10 +607,7 @@ pub struct VarView {
     responses((status = 200, description = "Historical and parametric VaR / expected shortfall, stress results", body = VarView),
               (status = 422, description = "invalid_market_data", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn market_var(
-    caller: Caller,
-    ApiJson(input): ApiJson<VarInput>,
-) -> Result<Json<VarView>, ApiError> {
+pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarView>, ApiError> {
     caller.require(Permission::RiskRead)?;
     let confidence = input.confidence.unwrap_or(0.99);
     if !(confidence > 0.5 && confidence < 1.0) {
@@ -705,17 +708,20 @@ pub struct HeldForReview {
 
 /// Submits a transfer the engine sent to review as a pending hold (202), or passes the
 /// ledger's failure through.
-pub async fn submit_held(state: &AppState, mut request: TransferRequest, decision: DecisionView) -> Result<Response, ApiError> {
+pub async fn submit_held(
+    state: &AppState,
+    mut request: TransferRequest,
+    decision: DecisionView,
+) -> Result<Response, ApiError> {
     request.kind = TransferKind::Pending;
     request.timeout_secs = state.risk.config.review_hold_secs;
     let outcome = state.ledger.submit(request).await?;
     state.metrics.count_outcomes([&outcome]);
     Ok(match outcome {
-        TransferOutcome::Created { transfer } | TransferOutcome::Replayed { transfer } => (
-            StatusCode::ACCEPTED,
-            Json(HeldForReview { status: "held_for_review".into(), transfer, decision }),
-        )
-            .into_response(),
+        TransferOutcome::Created { transfer } | TransferOutcome::Replayed { transfer } => {
+            (StatusCode::ACCEPTED, Json(HeldForReview { status: "held_for_review".into(), transfer, decision }))
+                .into_response()
+        }
         TransferOutcome::Failed { code, message, .. } => {
             ApiError::new(crate::error::transfer_error_status(code), code.code(), message).into_response()
         }
