@@ -274,6 +274,9 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
     let state =
         server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    if args.demo {
+        risk_cli::seed_demo_graph(&state.risk.engine);
+    }
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
         println!("API explorer: http://{bound}/docs");
