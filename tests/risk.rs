@@ -117,6 +117,8 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
         assert_eq!(report["transitions"]["reject->review"], 2, "{report}");
         assert_eq!(report["rule_hits_after"]["big_transfer_review"], 2);
         assert_eq!(server.call("POST", "/v1/risk/rule-sets/9/backtest", None).await.0, 404);
+        let (status, bt) = server.call("POST", "/v1/risk/rule-sets/2/backtest", Some(json!({"limit": 2}))).await;
+        assert_eq!((status, bt["report"]["events"].as_u64()), (200, Some(2)), "{bt}");
 
         // Lists with expiry: a black-listed device rejects until the entry expires.
         let entry =

@@ -1,7 +1,7 @@
 //! # risk
 //!
-//! Pure-domain groundwork for digibank's real-time risk engine and market risk figures. No HTTP,
-//! no SQL: a later layer stores decisions, lists, rule sets and cases and serves them over HTTP.
+//! Pure-domain core of digibank's real-time risk engine and market risk figures. No HTTP, no
+//! SQL: the server crate stores decisions, lists, rule sets, cases and models and serves them.
 //!
 //! ## Fraud and credit decisions
 //! * [`RiskEvent`] ([`EventKind`]: payment, transfer, login, loan application, account opening)
@@ -20,6 +20,10 @@
 //!   against two rule sets.
 //! * [`CaseBook`]: `review` decisions become cases; resolutions become [`Label`]s
 //!   ([`labels_to_dataset`] feeds them back into `ml`).
+//!
+//! * [`synthetic`]: a seeded, labelled history (legitimate customers, fraud rings on shared
+//!   devices, account takeovers, mule chains) and [`synthetic::train`], which fits a WoE
+//!   scorecard and a GBDT on it and evaluates them on a held-out split.
 //!
 //! ## Market risk
 //! [`market`]: historical and parametric VaR, expected shortfall, stress scenarios; statistics in

@@ -245,10 +245,21 @@ pub async fn backtest_rule_set(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(version): ApiPath<u32>,
-    input: Option<ApiJson<BacktestInput>>,
+    body: Bytes,
 ) -> Result<Json<BacktestView>, ApiError> {
     caller.require(Permission::RiskAdmin)?;
-    let input = input.map(|i| i.0).unwrap_or_default();
+    // The body is optional: empty (with or without a Content-Type) means the defaults.
+    let input: BacktestInput = if body.iter().all(u8::is_ascii_whitespace) {
+        BacktestInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::bad_request("malformed_json", e.to_string())
+            } else {
+                unprocessable("invalid_request", e.to_string())
+            }
+        })?
+    };
     let rules = &state.risk.engine.rules;
     let after = rules.compile(version).map_err(risk_error)?;
     let before = match input.against.or(rules.active_version()) {
