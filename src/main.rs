@@ -1,6 +1,7 @@
 //! `digibank`: the command-line entry point of the platform.
 
 mod bench;
+mod risk_cli;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Risk models.
+    Risk {
+        #[command(subcommand)]
+        command: RiskCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -51,11 +57,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum RiskCommand {
+    /// Train the fraud scorecard and GBDT on the labelled synthetic history (plus resolved
+    /// cases), print held-out metrics and store the artefacts in the database.
+    Train(risk_cli::TrainArgs),
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DIGIBANK_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Transfer channels (`metadata.channel`) screened by the risk engine, comma-separated;
+    /// empty = none.
+    #[arg(long, env = "DIGIBANK_RISK_SCREEN_CHANNELS", default_value = "mobile,web,open_banking")]
+    screen_channels: String,
+    /// How long a transfer sent to review is held before the hold expires (0 = until resolved).
+    #[arg(long, env = "DIGIBANK_RISK_REVIEW_HOLD_SECS", default_value_t = 86_400)]
+    review_hold_secs: u32,
+    /// `durable`: answer risk decisions after they are committed; `buffered`: answer at once
+    /// and store them a few milliseconds later (a crash can lose the last batch).
+    #[arg(long, env = "DIGIBANK_RISK_DECISION_LOG", default_value = "durable", value_parser = ["durable", "buffered"])]
+    decision_log: String,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -115,6 +139,12 @@ pub enum BenchCommand {
     /// Customer platform: full tag recomputation over N customers with six months of
     /// transactions, incremental recomputation, and profile lookup latency.
     Tags(bench::TagsBenchArgs),
+    /// Risk decisions: in-process latency and throughput, then over HTTP at a fixed rate from a
+    /// separate load process.
+    Risk(risk_cli::RiskBenchArgs),
+    /// The load process of `bench risk` (internal).
+    #[command(hide = true)]
+    RiskLoad(risk_cli::RiskLoadArgs),
 }
 
 /// Settings read from `digibank.toml` (or the file named by `DIGIBANK_CONFIG`). Precedence:
@@ -127,6 +157,16 @@ struct FileConfig {
     demo_customers: Option<usize>,
     demo_seed: Option<u64>,
     log: Option<String>,
+    risk: Option<RiskFileConfig>,
+}
+
+/// `[risk]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RiskFileConfig {
+    screen_channels: Option<Vec<String>>,
+    review_hold_secs: Option<u32>,
+    decision_log: Option<String>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -140,7 +180,11 @@ fn apply_config_file() -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("cannot read config file {path}")),
     };
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
+    let risk = config.risk.unwrap_or_default();
     let settings = [
+        ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
+        ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
+        ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -184,6 +228,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Customers { command } => customers(&cli.database_url, command).await,
         Command::Bench { command: BenchCommand::Ledger(args) } => bench::ledger(args).await,
         Command::Bench { command: BenchCommand::Tags(args) } => bench::tags(args).await,
+        Command::Bench { command: BenchCommand::Risk(args) } => risk_cli::bench(args).await,
+        Command::Bench { command: BenchCommand::RiskLoad(args) } => risk_cli::load(args).await,
+        Command::Risk { command: RiskCommand::Train(args) } => {
+            let db = connect(&cli.database_url).await?;
+            risk_cli::train(&db, args).await
+        }
     }
 }
 
@@ -282,9 +332,26 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         } else {
             println!("demo bank: database already has {accounts} accounts, not generating");
         }
+        risk_cli::ensure_demo_risk(&db).await?;
     }
+    let screen_channels =
+        server::risk::RiskConfig::parse_channels(&args.screen_channels).map_err(anyhow::Error::msg)?;
+    let risk_config = server::risk::RiskConfig {
+        screen_channels,
+        review_hold_secs: args.review_hold_secs,
+        decision_log: if args.decision_log == "buffered" {
+            server::risk::DecisionLog::Buffered
+        } else {
+            server::risk::DecisionLog::Durable
+        },
+        ..server::risk::RiskConfig::default()
+    };
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    let state = server::AppState::load(db.clone(), ledger).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let state =
+        server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    if args.demo {
+        risk_cli::seed_demo_graph(&state.risk.engine);
+    }
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
         println!("API explorer: http://{bound}/docs");

@@ -49,7 +49,7 @@ impl Default for EngineConfig {
 /// `velocity.customer.count.1h` or `velocity.device.sum.24h` (sums in base-currency minor units).
 pub fn velocity_feature(kind: KeyKind, window: Window, sum: bool) -> &'static str {
     static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
-        let mut v = Vec::with_capacity(48);
+        let mut v = Vec::with_capacity(KeyKind::ALL.len() * 8);
         for k in KeyKind::ALL {
             for w in Window::ALL {
                 for m in ["count", "sum"] {
@@ -120,6 +120,11 @@ impl RiskEngine {
     /// Activates a model; its inputs are looked up by feature name (absent features read as 0).
     pub fn set_model(&self, artefact: ModelArtefact) {
         *self.model.write() = Some(Arc::new(artefact));
+    }
+
+    /// The active model, if any.
+    pub fn model(&self) -> Option<Arc<ModelArtefact>> {
+        self.model.read().clone()
     }
 
     pub fn clear_model(&self) {
@@ -210,6 +215,7 @@ impl RiskEngine {
             (KeyKind::Account, event.account_id.as_deref()),
             (KeyKind::Card, event.card_id.as_deref()),
             (KeyKind::Merchant, event.merchant.as_ref().map(|m| m.id.as_str())),
+            (KeyKind::Counterparty, event.counterparty_account.as_deref()),
         ];
         for (kind, id) in keys {
             if let Some(id) = id.filter(|v| !v.is_empty()) {
@@ -221,27 +227,52 @@ impl RiskEngine {
             }
         }
 
-        // Relationship graph.
-        let gf = {
-            let mut g = self.graph.write();
-            let c = event.customer_id.as_str();
-            if let Some(d) = event.device_fingerprint.as_deref() {
-                g.link_customer(c, NodeKind::Device, d);
-            }
-            if let Some(ip) = ip.as_deref() {
-                g.link_customer(c, NodeKind::Ip, ip);
-            }
-            if let Some(p) = event.phone.as_deref() {
-                g.link_customer(c, NodeKind::Phone, p);
-            }
-            if let Some(a) = event.account_id.as_deref() {
-                g.link_customer(c, NodeKind::Account, a);
-                if let (EventKind::Transfer, Some(to)) = (event.kind, event.counterparty_account.as_deref()) {
-                    g.link_transfer(a, to);
-                }
-            }
-            g.customer_features(c)
+        // Relationship graph. Most events only re-use links the graph already has, so the links
+        // are checked under the read lock and the write lock is taken only when one is new.
+        let c = event.customer_id.as_str();
+        let attrs: [(NodeKind, Option<&str>); 4] = [
+            (NodeKind::Device, event.device_fingerprint.as_deref()),
+            (NodeKind::Ip, ip.as_deref()),
+            (NodeKind::Phone, event.phone.as_deref()),
+            (NodeKind::Account, event.account_id.as_deref()),
+        ];
+        let transfer_link = match (event.kind, event.account_id.as_deref(), event.counterparty_account.as_deref()) {
+            (EventKind::Transfer, Some(a), Some(b)) => Some((a, b)),
+            _ => None,
         };
+        let graph_read = |g: &RelationshipGraph, new: [bool; 4]| {
+            let devices = g.attribute_count(c, NodeKind::Device);
+            let ips = g.attribute_count(c, NodeKind::Ip);
+            (g.customer_features(c), new, devices, ips)
+        };
+        let (gf, new_links, devices, ips) = {
+            let g = self.graph.read();
+            let new = attrs.map(|(k, v)| v.is_some_and(|v| !g.has_link((NodeKind::Customer, c), (k, v))));
+            let new_transfer =
+                transfer_link.is_some_and(|(a, b)| !g.has_link((NodeKind::Account, a), (NodeKind::Account, b)));
+            if !new.contains(&true) && !new_transfer {
+                graph_read(&g, new)
+            } else {
+                drop(g);
+                let mut g = self.graph.write();
+                for (k, v) in attrs {
+                    if let Some(v) = v {
+                        g.link_customer(c, k, v);
+                    }
+                }
+                if let Some((a, b)) = transfer_link {
+                    g.link_transfer(a, b);
+                }
+                graph_read(&g, new)
+            }
+        };
+        if event.device_fingerprint.is_some() {
+            f.set("graph.device.new_for_customer", f64::from(u8::from(new_links[0] && devices > 1)));
+        }
+        if ip.is_some() {
+            f.set("graph.ip.new_for_customer", f64::from(u8::from(new_links[1] && ips > 1)));
+        }
+        f.set("graph.customer.devices", f64::from(devices));
         let mut base_score = 0.0;
         let shared: [(&str, &'static str, &'static str, SharedStats); 3] = [
             ("device", "graph.device.shared_customers", "graph.device.shared_flagged", gf.device),

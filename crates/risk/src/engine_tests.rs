@@ -270,3 +270,48 @@ fn concurrent_decisions_count_every_event() {
     assert_eq!(s, WindowStats { count: 1_000, sum: 100_000 });
     assert_eq!(e.graph.read().customer_features("c0").device.customers, 3);
 }
+
+#[test]
+fn known_links_only_take_the_graph_read_lock_and_new_devices_are_features() {
+    let (e, _) = engine();
+    let e = Arc::new(e);
+    let mut first = payment("g1", "c1", "d1", 100);
+    first.ip = Some("10.0.0.1".parse().unwrap());
+    let d = e.decide(&first).unwrap();
+    assert_eq!(d.features.get("graph.device.new_for_customer"), Some(0.0), "a first device is not 'new'");
+    // With a reader holding the graph, a decision whose links all exist still completes.
+    let guard = e.graph.read();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let e2 = Arc::clone(&e);
+    let mut again = first.clone();
+    again.event_id = "g2".into();
+    std::thread::spawn(move || tx.send(e2.decide(&again).map(|d| d.outcome)).unwrap());
+    let outcome = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("no write lock needed");
+    assert_eq!(outcome, Ok(Outcome::Allow));
+    drop(guard);
+    // A new device and a new IP for a customer who used others before: takeover features.
+    let mut takeover = payment("g3", "c1", "d-new", 100);
+    takeover.ip = Some("203.0.113.1".parse().unwrap());
+    let d = e.decide(&takeover).unwrap();
+    assert_eq!(d.features.get("graph.device.new_for_customer"), Some(1.0));
+    assert_eq!(d.features.get("graph.ip.new_for_customer"), Some(1.0));
+    assert_eq!(d.features.get("graph.customer.devices"), Some(2.0));
+}
+
+#[test]
+fn expression_rules_drive_decisions() {
+    let (e, _) = engine();
+    let mut r = rule(
+        "big_mobile",
+        ConditionSpec::Expression { source: "event_channel == \"mobile\" and event_amount >= 1000".into() },
+        RuleAction::Reject,
+        0.0,
+    );
+    r.explanation = "large mobile payment".into();
+    e.rules.add_version(rule_set(1, vec![r])).unwrap();
+    e.rules.activate(1).unwrap();
+    assert_eq!(e.decide(&payment("x1", "c1", "d1", 99_999)).unwrap().outcome, Outcome::Allow);
+    let d = e.decide(&payment("x2", "c1", "d1", 100_000)).unwrap();
+    assert_eq!(d.outcome, Outcome::Reject);
+    assert_eq!(d.reasons.last().unwrap().explanation, "large mobile payment");
+}

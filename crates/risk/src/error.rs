@@ -15,6 +15,9 @@ pub enum RiskError {
     UnknownVersion(u32),
     #[error("invalid rule {rule}: {reason}")]
     InvalidRule { rule: String, reason: String },
+    /// A rule expression that does not parse or type-check; `error` carries line and column.
+    #[error("invalid rule {rule}: {error}")]
+    InvalidExpression { rule: String, error: rules::CompileError },
     #[error("condition kind not supported by this compiler: {0}")]
     UnsupportedCondition(String),
     #[error("case {0} not found")]

@@ -179,6 +179,20 @@ impl RelationshipGraph {
         }
     }
 
+    /// Whether the two nodes exist and are linked (read-only; no nodes are created).
+    pub fn has_link(&self, a: (NodeKind, &str), b: (NodeKind, &str)) -> bool {
+        match (self.lookup(a.0, a.1), self.lookup(b.0, b.1)) {
+            (Some(x), Some(y)) => self.edges.contains(&(x.min(y), x.max(y))),
+            _ => false,
+        }
+    }
+
+    /// How many distinct attribute nodes of `kind` a customer is linked to.
+    pub fn attribute_count(&self, customer: &str, kind: NodeKind) -> u32 {
+        self.lookup(NodeKind::Customer, customer)
+            .map_or(0, |c| self.adj[c as usize].iter().filter(|&&n| self.kinds[n as usize] == kind).count() as u32)
+    }
+
     /// Records that a customer used / owns an attribute node.
     pub fn link_customer(&mut self, customer: &str, kind: NodeKind, id: &str) {
         self.link((NodeKind::Customer, customer), (kind, id));

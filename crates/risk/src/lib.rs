@@ -1,7 +1,7 @@
 //! # risk
 //!
-//! Pure-domain groundwork for digibank's real-time risk engine and market risk figures. No HTTP,
-//! no SQL: a later layer stores decisions, lists, rule sets and cases and serves them over HTTP.
+//! Pure-domain core of digibank's real-time risk engine and market risk figures. No HTTP, no
+//! SQL: the server crate stores decisions, lists, rule sets, cases and models and serves them.
 //!
 //! ## Fraud and credit decisions
 //! * [`RiskEvent`] ([`EventKind`]: payment, transfer, login, loan application, account opening)
@@ -14,11 +14,16 @@
 //!   active [`CompiledRuleSet`] into a [`Decision`]: [`Outcome`] allow / review / reject, a score,
 //!   [`Reason`] codes with explanations and the [`FeatureVector`] used, all serialisable.
 //! * Rules ([`Rule`], [`RuleSet`], [`RuleSetRegistry`]) are versioned; conditions implement
-//!   [`Condition`] and are compiled from a stored [`ConditionSpec`] by a [`ConditionCompiler`], so
-//!   the `rules` crate's expressions can plug in later. [`backtest`] replays stored decisions
+//!   [`Condition`] and are compiled from a stored [`ConditionSpec`] by a [`ConditionCompiler`];
+//!   [`ExpressionCompiler`] compiles `rules`-crate expressions over the feature vector
+//!   ([`expression_schema`]: `velocity_customer_count_1h > 5 and event_amount >= 50000`). [`backtest`] replays stored decisions
 //!   against two rule sets.
 //! * [`CaseBook`]: `review` decisions become cases; resolutions become [`Label`]s
 //!   ([`labels_to_dataset`] feeds them back into `ml`).
+//!
+//! * [`synthetic`]: a seeded, labelled history (legitimate customers, fraud rings on shared
+//!   devices, account takeovers, mule chains) and [`synthetic::train`], which fits a WoE
+//!   scorecard and a GBDT on it and evaluates them on a held-out split.
 //!
 //! ## Market risk
 //! [`market`]: historical and parametric VaR, expected shortfall, stress scenarios; statistics in
@@ -32,28 +37,31 @@ mod decision;
 mod engine;
 mod error;
 mod event;
+mod expr;
 mod features;
 mod graph;
 mod lists;
 pub mod market;
 mod rules;
+pub mod synthetic;
 mod velocity;
 
 #[cfg(test)]
 mod engine_tests;
 
+pub use self::rules::{
+    backtest, BacktestReport, BuiltinConditions, CmpOp, CompiledRule, CompiledRuleSet, Condition, ConditionCompiler,
+    ConditionSpec, DecisionChange, OutcomeCounts, ReplayEvent, Rule, RuleAction, RuleEvaluation, RuleSet,
+    RuleSetRegistry, ScoreThresholds, Threshold,
+};
 pub use cases::{labels_to_dataset, Case, CaseBook, CaseResolution, Label, Resolution};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Outcome, Reason, ReasonSource};
 pub use engine::{velocity_feature, EngineConfig, RiskEngine};
 pub use error::RiskError;
 pub use event::{Channel, EventKind, GeoLocation, Merchant, RiskEvent};
+pub use expr::{expression_schema, rule_field_name, ExpressionCompiler, ExpressionCondition, PreparedRow};
 pub use features::FeatureVector;
 pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};
 pub use lists::{ListEntry, ListHit, ListKind, ListSubject, Lists};
-pub use rules::{
-    backtest, BacktestReport, BuiltinConditions, CmpOp, CompiledRule, CompiledRuleSet, Condition, ConditionCompiler,
-    ConditionSpec, DecisionChange, OutcomeCounts, ReplayEvent, Rule, RuleAction, RuleEvaluation, RuleSet,
-    RuleSetRegistry, ScoreThresholds, Threshold,
-};
 pub use velocity::{KeyKind, VelocitySnapshot, VelocityStore, Window, WindowStats};

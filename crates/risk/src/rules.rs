@@ -4,8 +4,8 @@
 //! Conditions are behind the [`Condition`] trait. Rule sets store a serialisable
 //! [`ConditionSpec`]; a [`ConditionCompiler`] turns it into a `Box<dyn Condition>` when a version
 //! is compiled. [`BuiltinConditions`] handles threshold comparisons; `ConditionSpec::Expression`
-//! is reserved for the typed expression language of the `rules` crate, to be plugged in as
-//! another compiler.
+//! is compiled by [`crate::ExpressionCompiler`] with the typed expression language of the
+//! `rules` crate (the default compiler of a [`RuleSetRegistry`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,11 +15,23 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::expr::PreparedRow;
 use crate::{FeatureVector, Outcome, RiskError};
 
 /// A compiled, side-effect-free predicate over a decision's features.
 pub trait Condition: Send + Sync + fmt::Debug {
     fn eval(&self, features: &FeatureVector) -> bool;
+
+    /// Indices into [`crate::expression_schema`] this condition reads, if it evaluates over a
+    /// [`PreparedRow`]. A rule set converts the union of these fields once per decision.
+    fn schema_fields(&self) -> &[usize] {
+        &[]
+    }
+
+    /// Evaluates with the decision's prepared row (defaults to [`Condition::eval`]).
+    fn eval_prepared(&self, features: &FeatureVector, _row: &PreparedRow) -> bool {
+        self.eval(features)
+    }
 }
 
 /// Comparison operator of a [`Threshold`].
@@ -146,14 +158,17 @@ pub struct Rule {
     /// Unique within a rule set.
     pub id: String,
     /// Higher runs first; ties keep the order of the set.
+    #[serde(default)]
     pub priority: i32,
     pub condition: ConditionSpec,
     pub action: RuleAction,
     /// Machine-readable reason code, e.g. `VEL_CUSTOMER_1H`.
     pub reason_code: String,
     /// Human-readable explanation shown to analysts and in the decision log.
+    #[serde(default)]
     pub explanation: String,
     /// Risk points added to the score when the rule matches.
+    #[serde(default)]
     pub weight: f64,
     /// Stop evaluating lower-priority rules when this one matches; its action (unless `score`)
     /// is then final, e.g. a high-priority allow for trusted payees.
@@ -214,12 +229,21 @@ impl RuleSet {
                 return Err(invalid("reason_code must be non-empty"));
             }
             if r.enabled {
-                let condition = compiler.compile(&r.condition).map_err(|e| invalid(&e.to_string()))?;
+                let condition = compiler.compile(&r.condition).map_err(|e| match e {
+                    RiskError::InvalidExpression { error, .. } => {
+                        RiskError::InvalidExpression { rule: r.id.clone(), error }
+                    }
+                    other => invalid(&other.to_string()),
+                })?;
                 rules.push(CompiledRule { rule: r.clone(), condition });
             }
         }
         rules.sort_by_key(|c| std::cmp::Reverse(c.rule.priority));
-        Ok(CompiledRuleSet { name: self.name.clone(), version: self.version, thresholds: t, rules })
+        let mut prepared_fields: Vec<usize> =
+            rules.iter().flat_map(|c| c.condition.schema_fields().iter().copied()).collect();
+        prepared_fields.sort_unstable();
+        prepared_fields.dedup();
+        Ok(CompiledRuleSet { name: self.name.clone(), version: self.version, thresholds: t, rules, prepared_fields })
     }
 }
 
@@ -249,6 +273,8 @@ pub struct CompiledRuleSet {
     pub version: u32,
     pub thresholds: ScoreThresholds,
     pub rules: Vec<CompiledRule>,
+    /// Expression-schema fields read by any rule, converted once per evaluation.
+    prepared_fields: Vec<usize>,
 }
 
 impl CompiledRuleSet {
@@ -259,8 +285,9 @@ impl CompiledRuleSet {
         let mut score = base_score;
         let mut hits = Vec::new();
         let mut rule_outcome = Outcome::Allow;
+        let row = PreparedRow::build(features, &self.prepared_fields);
         for (i, c) in self.rules.iter().enumerate() {
-            if !c.condition.eval(features) {
+            if !c.condition.eval_prepared(features, &row) {
                 continue;
             }
             hits.push(i);
@@ -305,8 +332,9 @@ impl fmt::Debug for RuleSetRegistry {
 }
 
 impl Default for RuleSetRegistry {
+    /// A registry that compiles thresholds and `rules`-crate expressions.
     fn default() -> Self {
-        Self::new(Box::new(BuiltinConditions))
+        Self::new(Box::new(crate::ExpressionCompiler))
     }
 }
 
@@ -347,6 +375,11 @@ impl RuleSetRegistry {
 
     pub fn active_version(&self) -> Option<u32> {
         self.active.read().as_ref().map(|a| a.version)
+    }
+
+    /// The highest stored version.
+    pub fn latest_version(&self) -> Option<u32> {
+        self.versions.read().last_key_value().map(|(v, _)| *v)
     }
 
     pub fn get(&self, version: u32) -> Option<RuleSet> {
@@ -512,7 +545,9 @@ mod tests {
         assert!(matches!(reg.add_version(dup), Err(RiskError::InvalidRule { .. })));
         let mut expr = rule("e", "x", CmpOp::Gt, 1.0, RuleAction::Reject, 0.0);
         expr.condition = ConditionSpec::Expression { source: "x > 1 && y < 2".into() };
-        assert!(matches!(reg.add_version(set(4, vec![expr])), Err(RiskError::InvalidRule { .. })));
+        assert!(matches!(reg.add_version(set(4, vec![expr.clone()])), Err(RiskError::InvalidExpression { .. })));
+        expr.condition = ConditionSpec::Expression { source: "event_amount > 1 && list_black_hits < 2".into() };
+        reg.add_version(set(4, vec![expr])).unwrap();
         // Rule sets serialise.
         let json = serde_json::to_string(&reg.get(2).unwrap()).unwrap();
         assert_eq!(serde_json::from_str::<RuleSet>(&json).unwrap(), reg.get(2).unwrap());

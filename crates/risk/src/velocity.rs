@@ -27,11 +27,20 @@ pub enum KeyKind {
     Account,
     Card,
     Merchant,
+    /// The receiving account of a transfer (money flowing *in*: mule accounts).
+    Counterparty,
 }
 
 impl KeyKind {
-    pub const ALL: [KeyKind; 6] =
-        [KeyKind::Customer, KeyKind::Device, KeyKind::Ip, KeyKind::Account, KeyKind::Card, KeyKind::Merchant];
+    pub const ALL: [KeyKind; 7] = [
+        KeyKind::Customer,
+        KeyKind::Device,
+        KeyKind::Ip,
+        KeyKind::Account,
+        KeyKind::Card,
+        KeyKind::Merchant,
+        KeyKind::Counterparty,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             KeyKind::Customer => "customer",
@@ -40,6 +49,7 @@ impl KeyKind {
             KeyKind::Account => "account",
             KeyKind::Card => "card",
             KeyKind::Merchant => "merchant",
+            KeyKind::Counterparty => "counterparty",
         }
     }
     fn index(self) -> usize {
@@ -145,7 +155,7 @@ impl Counter {
     }
 }
 
-type Shard = [HashMap<String, Counter>; 6];
+type Shard = [HashMap<String, Counter>; 7];
 
 /// Concurrent velocity counters for all [`KeyKind`]s.
 pub struct VelocityStore {

@@ -38,6 +38,14 @@ pub enum Permission {
     CustomersWrite,
     /// See names, ID numbers and phone numbers in clear; everyone else sees them masked.
     CustomersPii,
+    /// Ask the risk engine for a decision (channel applications, tellers).
+    RiskDecide,
+    /// Read decisions, rule sets, lists, cases and models; market risk figures.
+    RiskRead,
+    /// Create and activate rule sets, backtest, edit lists, reload models.
+    RiskAdmin,
+    /// Resolve review cases (confirm fraud / false positive).
+    CasesResolve,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
@@ -62,8 +70,12 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Operator => p != KeysAdmin,
-            Role::Teller => matches!(p, AccountsRead | TransfersRead | TransfersWrite | CustomersRead | CustomersWrite),
-            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead),
+            Role::Teller => {
+                matches!(p, AccountsRead | TransfersRead | TransfersWrite | CustomersRead | CustomersWrite | RiskDecide)
+            }
+            Role::Auditor => {
+                matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead | RiskRead)
+            }
             Role::Monitoring => p == MetricsRead,
         }
     }

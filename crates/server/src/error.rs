@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Where in a submitted rule the error is, for rule compile errors.
     pub position: Option<Position>,
+    /// Structured context for some codes (e.g. the risk decision behind `risk_rejected`).
+    pub details: Option<serde_json::Value>,
 }
 
 /// A position in submitted source text (1-based line and column, byte offsets).
@@ -39,11 +41,14 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), position: None }
+        ApiError { status, code: code.into(), message: message.into(), position: None, details: None }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -70,7 +75,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, position: self.position } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                position: self.position,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

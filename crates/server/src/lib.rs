@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod risk;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -36,13 +37,26 @@ pub struct AppState {
     pub customers: customer_platform::CustomerStore,
     /// Serialises recomputations (they rewrite shared membership bitmaps).
     pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    pub risk: std::sync::Arc<risk::RiskService>,
 }
 
 impl AppState {
-    /// Builds the state, loading the customer tag rules (built-ins plus stored versions).
+    /// Builds the state with the default risk settings.
     pub async fn load(db: Database, ledger: Ledger) -> Result<Self, error::ApiError> {
+        Self::load_with(db, ledger, risk::RiskConfig::default()).await
+    }
+
+    /// Builds the state, loading the customer tag rules (built-ins plus stored versions) and the
+    /// risk engine's rule sets, lists, cases and model.
+    pub async fn load_with(
+        db: Database,
+        ledger: Ledger,
+        risk_config: risk::RiskConfig,
+    ) -> Result<Self, error::ApiError> {
         let tags = routes::tags::load_registry(&db).await?;
+        let risk = std::sync::Arc::new(risk::RiskService::load(&db, risk_config).await?);
         Ok(AppState {
+            risk,
             db: db.clone(),
             ledger,
             metrics: metrics::Metrics::new(),
@@ -82,10 +96,15 @@ impl Modify for BearerAuth {
         routes::profiles::link_identity, routes::profiles::get_recommendations, routes::profiles::churn_risk,
         routes::profiles::list_segments, routes::profiles::put_segment, routes::profiles::recompute_all,
         routes::tags::list_tags, routes::tags::get_tag, routes::tags::put_tag, routes::tags::evaluate_tags,
+        routes::risk::decide, routes::risk::get_decision, routes::risk::list_rule_sets, routes::risk::get_rule_set,
+        routes::risk::create_rule_set, routes::risk::activate_rule_set, routes::risk::backtest_rule_set,
+        routes::risk::schema, routes::risk::list_entries, routes::risk::add_list_entry, routes::risk::delete_list_entry,
+        routes::risk::list_cases, routes::risk::resolve_case, routes::risk::get_model, routes::risk::reload_model,
+        routes::risk::market_var,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "security"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "security"), (name = "risk"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -93,7 +112,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{customers, keys, ledger as l, profiles, system, tags};
+    use routes::{customers, keys, ledger as l, profiles, risk as r, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -126,6 +145,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tags", get(tags::list_tags))
         .route("/v1/tags/evaluate", post(tags::evaluate_tags))
         .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))
+        .route("/v1/risk/decisions", post(r::decide))
+        .route("/v1/risk/decisions/{id}", get(r::get_decision))
+        .route("/v1/risk/rule-sets", get(r::list_rule_sets).post(r::create_rule_set))
+        .route("/v1/risk/rule-sets/{version}", get(r::get_rule_set))
+        .route("/v1/risk/rule-sets/{version}/activate", post(r::activate_rule_set))
+        .route("/v1/risk/rule-sets/{version}/backtest", post(r::backtest_rule_set))
+        .route("/v1/risk/schema", get(r::schema))
+        .route("/v1/risk/lists", get(r::list_entries).post(r::add_list_entry))
+        .route("/v1/risk/lists/{kind}/{subject}/{value}", delete(r::delete_list_entry))
+        .route("/v1/risk/cases", get(r::list_cases))
+        .route("/v1/risk/cases/{id}/resolve", post(r::resolve_case))
+        .route("/v1/risk/model", get(r::get_model))
+        .route("/v1/risk/model/reload", post(r::reload_model))
+        .route("/v1/risk/market/var", post(r::market_var))
         .route("/v1/api-keys", post(keys::create_key))
         .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })

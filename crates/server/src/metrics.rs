@@ -16,6 +16,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub transfers: IntCounterVec,
+    pub risk_decisions: IntCounterVec,
     accounts: IntGauge,
     journal_entries: IntGauge,
 }
@@ -45,18 +46,22 @@ impl Metrics {
             &["outcome"],
         )
         .expect("metric");
+        let risk_decisions =
+            IntCounterVec::new(Opts::new("risk_decisions_total", "Risk decisions by outcome"), &["outcome"])
+                .expect("metric");
         let accounts = IntGauge::new("ledger_accounts", "Accounts in the ledger").expect("metric");
         let journal_entries = IntGauge::new("ledger_journal_entries", "Entries in the journal").expect("metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(transfers.clone()),
+            Box::new(risk_decisions.clone()),
             Box::new(accounts.clone()),
             Box::new(journal_entries.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
-        Metrics { registry, http_requests, http_duration, transfers, accounts, journal_entries }
+        Metrics { registry, http_requests, http_duration, transfers, risk_decisions, accounts, journal_entries }
     }
 
     pub fn count_outcomes<'a>(&self, outcomes: impl IntoIterator<Item = &'a ledger::TransferOutcome>) {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Permission};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::risk::{screen_transfer, submit_held, Screening};
 use crate::AppState;
 
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount,
@@ -185,8 +186,9 @@ fn outcome_response(outcome: TransferOutcome) -> Response {
 #[utoipa::path(post, path = "/v1/transfers", tag = "transfers", request_body = TransferRequest,
     responses((status = 201, description = "Committed", body = Transfer),
               (status = 200, description = "Replay of an earlier identical request", body = Transfer),
+              (status = 202, description = "Screened by the risk engine and sent to review: held as a pending transfer until the case is resolved", body = crate::routes::risk::HeldForReview),
               (status = 409, description = "Same id with different content", body = ErrorBody),
-              (status = 422, description = "Rejected, e.g. insufficient_funds", body = ErrorBody)),
+              (status = 422, description = "Rejected, e.g. insufficient_funds, or risk_rejected when `metadata.channel` is screened", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_transfer(
     State(state): State<AppState>,
@@ -195,6 +197,11 @@ pub async fn create_transfer(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::TransfersWrite)?;
     request.linked = false;
+    // Risk screening for configured channels: reject -> 422 risk_rejected, nothing written;
+    // review -> the transfer is held as a pending transfer until the case is resolved.
+    if let Screening::Review(decision) = screen_transfer(&state, &request).await? {
+        return submit_held(&state, request, *decision).await;
+    }
     let outcome = state.ledger.submit(request).await?;
     state.metrics.count_outcomes([&outcome]);
     Ok(outcome_response(outcome))

@@ -2,5 +2,6 @@ pub mod customers;
 pub mod keys;
 pub mod ledger;
 pub mod profiles;
+pub mod risk;
 pub mod system;
 pub mod tags;

@@ -1,0 +1,740 @@
+//! Risk endpoints: decisions, rule sets (versioned, compile-checked, activated without restart,
+//! backtested on stored decisions), lists with expiry, review cases, models and market risk.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ledger::{TransferId, TransferKind, TransferOutcome, TransferRequest};
+use risk::market::{self, Portfolio, PriceHistory, StressScenario, VarConfig};
+use risk::{
+    backtest, CustomerFlag, EventKind, ListEntry, ListKind, ListSubject, Outcome, RiskEvent, Rule, RuleSet,
+    ScoreThresholds,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Permission};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::risk::{self as svc, risk_error, CaseView, DecisionView};
+use crate::AppState;
+
+fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// Parses an event with precise errors: malformed JSON 400, unknown `kind` 422
+/// `unknown_event_type`, a missing field 422 `missing_field`, anything else 422 `invalid_event`.
+pub fn parse_event(body: &[u8]) -> Result<RiskEvent, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+    let kinds: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    match value.get("kind") {
+        Some(serde_json::Value::String(k)) if !kinds.contains(&k.as_str()) => {
+            return Err(unprocessable(
+                "unknown_event_type",
+                format!("unknown event type {k:?}; expected one of {}", kinds.join(", ")),
+            ));
+        }
+        Some(serde_json::Value::String(_)) => {}
+        Some(_) => return Err(unprocessable("unknown_event_type", "`kind` must be a string")),
+        None => {
+            let mut e = unprocessable("missing_field", "event is missing required field `kind`");
+            e.details = Some(serde_json::json!({ "field": "kind" }));
+            return Err(e);
+        }
+    }
+    let event: RiskEvent = serde_json::from_value(value).map_err(|e| {
+        let message = e.to_string();
+        if let Some(field) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            let mut err = unprocessable("missing_field", format!("event is missing required field `{field}`"));
+            err.details = Some(serde_json::json!({ "field": field }));
+            err
+        } else {
+            unprocessable("invalid_event", message)
+        }
+    })?;
+    event.validate().map_err(risk_error)?;
+    Ok(event)
+}
+
+#[utoipa::path(post, path = "/v1/risk/decisions", tag = "risk",
+    request_body(content = Object, description = "A risk event: event_id, kind (payment, transfer, login, loan_application, \
+        account_opening), occurred_at, customer_id, channel, and per kind amount {minor, currency}, account_id, \
+        counterparty_account, card_id, device_fingerprint, ip, geo {lat, lon, country}, merchant {id, mcc, country}, id_number, phone"),
+    responses((status = 200, description = "allow / review / reject with score and reasons; stored before the response", body = DecisionView),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 422, description = "unknown_event_type, missing_field, invalid_field or invalid_event", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<DecisionView>, ApiError> {
+    caller.require(Permission::RiskDecide)?;
+    let event = parse_event(&body)?;
+    let view = state.risk.decide(&event, None).await?;
+    state.metrics.risk_decisions.with_label_values(&[view.outcome.as_str()]).inc();
+    Ok(Json(view))
+}
+
+#[utoipa::path(get, path = "/v1/risk/decisions/{id}", tag = "risk", params(("id" = Uuid, Path)),
+    responses((status = 200, body = DecisionView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_decision(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<DecisionView>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    svc::load_decision(&state.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no decision {id}")))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleSetSummary {
+    pub version: u32,
+    pub name: String,
+    pub rules: usize,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleSetList {
+    pub active_version: Option<u32>,
+    pub rule_sets: Vec<RuleSetSummary>,
+}
+
+#[utoipa::path(get, path = "/v1/risk/rule-sets", tag = "risk",
+    responses((status = 200, body = RuleSetList)), security(("api_key" = [])))]
+pub async fn list_rule_sets(State(state): State<AppState>, caller: Caller) -> Result<Json<RuleSetList>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let rules = &state.risk.engine.rules;
+    let active = rules.active_version();
+    let mut out = Vec::new();
+    let mut v = 1;
+    let latest = rules.latest_version().unwrap_or(0);
+    while v <= latest {
+        if let Some(set) = rules.get(v) {
+            out.push(RuleSetSummary {
+                version: v,
+                name: set.name,
+                rules: set.rules.len(),
+                active: active == Some(v),
+                created_at: set.created_at.timestamp_micros(),
+            });
+        }
+        v += 1;
+    }
+    Ok(Json(RuleSetList { active_version: active, rule_sets: out }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleSetView {
+    pub active: bool,
+    #[schema(value_type = Object)]
+    pub rule_set: RuleSet,
+}
+
+#[utoipa::path(get, path = "/v1/risk/rule-sets/{version}", tag = "risk", params(("version" = u32, Path)),
+    responses((status = 200, body = RuleSetView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_rule_set(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(version): ApiPath<u32>,
+) -> Result<Json<RuleSetView>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let rules = &state.risk.engine.rules;
+    let set = rules.get(version).ok_or_else(|| ApiError::not_found(format!("no rule set version {version}")))?;
+    Ok(Json(RuleSetView { active: rules.active_version() == Some(version), rule_set: set }))
+}
+
+/// A new rule set version. Conditions are `{"type": "expression", "source": "..."}` in the
+/// `rules` expression language over the fields listed by `GET /v1/risk/schema`, or thresholds.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetInput {
+    #[serde(default = "default_set_name")]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub thresholds: Option<ScoreThresholds>,
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<Rule>,
+}
+
+fn default_set_name() -> String {
+    "fraud".into()
+}
+
+#[utoipa::path(post, path = "/v1/risk/rule-sets", tag = "risk", request_body = RuleSetInput,
+    responses((status = 201, description = "Stored as the next version, not active", body = RuleSetView),
+              (status = 422, description = "invalid_rule: `position` and `details.rule` point at the error; nothing is stored", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create_rule_set(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<RuleSetInput>,
+) -> Result<(StatusCode, Json<RuleSetView>), ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    let _guard = state.risk.admin.lock().await;
+    let rules = &state.risk.engine.rules;
+    let set = RuleSet {
+        name: input.name,
+        version: rules.latest_version().unwrap_or(0) + 1,
+        created_at: Utc::now(),
+        thresholds: input.thresholds.unwrap_or_default(),
+        rules: input.rules,
+    };
+    // Compile first: an invalid rule set is neither stored nor activatable.
+    set.compile(&risk::ExpressionCompiler).map_err(risk_error)?;
+    svc::store_rule_set(&state.db, &set, Some(caller.key_id)).await?;
+    rules.add_version(set.clone()).map_err(risk_error)?;
+    tracing::info!(version = set.version, rules = set.rules.len(), by = %caller.key_id, "risk rule set stored");
+    Ok((StatusCode::CREATED, Json(RuleSetView { active: false, rule_set: set })))
+}
+
+#[utoipa::path(post, path = "/v1/risk/rule-sets/{version}/activate", tag = "risk", params(("version" = u32, Path)),
+    responses((status = 200, description = "Active from the next decision on", body = RuleSetView), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn activate_rule_set(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(version): ApiPath<u32>,
+) -> Result<Json<RuleSetView>, ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    let _guard = state.risk.admin.lock().await;
+    let rules = &state.risk.engine.rules;
+    let set = rules.get(version).ok_or_else(|| ApiError::not_found(format!("no rule set version {version}")))?;
+    svc::mark_activated(&state.db, version).await?;
+    rules.activate(version).map_err(risk_error)?;
+    tracing::info!(version, by = %caller.key_id, "risk rule set activated");
+    Ok(Json(RuleSetView { active: true, rule_set: set }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestInput {
+    /// How many of the most recent stored decisions to replay (default 10,000, at most 1,000,000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Compare against this version instead of the active one.
+    #[serde(default)]
+    pub against: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BacktestView {
+    #[schema(value_type = Object)]
+    pub report: risk::BacktestReport,
+    /// `report.changes` lists at most this many events.
+    pub changes_shown: usize,
+}
+
+#[utoipa::path(post, path = "/v1/risk/rule-sets/{version}/backtest", tag = "risk", params(("version" = u32, Path)),
+    request_body(content = Option<BacktestInput>),
+    responses((status = 200, description = "How the stored decisions would change under this version", body = BacktestView),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn backtest_rule_set(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(version): ApiPath<u32>,
+    body: Bytes,
+) -> Result<Json<BacktestView>, ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    // The body is optional: empty (with or without a Content-Type) means the defaults.
+    let input: BacktestInput = if body.iter().all(u8::is_ascii_whitespace) {
+        BacktestInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_syntax() || e.is_eof() {
+                ApiError::bad_request("malformed_json", e.to_string())
+            } else {
+                unprocessable("invalid_request", e.to_string())
+            }
+        })?
+    };
+    let rules = &state.risk.engine.rules;
+    let after = rules.compile(version).map_err(risk_error)?;
+    let before = match input.against.or(rules.active_version()) {
+        Some(v) => rules.compile(v).map_err(risk_error)?,
+        None => RuleSet {
+            name: "none".into(),
+            version: 0,
+            created_at: Utc::now(),
+            thresholds: state.risk.engine.config.default_thresholds,
+            rules: Vec::new(),
+        }
+        .compile(&risk::ExpressionCompiler)
+        .map_err(risk_error)?,
+    };
+    let events = svc::replay_events(&state.db, input.limit.unwrap_or(10_000).clamp(1, 1_000_000)).await?;
+    let mut report =
+        tokio::task::spawn_blocking(move || backtest(&events, &before, &after)).await.map_err(ApiError::internal)?;
+    const SHOWN: usize = 100;
+    report.changes.truncate(SHOWN);
+    Ok(Json(BacktestView { report, changes_shown: SHOWN }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SchemaView {
+    /// Fields a rule expression may use, with type and meaning.
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<rules::Field>,
+}
+
+#[utoipa::path(get, path = "/v1/risk/schema", tag = "risk",
+    responses((status = 200, description = "Fields available to rule expressions", body = SchemaView)), security(("api_key" = [])))]
+pub async fn schema(caller: Caller) -> Result<Json<SchemaView>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    Ok(Json(SchemaView { fields: risk::expression_schema().fields().to_vec() }))
+}
+
+// ---- lists ----
+
+#[derive(Serialize, ToSchema)]
+pub struct ListEntryView {
+    #[schema(example = "black")]
+    pub kind: String,
+    #[schema(example = "device")]
+    pub subject: String,
+    /// ID numbers and phones are masked unless the role may see personal data.
+    pub value: String,
+    pub reason: String,
+    pub added_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+fn mask(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() <= 5 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
+}
+
+fn entry_view(e: &ListEntry, clear: bool) -> ListEntryView {
+    let sensitive = matches!(e.subject, ListSubject::IdNumber | ListSubject::Phone);
+    ListEntryView {
+        kind: svc::enum_text(&e.kind),
+        subject: svc::enum_text(&e.subject),
+        value: if sensitive && !clear { mask(&e.value) } else { e.value.clone() },
+        reason: e.reason.clone(),
+        added_at: e.added_at.timestamp_micros(),
+        expires_at: e.expires_at.map(|t| t.timestamp_micros()),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// black, white or watch.
+    kind: Option<String>,
+    /// device, ip, id_number, account, phone or customer.
+    subject: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListEntries {
+    pub count: usize,
+    pub entries: Vec<ListEntryView>,
+}
+
+#[utoipa::path(get, path = "/v1/risk/lists", tag = "risk", params(ListQuery),
+    responses((status = 200, description = "Live (unexpired) entries", body = ListEntries)), security(("api_key" = [])))]
+pub async fn list_entries(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<ListEntries>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let kind: Option<ListKind> = q.kind.as_deref().map(parse_param("kind")).transpose()?;
+    let subject: Option<ListSubject> = q.subject.as_deref().map(parse_param("subject")).transpose()?;
+    let now = Utc::now();
+    let clear = caller.role.allows(Permission::CustomersPii);
+    let entries: Vec<ListEntryView> = state
+        .risk
+        .engine
+        .lists
+        .entries()
+        .iter()
+        .filter(|e| e.is_live(now) && kind.is_none_or(|k| e.kind == k) && subject.is_none_or(|s| e.subject == s))
+        .map(|e| entry_view(e, clear))
+        .collect();
+    Ok(Json(ListEntries { count: entries.len(), entries }))
+}
+
+fn parse_param<T: serde::de::DeserializeOwned>(name: &'static str) -> impl Fn(&str) -> Result<T, ApiError> {
+    move |text| {
+        serde_json::from_value(serde_json::Value::String(text.to_string()))
+            .map_err(|e| unprocessable("invalid_request", format!("{name}: {e}")))
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListInput {
+    #[schema(value_type = String, example = "black")]
+    pub kind: ListKind,
+    #[schema(value_type = String, example = "device")]
+    pub subject: ListSubject,
+    pub value: String,
+    pub reason: String,
+    /// RFC 3339 expiry; or use `ttl_secs`. Neither = never expires.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/risk/lists", tag = "risk", request_body = ListInput,
+    responses((status = 201, description = "Added or replaced", body = ListEntryView), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn add_list_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<ListInput>,
+) -> Result<(StatusCode, Json<ListEntryView>), ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    if input.value.trim().is_empty() || input.value.len() > 256 {
+        return Err(unprocessable("invalid_request", "value must be 1..=256 bytes"));
+    }
+    let now = Utc::now();
+    let expires_at = match (input.expires_at, input.ttl_secs) {
+        (Some(_), Some(_)) => return Err(unprocessable("invalid_request", "give expires_at or ttl_secs, not both")),
+        (Some(t), None) => Some(t),
+        (None, Some(s)) => {
+            Some(now + chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400)))
+        }
+        (None, None) => None,
+    };
+    if expires_at.is_some_and(|t| t <= now) {
+        return Err(unprocessable("invalid_request", "expires_at must be in the future"));
+    }
+    let entry = ListEntry {
+        kind: input.kind,
+        subject: input.subject,
+        value: input.value.trim().to_string(),
+        reason: input.reason,
+        added_at: now,
+        expires_at,
+    };
+    svc::store_list_entry(&state.db, &entry).await?;
+    state.risk.engine.lists.add(entry.clone());
+    Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.role.allows(Permission::CustomersPii)))))
+}
+
+#[utoipa::path(delete, path = "/v1/risk/lists/{kind}/{subject}/{value}", tag = "risk",
+    params(("kind" = String, Path), ("subject" = String, Path), ("value" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete_list_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((kind, subject, value)): ApiPath<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    let kind: ListKind = parse_param("kind")(&kind)?;
+    let subject: ListSubject = parse_param("subject")(&subject)?;
+    let stored = svc::delete_list_entry(&state.db, kind, subject, &value).await?;
+    let live = state.risk.engine.lists.remove(kind, subject, &value);
+    if stored || live {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no such list entry"))
+    }
+}
+
+// ---- cases ----
+
+#[derive(Deserialize, IntoParams)]
+pub struct CaseQuery {
+    /// open (default), resolved or all.
+    status: Option<String>,
+    /// Paging cursor: cases with ids after this one.
+    after: Option<u64>,
+    /// Page size 1..=1000 (default 100).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseList {
+    pub cases: Vec<CaseView>,
+    pub next_after: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/v1/risk/cases", tag = "risk", params(CaseQuery),
+    responses((status = 200, body = CaseList)), security(("api_key" = [])))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CaseQuery>,
+) -> Result<Json<CaseList>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let status = q.status.as_deref().unwrap_or("open");
+    if !matches!(status, "open" | "resolved" | "all") {
+        return Err(ApiError::bad_request("invalid_query", "status must be open, resolved or all"));
+    }
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let cases = svc::list_cases(&state.db, status, q.after.unwrap_or(0), limit).await?;
+    let next_after = (cases.len() == limit as usize).then(|| cases.last().map(|c| c.id)).flatten();
+    Ok(Json(CaseList { cases, next_after }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveInput {
+    /// confirmed_fraud or false_positive.
+    #[schema(value_type = String, example = "false_positive")]
+    pub resolution: risk::Resolution,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResolvedCase {
+    pub case: CaseView,
+    /// For a held transfer: `posted` (false positive), `voided` (confirmed fraud) or the ledger's error code.
+    pub transfer_action: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/risk/cases/{id}/resolve", tag = "risk", params(("id" = u64, Path)), request_body = ResolveInput,
+    responses((status = 200, description = "Resolved; the resolution is a training label; a held transfer is posted or voided", body = ResolvedCase),
+              (status = 404, body = ErrorBody), (status = 409, description = "case_already_resolved", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn resolve_case(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<u64>,
+    ApiJson(input): ApiJson<ResolveInput>,
+) -> Result<Json<ResolvedCase>, ApiError> {
+    caller.require(Permission::CasesResolve)?;
+    let resolution = svc::enum_text(&input.resolution);
+    if !svc::close_case(&state.db, id, &resolution, &caller.name, &input.note).await? {
+        return Err(match svc::load_case(&state.db, id).await? {
+            None => ApiError::not_found(format!("no case {id}")),
+            Some(_) => risk_error(risk::RiskError::CaseAlreadyResolved(id)),
+        });
+    }
+    let case = svc::load_case(&state.db, id).await?.ok_or_else(|| ApiError::internal("resolved case vanished"))?;
+    state.risk.engine.cases.forget(id);
+    let fraud = input.resolution == risk::Resolution::ConfirmedFraud;
+    if fraud {
+        state.risk.engine.graph.write().flag_customer(&case.customer_id, CustomerFlag::ConfirmedFraud);
+    }
+    let mut transfer_action = None;
+    if let Some(t) = case.transfer_id {
+        let kind = if fraud { TransferKind::VoidPending } else { TransferKind::PostPending };
+        let request = TransferRequest {
+            kind,
+            ..TransferRequest::post(TransferId(Uuid::new_v5(&t, kind.as_str().as_bytes())), TransferId(t), None)
+        };
+        let outcome = state.ledger.submit(request).await?;
+        state.metrics.count_outcomes([&outcome]);
+        transfer_action = Some(match outcome {
+            TransferOutcome::Created { .. } | TransferOutcome::Replayed { .. } => {
+                if fraud { "voided" } else { "posted" }.to_string()
+            }
+            TransferOutcome::Failed { code, .. } => code.code().to_string(),
+        });
+    }
+    tracing::info!(case = id, resolution = %resolution, by = %caller.key_id, "risk case resolved");
+    Ok(Json(ResolvedCase { case, transfer_action }))
+}
+
+// ---- models ----
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelView {
+    pub active: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metrics: Option<ml::BinaryMetrics>,
+    pub features: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/risk/model", tag = "risk",
+    responses((status = 200, description = "The active model and its held-out metrics", body = ModelView)), security(("api_key" = [])))]
+pub async fn get_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let m = state.risk.engine.model();
+    Ok(Json(ModelView {
+        active: m.as_ref().map(|m| format!("{}@{}", m.name, m.version)),
+        metrics: m.as_ref().and_then(|m| m.metrics.clone()),
+        features: m.map(|m| m.feature_names.clone()).unwrap_or_default(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/risk/model/reload", tag = "risk",
+    responses((status = 200, description = "Loaded the latest stored artefact (e.g. after `digibank risk train`)", body = ModelView),
+              (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn reload_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
+    caller.require(Permission::RiskAdmin)?;
+    let name = &state.risk.config.model;
+    let artefact = svc::latest_model(&state.db, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no stored model {name}")))?;
+    state.risk.engine.set_model(artefact);
+    get_model(State(state), caller).await
+}
+
+// ---- market risk ----
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VarInput {
+    #[schema(value_type = Object)]
+    pub portfolio: Portfolio,
+    #[schema(value_type = Object)]
+    pub history: PriceHistory,
+    /// Default 0.99.
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// Default 1.
+    #[serde(default)]
+    pub horizon_days: Option<u32>,
+    /// Stress scenarios applied to the latest prices.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub scenarios: Vec<StressScenario>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VarView {
+    #[schema(value_type = Object)]
+    pub historical: market::VarReport,
+    #[schema(value_type = Object)]
+    pub parametric: market::VarReport,
+    #[schema(value_type = Vec<Object>)]
+    pub stress: Vec<market::StressResult>,
+}
+
+#[utoipa::path(post, path = "/v1/risk/market/var", tag = "risk", request_body = VarInput,
+    responses((status = 200, description = "Historical and parametric VaR / expected shortfall, stress results", body = VarView),
+              (status = 422, description = "invalid_market_data", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarView>, ApiError> {
+    caller.require(Permission::RiskRead)?;
+    let confidence = input.confidence.unwrap_or(0.99);
+    if !(confidence > 0.5 && confidence < 1.0) {
+        return Err(unprocessable("invalid_market_data", "confidence must be between 0.5 and 1 (exclusive)"));
+    }
+    let cfg = VarConfig { confidence, horizon_days: input.horizon_days.unwrap_or(1).max(1), ..VarConfig::default() };
+    let historical = market::historical_var(&input.portfolio, &input.history, &cfg).map_err(risk_error)?;
+    let parametric = market::parametric_var(&input.portfolio, &input.history, &cfg).map_err(risk_error)?;
+    let latest: HashMap<String, f64> = input
+        .history
+        .instruments
+        .iter()
+        .cloned()
+        .zip(input.history.prices.last().cloned().unwrap_or_default())
+        .collect();
+    let stress = input
+        .scenarios
+        .iter()
+        .map(|s| market::stress_test(&input.portfolio, &latest, s, cfg.rounding))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(risk_error)?;
+    Ok(Json(VarView { historical, parametric, stress }))
+}
+
+// ---- transfer screening ----
+
+/// What screening decided for a transfer request.
+pub enum Screening {
+    /// Not screened (channel not configured, not a new money movement, or a retry).
+    Skipped,
+    Allowed(Box<DecisionView>),
+    Review(Box<DecisionView>),
+}
+
+fn metadata_str<'a>(request: &'a TransferRequest, key: &str) -> Option<&'a str> {
+    request.metadata.as_ref()?.get(key)?.as_str()
+}
+
+/// Screens a transfer whose `metadata.channel` is configured for screening. A `reject` is an
+/// error (422 `risk_rejected`, with the decision in `details`): nothing reaches the ledger.
+pub async fn screen_transfer(state: &AppState, request: &TransferRequest) -> Result<Screening, ApiError> {
+    if !matches!(request.kind, TransferKind::Posted | TransferKind::Pending) {
+        return Ok(Screening::Skipped);
+    }
+    let Some(channel_text) = metadata_str(request, "channel") else { return Ok(Screening::Skipped) };
+    let Ok(channel) = serde_json::from_value::<risk::Channel>(serde_json::Value::String(channel_text.to_string()))
+    else {
+        return Ok(Screening::Skipped);
+    };
+    if !state.risk.screens(channel) {
+        return Ok(Screening::Skipped);
+    }
+    // A retry of a transfer that already exists is not a new event: the ledger replays it.
+    if state.ledger.transfer(request.id).await.is_ok() {
+        return Ok(Screening::Skipped);
+    }
+    let (Some(debit), Some(credit), Some(amount), Some(currency)) =
+        (request.debit_account_id, request.credit_account_id, request.amount, request.currency)
+    else {
+        return Ok(Screening::Skipped);
+    };
+    let customer = metadata_str(request, "customer_id").map_or_else(|| format!("account:{}", debit.0), str::to_string);
+    let mut event = RiskEvent::new(request.id.0.to_string(), EventKind::Transfer, Utc::now(), customer, channel);
+    event.account_id = Some(debit.0.to_string());
+    event.counterparty_account = Some(credit.0.to_string());
+    event.amount = Some(money::Amount::new(amount, currency));
+    event.device_fingerprint = metadata_str(request, "device_fingerprint").map(str::to_string);
+    event.ip = metadata_str(request, "ip").and_then(|ip| ip.parse().ok());
+    if event.amount.is_some_and(|a| !a.is_positive()) {
+        return Ok(Screening::Skipped); // the ledger rejects it with its own error
+    }
+    let view = state.risk.decide(&event, Some(request.id.0)).await?;
+    state.metrics.risk_decisions.with_label_values(&[view.outcome.as_str()]).inc();
+    match view.outcome.as_str() {
+        o if o == Outcome::Reject.as_str() => {
+            let codes: Vec<String> = view.reasons.iter().map(|r| format!("{} ({})", r.code, r.explanation)).collect();
+            let mut err = unprocessable(
+                "risk_rejected",
+                format!("transfer rejected by risk decision {}: {}", view.id, codes.join("; ")),
+            );
+            err.details = Some(serde_json::to_value(&view).unwrap_or_default());
+            Err(err)
+        }
+        o if o == Outcome::Review.as_str() => Ok(Screening::Review(Box::new(view))),
+        _ => Ok(Screening::Allowed(Box::new(view))),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HeldForReview {
+    /// Always `held_for_review`.
+    pub status: String,
+    /// The pending (two-phase) transfer holding the funds until the case is resolved.
+    #[schema(value_type = Object)]
+    pub transfer: ledger::Transfer,
+    pub decision: DecisionView,
+}
+
+/// Submits a transfer the engine sent to review as a pending hold (202), or passes the
+/// ledger's failure through.
+pub async fn submit_held(
+    state: &AppState,
+    mut request: TransferRequest,
+    decision: DecisionView,
+) -> Result<Response, ApiError> {
+    request.kind = TransferKind::Pending;
+    request.timeout_secs = state.risk.config.review_hold_secs;
+    let outcome = state.ledger.submit(request).await?;
+    state.metrics.count_outcomes([&outcome]);
+    Ok(match outcome {
+        TransferOutcome::Created { transfer } | TransferOutcome::Replayed { transfer } => {
+            (StatusCode::ACCEPTED, Json(HeldForReview { status: "held_for_review".into(), transfer, decision }))
+                .into_response()
+        }
+        TransferOutcome::Failed { code, message, .. } => {
+            ApiError::new(crate::error::transfer_error_status(code), code.code(), message).into_response()
+        }
+    })
+}
