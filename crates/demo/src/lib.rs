@@ -56,6 +56,8 @@ pub struct DemoSummary {
     pub churn_auc: Option<f64>,
     /// The full tag/segment/churn recomputation over the demo customers.
     pub recompute: Option<customer_platform::RecomputeReport>,
+    /// Loans in every state, made through the lending service (ledger-backed).
+    pub lending: Option<LendingSummary>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -73,6 +75,9 @@ pub enum Profile {
 }
 
 mod customers;
+mod loans;
+
+pub use loans::LendingSummary;
 
 struct Customer {
     id: String,
@@ -127,6 +132,8 @@ pub enum DemoError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Customers(#[from] customer_platform::PlatformError),
+    #[error(transparent)]
+    Lending(#[from] lending_platform::LendingPlatformError),
 }
 
 /// Generates the demo bank into `db`. `progress(done, total)` reports transfers submitted.
@@ -381,6 +388,8 @@ pub async fn generate(
     summary.customers_registered = platform.registered;
     summary.churn_auc = platform.churn_auc;
     summary.recompute = Some(platform.recompute);
+    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone());
+    summary.lending = Some(loans::load(&lending, &customers, today).await?);
     Ok(summary)
 }
 

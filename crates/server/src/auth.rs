@@ -38,6 +38,12 @@ pub enum Permission {
     CustomersWrite,
     /// See names, ID numbers and phone numbers in clear; everyone else sees them masked.
     CustomersPii,
+    /// Products, applications, offers, loans, overdue lists, the review queue, receivables.
+    LendingRead,
+    /// Apply, accept (disburse), repay, draw, prepay; register documents and receivables, finance.
+    LendingWrite,
+    /// Run end of day.
+    LendingAdmin,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
@@ -62,8 +68,19 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Operator => p != KeysAdmin,
-            Role::Teller => matches!(p, AccountsRead | TransfersRead | TransfersWrite | CustomersRead | CustomersWrite),
-            Role::Auditor => matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead),
+            Role::Teller => matches!(
+                p,
+                AccountsRead
+                    | TransfersRead
+                    | TransfersWrite
+                    | CustomersRead
+                    | CustomersWrite
+                    | LendingRead
+                    | LendingWrite
+            ),
+            Role::Auditor => {
+                matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead | LendingRead)
+            }
             Role::Monitoring => p == MetricsRead,
         }
     }

@@ -34,6 +34,7 @@ pub struct AppState {
     pub keys: auth::KeyCache,
     pub tags: routes::tags::SharedTags,
     pub customers: customer_platform::CustomerStore,
+    pub lending: lending_platform::LendingService,
     /// Serialises recomputations (they rewrite shared membership bitmaps).
     pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -44,11 +45,12 @@ impl AppState {
         let tags = routes::tags::load_registry(&db).await?;
         Ok(AppState {
             db: db.clone(),
-            ledger,
+            ledger: ledger.clone(),
             metrics: metrics::Metrics::new(),
             keys: auth::KeyCache::default(),
             tags: std::sync::Arc::new(tokio::sync::RwLock::new(tags)),
             customers: customer_platform::CustomerStore::new(db.clone()),
+            lending: lending_platform::LendingService::new(db.clone(), ledger.clone()),
             recompute_lock: Default::default(),
         })
     }
@@ -82,10 +84,15 @@ impl Modify for BearerAuth {
         routes::profiles::link_identity, routes::profiles::get_recommendations, routes::profiles::churn_risk,
         routes::profiles::list_segments, routes::profiles::put_segment, routes::profiles::recompute_all,
         routes::tags::list_tags, routes::tags::get_tag, routes::tags::put_tag, routes::tags::evaluate_tags,
+        routes::lending::list_products, routes::lending::apply, routes::lending::get_application,
+        routes::lending::make_offer, routes::lending::accept_offer, routes::lending::get_loan, routes::lending::repay,
+        routes::lending::draw, routes::lending::prepay, routes::lending::list_loans, routes::lending::run_eod,
+        routes::lending::review_queue, routes::lending::register_document, routes::lending::register_receivable,
+        routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "security"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -93,7 +100,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{customers, keys, ledger as l, profiles, system, tags};
+    use routes::{customers, keys, ledger as l, lending as ln, profiles, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -126,6 +133,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tags", get(tags::list_tags))
         .route("/v1/tags/evaluate", post(tags::evaluate_tags))
         .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))
+        .route("/v1/lending/products", get(ln::list_products))
+        .route("/v1/lending/applications", post(ln::apply))
+        .route("/v1/lending/applications/{id}", get(ln::get_application))
+        .route("/v1/lending/applications/{id}/offer", post(ln::make_offer))
+        .route("/v1/lending/offers/{id}/accept", post(ln::accept_offer))
+        .route("/v1/lending/loans", get(ln::list_loans))
+        .route("/v1/lending/loans/{id}", get(ln::get_loan))
+        .route("/v1/lending/loans/{id}/repayments", post(ln::repay))
+        .route("/v1/lending/loans/{id}/draws", post(ln::draw))
+        .route("/v1/lending/loans/{id}/prepayments", post(ln::prepay))
+        .route("/v1/lending/eod", post(ln::run_eod))
+        .route("/v1/lending/review-queue", get(ln::review_queue))
+        .route("/v1/lending/documents", post(ln::register_document))
+        .route("/v1/lending/receivables", post(ln::register_receivable))
+        .route("/v1/lending/receivables/{id}", get(ln::get_receivable))
+        .route("/v1/lending/receivables/{id}/confirm", post(ln::confirm_receivable))
+        .route("/v1/lending/receivables/{id}/finance", post(ln::finance_receivable))
         .route("/v1/api-keys", post(keys::create_key))
         .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
