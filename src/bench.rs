@@ -1,5 +1,7 @@
 //! `digibank bench ...`: benchmarks that print figures (never timed tests).
 
+// Amounts in minor units are written `<yuan>_<fen>`.
+#![allow(clippy::inconsistent_digit_grouping)]
 use std::path::PathBuf;
 use std::time::Instant;
 

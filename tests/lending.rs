@@ -3,6 +3,8 @@
 //! day twice for the same date, overdue buckets, supply-chain financing, bad inputs that each get
 //! their exact 4xx code and write nothing, and loan balances that reconcile with the ledger.
 
+// Amounts in minor units are written `<yuan>_<fen>`.
+#![allow(clippy::inconsistent_digit_grouping)]
 mod common;
 
 use common::*;

@@ -4,6 +4,8 @@
 //! a supply-chain financing of a confirmed receivable repaid by the core enterprise. Loans start
 //! in the past and one end of day (for yesterday) ages them all.
 
+// Amounts in minor units are written `<yuan>_<fen>`.
+#![allow(clippy::inconsistent_digit_grouping)]
 use chrono::{Duration, NaiveDate};
 use lending::{DocumentKind, LoanId, Outcome, PrepayMode, RepaymentMethod};
 use lending_platform::service::DocumentInput;
