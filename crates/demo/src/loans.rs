@@ -22,6 +22,8 @@ pub struct LendingSummary {
     pub declined: usize,
     pub review: usize,
     pub loans: usize,
+    /// Ledger transfers the lending book wrote (disbursements, fees, draws, repayments, accruals).
+    pub ledger_transfers: usize,
     /// (label, loan id)
     pub samples: Vec<(String, String)>,
 }
@@ -97,8 +99,10 @@ pub(crate) async fn load(
                 )
                 .await?;
             let id = out.loan.id;
-            service.draw(id, cny(offer.limit.minor * 4 / 10), Some(start)).await?;
-            service.draw(id, cny(offer.limit.minor / 10), Some(start + Duration::days(20))).await?;
+            s.ledger_transfers += out.transfers.len();
+            let d1 = service.draw(id, cny(offer.limit.minor * 4 / 10), Some(start)).await?;
+            let d2 = service.draw(id, cny(offer.limit.minor / 10), Some(start + Duration::days(20))).await?;
+            s.ledger_transfers += d1.transfers.len() + d2.transfers.len();
             s.samples.push(("tax_sme revolving line with draws".into(), id.0.to_string()));
             sme_line_done = true;
             s.loans += 1;
@@ -165,9 +169,10 @@ pub(crate) async fn load(
                 },
             )
             .await?;
+        s.ledger_transfers += out.transfers.len();
         s.samples.push(("supply-chain financing".into(), out.loan.id.0.to_string()));
         s.loans += 1;
     }
-    service.run_eod(yesterday, |_, _| {}).await?;
+    s.ledger_transfers += service.run_eod(yesterday, |_, _| {}).await?.postings as usize;
     Ok(s)
 }
