@@ -319,7 +319,9 @@ async fn load_demo(db: &Database, args: &DemoArgs) -> Result<demo::DemoSummary> 
             summary.churn_auc.map(|auc| format!("; churn model held-out AUC {auc:.3}")).unwrap_or_default()
         );
     }
-    if let Some(l) = &summary.lending {
+    if let Some(l) = summary.lending.as_ref().filter(|l| l.applications == 0) {
+        println!("lending: demo loans already loaded ({} ledger transfers now)", l.ledger_transfers);
+    } else if let Some(l) = &summary.lending {
         println!(
             "lending: {} applications ({} approved, {} declined, {} in review), {} loans",
             l.applications, l.approved, l.declined, l.review, l.loans
