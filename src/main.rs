@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: RiskCommand,
     },
+    /// Lending: end of day over every open loan.
+    Lending {
+        #[command(subcommand)]
+        command: LendingCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -132,6 +137,17 @@ enum CustomersCommand {
 }
 
 #[derive(Subcommand)]
+enum LendingCommand {
+    /// Close a business day: fall due, accrue interest and penalty, age every open loan, all
+    /// through the ledger. Idempotent: a date already run reports `already_run` and writes nothing.
+    Eod {
+        /// The business day, YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum BenchCommand {
     /// Ledger throughput: batched path on SQLite (and PostgreSQL when DATABASE_URL is set)
     /// against a naive one-transaction-per-transfer baseline.
@@ -145,6 +161,9 @@ pub enum BenchCommand {
     /// The load process of `bench risk` (internal).
     #[command(hide = true)]
     RiskLoad(risk_cli::RiskLoadArgs),
+    /// Lending: automated decisions per second and p99 latency (all adapters simulated), and
+    /// the end-of-day batch over an in-memory portfolio plus a persisted one.
+    Lending(bench::LendingBenchArgs),
 }
 
 /// Settings read from `digibank.toml` (or the file named by `DIGIBANK_CONFIG`). Precedence:
@@ -234,6 +253,9 @@ async fn run(cli: Cli) -> Result<()> {
             let db = connect(&cli.database_url).await?;
             risk_cli::train(&db, args).await
         }
+    },
+        Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
+        Command::Lending { command: LendingCommand::Eod { date } } => lending_eod(&cli.database_url, date).await,
     }
 }
 
@@ -270,6 +292,35 @@ async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
             println!("scores update at the next recomputation: digibank customers recompute --full");
         }
     }
+    Ok(())
+}
+
+async fn lending_eod(url: &str, date: chrono::NaiveDate) -> Result<()> {
+    let db = connect(url).await?;
+    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db));
+    let bar = progress_bar(0, "end of day");
+    let report = service
+        .run_eod(date, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await?;
+    bar.finish_and_clear();
+    if report.already_run {
+        println!("end of day {date}: already_run (nothing written)");
+    } else {
+        println!(
+            "end of day {date}: {} loans processed ({} failed) in {} ms, {} postings, interest {} fen, penalty {} fen, {} overdue",
+            report.loans_processed,
+            report.loans_failed,
+            report.millis,
+            report.postings,
+            report.interest_accrued_minor,
+            report.penalty_accrued_minor,
+            report.overdue_loans
+        );
+    }
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
@@ -318,6 +369,17 @@ async fn load_demo(db: &Database, args: &DemoArgs) -> Result<demo::DemoSummary> 
             r.millis,
             summary.churn_auc.map(|auc| format!("; churn model held-out AUC {auc:.3}")).unwrap_or_default()
         );
+    }
+    if let Some(l) = summary.lending.as_ref().filter(|l| l.applications == 0) {
+        println!("lending: demo loans already loaded ({} ledger transfers now)", l.ledger_transfers);
+    } else if let Some(l) = &summary.lending {
+        println!(
+            "lending: {} applications ({} approved, {} declined, {} in review), {} loans",
+            l.applications, l.approved, l.declined, l.review, l.loans
+        );
+        for (label, id) in &l.samples {
+            println!("  {label:<52} {id}");
+        }
     }
     Ok(summary)
 }

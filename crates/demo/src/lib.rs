@@ -56,6 +56,8 @@ pub struct DemoSummary {
     pub churn_auc: Option<f64>,
     /// The full tag/segment/churn recomputation over the demo customers.
     pub recompute: Option<customer_platform::RecomputeReport>,
+    /// Loans in every state, made through the lending service (ledger-backed).
+    pub lending: Option<LendingSummary>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -73,6 +75,9 @@ pub enum Profile {
 }
 
 mod customers;
+mod loans;
+
+pub use loans::LendingSummary;
 
 struct Customer {
     id: String,
@@ -127,6 +132,8 @@ pub enum DemoError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Customers(#[from] customer_platform::PlatformError),
+    #[error(transparent)]
+    Lending(#[from] lending_platform::LendingPlatformError),
 }
 
 /// Generates the demo bank into `db`. `progress(done, total)` reports transfers submitted.
@@ -381,6 +388,15 @@ pub async fn generate(
     summary.customers_registered = platform.registered;
     summary.churn_auc = platform.churn_auc;
     summary.recompute = Some(platform.recompute);
+    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone());
+    let (_, entries_before) = ledger.store().counts().await?;
+    let mut book = loans::load(&lending, &customers, today).await?;
+    let (_, entries_after) = ledger.store().counts().await?;
+    if book.ledger_transfers as i64 != entries_after - entries_before {
+        tracing::debug!(counted = book.ledger_transfers, journal = entries_after - entries_before, "lending transfers");
+    }
+    book.ledger_transfers = (entries_after - entries_before) as usize;
+    summary.lending = Some(book);
     Ok(summary)
 }
 
@@ -426,7 +442,19 @@ mod tests {
         let ledger = Ledger::new(&db.db);
         let report = ledger.verify(|_, _| {}).await.unwrap();
         assert!(report.is_ok(), "{:?}", report.problems);
-        assert_eq!(report.entries as usize, first.transfers_created + second.transfers_created);
+        // The lending book (loaded once) adds its disbursements, draws, repayments and accruals.
+        let lending = first.lending.as_ref().unwrap();
+        assert!(lending.loans >= 5, "{lending:?}");
+        assert_eq!(second.lending.as_ref().unwrap().loans, 0, "loaded once");
+        let service = lending_platform::LendingService::new(db.db.clone(), Ledger::new(&db.db));
+        for (label, id) in &lending.samples {
+            let view = service.view(lending::LoanId(id.parse().unwrap())).await.unwrap();
+            assert!(view.reconciled, "{label}: {:?} vs {:?}", view.ledger, view.loan);
+        }
+        assert_eq!(
+            report.entries as usize,
+            first.transfers_created + second.transfers_created + lending.ledger_transfers
+        );
         // A different seed gives a different bank.
         let other = storage::testing::sqlite().await;
         let third = generate(&other.db, &DemoConfig { seed: 8, ..config }, |_, _| {}).await.unwrap();

@@ -46,6 +46,12 @@ pub enum Permission {
     RiskAdmin,
     /// Resolve review cases (confirm fraud / false positive).
     CasesResolve,
+    /// Products, applications, offers, loans, overdue lists, the review queue, receivables.
+    LendingRead,
+    /// Apply, accept (disburse), repay, draw, prepay; register documents and receivables, finance.
+    LendingWrite,
+    /// Run end of day.
+    LendingAdmin,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
@@ -70,11 +76,22 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Operator => p != KeysAdmin,
-            Role::Teller => {
-                matches!(p, AccountsRead | TransfersRead | TransfersWrite | CustomersRead | CustomersWrite | RiskDecide)
-            }
+            Role::Teller => matches!(
+                p,
+                AccountsRead
+                    | TransfersRead
+                    | TransfersWrite
+                    | CustomersRead
+                    | CustomersWrite
+                    | RiskDecide
+                    | LendingRead
+                    | LendingWrite
+            ),
             Role::Auditor => {
-                matches!(p, AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead | RiskRead)
+                matches!(
+                    p,
+                    AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead | RiskRead | LendingRead
+                )
             }
             Role::Monitoring => p == MetricsRead,
         }

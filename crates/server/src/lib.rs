@@ -35,6 +35,7 @@ pub struct AppState {
     pub keys: auth::KeyCache,
     pub tags: routes::tags::SharedTags,
     pub customers: customer_platform::CustomerStore,
+    pub lending: lending_platform::LendingService,
     /// Serialises recomputations (they rewrite shared membership bitmaps).
     pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     pub risk: std::sync::Arc<risk::RiskService>,
@@ -58,11 +59,12 @@ impl AppState {
         Ok(AppState {
             risk,
             db: db.clone(),
-            ledger,
+            ledger: ledger.clone(),
             metrics: metrics::Metrics::new(),
             keys: auth::KeyCache::default(),
             tags: std::sync::Arc::new(tokio::sync::RwLock::new(tags)),
             customers: customer_platform::CustomerStore::new(db.clone()),
+            lending: lending_platform::LendingService::new(db.clone(), ledger.clone()),
             recompute_lock: Default::default(),
         })
     }
@@ -101,10 +103,15 @@ impl Modify for BearerAuth {
         routes::risk::schema, routes::risk::list_entries, routes::risk::add_list_entry, routes::risk::delete_list_entry,
         routes::risk::list_cases, routes::risk::resolve_case, routes::risk::get_model, routes::risk::reload_model,
         routes::risk::market_var,
+        routes::lending::list_products, routes::lending::apply, routes::lending::get_application,
+        routes::lending::make_offer, routes::lending::accept_offer, routes::lending::get_loan, routes::lending::repay,
+        routes::lending::draw, routes::lending::prepay, routes::lending::list_loans, routes::lending::run_eod,
+        routes::lending::review_queue, routes::lending::register_document, routes::lending::register_receivable,
+        routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "security"), (name = "risk"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -112,7 +119,7 @@ pub struct ApiDoc;
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    use routes::{customers, keys, ledger as l, profiles, risk as r, system, tags};
+    use routes::{customers, keys, ledger as l, lending as ln, profiles, risk as r, system, tags};
     Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
@@ -159,6 +166,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/risk/model", get(r::get_model))
         .route("/v1/risk/model/reload", post(r::reload_model))
         .route("/v1/risk/market/var", post(r::market_var))
+        .route("/v1/lending/products", get(ln::list_products))
+        .route("/v1/lending/applications", post(ln::apply))
+        .route("/v1/lending/applications/{id}", get(ln::get_application))
+        .route("/v1/lending/applications/{id}/offer", post(ln::make_offer))
+        .route("/v1/lending/offers/{id}/accept", post(ln::accept_offer))
+        .route("/v1/lending/loans", get(ln::list_loans))
+        .route("/v1/lending/loans/{id}", get(ln::get_loan))
+        .route("/v1/lending/loans/{id}/repayments", post(ln::repay))
+        .route("/v1/lending/loans/{id}/draws", post(ln::draw))
+        .route("/v1/lending/loans/{id}/prepayments", post(ln::prepay))
+        .route("/v1/lending/eod", post(ln::run_eod))
+        .route("/v1/lending/review-queue", get(ln::review_queue))
+        .route("/v1/lending/documents", post(ln::register_document))
+        .route("/v1/lending/receivables", post(ln::register_receivable))
+        .route("/v1/lending/receivables/{id}", get(ln::get_receivable))
+        .route("/v1/lending/receivables/{id}/confirm", post(ln::confirm_receivable))
+        .route("/v1/lending/receivables/{id}/finance", post(ln::finance_receivable))
         .route("/v1/api-keys", post(keys::create_key))
         .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })

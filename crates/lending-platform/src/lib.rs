@@ -1,0 +1,59 @@
+//! # lending-platform
+//!
+//! Lending as a running system (GitHub issue 5). The pure `lending` crate says what a decision,
+//! an offer, a loan or an end of day *is*; this crate stores them (SQLite and PostgreSQL, one
+//! query text each via `$N` placeholders) and moves the money through the [`ledger`]:
+//!
+//! * [`accounts`]: the ledger mapping. Each loan gets four asset accounts owned by the borrower
+//!   (`loan.principal`, `loan.interest_receivable`, `loan.penalty_receivable`,
+//!   `loan.fee_receivable`); the bank has four shared GL accounts (`gl.interest_income`,
+//!   `gl.penalty_income`, `gl.fee_income_lending`, `gl.loan_loss_allowance`) with fixed UUID v5
+//!   ids, opened idempotently. `CustomerAccount` is the borrower's deposit account for
+//!   disbursements and fees, and the repayment account (the core enterprise's for supply-chain
+//!   financing) for repayments.
+//! * [`service`]: [`LendingService`]: apply, offer, accept + disburse, draw, repay, prepay,
+//!   documents and receivables, end of day, overdue lists, review queue, alerts.
+//!   Every operation's postings become one ledger batch of linked transfers whose ids are UUID v5
+//!   of (loan id, loan version, sequence), so a retry replays instead of writing twice and a
+//!   failed leg fails the whole operation. The loan state is saved only after the batch commits,
+//!   with an optimistic version check.
+//! * [`store`]: the SQL.
+//!
+//! It knows nothing about HTTP; the server maps [`LendingPlatformError`] to responses.
+
+pub mod accounts;
+pub mod service;
+pub mod store;
+
+pub use service::{
+    AcceptInput, AcceptOutcome, ApplyInput, EodReport, FinanceInput, LendingService, LoanView, OperationOutcome,
+    ReceivableInput,
+};
+pub use store::{LoanRecord, LoanSummary, ReviewItem};
+
+/// Errors of the lending platform.
+#[derive(Debug, thiserror::Error)]
+pub enum LendingPlatformError {
+    #[error(transparent)]
+    Lending(#[from] lending::LendingError),
+    #[error("{0} {1} not found")]
+    NotFound(&'static str, String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The ledger refused a leg of the operation's batch; nothing was written.
+    #[error("the ledger rejected the operation: {message}")]
+    Rejected { code: ledger::TransferError, message: String },
+    /// Someone else changed the loan in the meantime; retry.
+    #[error("loan {0} was changed concurrently; retry")]
+    Conflict(String),
+    #[error("ledger error: {0}")]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("stored data is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = LendingPlatformError> = std::result::Result<T, E>;

@@ -1,0 +1,749 @@
+//! [`LendingService`]: the lending operations over the store and the ledger.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use customer::CustomerKind;
+use ledger::{AccountId, Ledger, TransferError, TransferOutcome, TransferRequest, MAX_BATCH};
+use lending::{
+    accept, decide, direct_contract, early_warnings, eod, loan_alerts, make_offer, AcceptRequest, Alert, Catalog,
+    Contract, ContractId, DataSources, Decision, DocumentKind, DocumentRegistry, FraudCheck, Installment, LendingError,
+    Loan, LoanId, Offer, Posting, PrepayMode, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod,
+    RiskGrade, SimpleFraudCheck, Simulator,
+};
+use money::{Amount, Currency};
+use serde::{Deserialize, Serialize};
+use storage::Database;
+use tokio::sync::{Mutex, OnceCell};
+use uuid::Uuid;
+
+use crate::accounts::{self, gl_accounts, loan_account, Parties, LOAN_ROLES, NS};
+use crate::store::{self, LendingStore, LoanRecord, LoanSummary, ReviewItem, Statement};
+use crate::{LendingPlatformError, Result};
+
+/// Seed of the simulated external data sources (bureau, social security, housing fund, tax, ERP).
+pub const SIMULATOR_SEED: u64 = 2026;
+
+/// Loans per end-of-day page (read, computed, posted as ledger batches, saved in one transaction).
+pub const EOD_PAGE: i64 = 500;
+
+/// Input of [`LendingService::apply`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyInput {
+    pub applicant_id: String,
+    pub product_code: String,
+    /// Defaults to `individual` for the consumer product and `sme` for the others.
+    #[serde(default)]
+    pub kind: Option<CustomerKind>,
+}
+
+/// Input of [`LendingService::accept`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptInput {
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: Option<Currency>,
+    pub term_months: u32,
+    pub method: RepaymentMethod,
+    /// The borrower's deposit account: receives the disbursement, pays the fee and repayments.
+    pub deposit_account_id: AccountId,
+    /// Defaults to today.
+    #[serde(default)]
+    pub start_date: Option<NaiveDate>,
+}
+
+/// Contract, loan and the disbursement transfers.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptOutcome {
+    pub contract: Contract,
+    pub loan: Loan,
+    pub transfers: Vec<ledger::TransferId>,
+    /// False when this acceptance had already been processed (the stored loan is returned).
+    pub created: bool,
+}
+
+/// Result of a loan operation (repayment, draw, prepayment).
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationOutcome {
+    pub loan: Loan,
+    pub date: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<lending::Allocation>,
+    pub postings: Vec<Posting>,
+    pub transfers: Vec<ledger::TransferId>,
+}
+
+/// Loan, schedule, ledger balances and alerts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoanView {
+    pub loan: Loan,
+    pub applicant_id: String,
+    pub bucket: &'static str,
+    pub schedule: Vec<Installment>,
+    pub customer_account: AccountId,
+    pub repayment_account: AccountId,
+    /// Posted balance of each of the loan's ledger accounts.
+    pub ledger: LedgerBalances,
+    /// True when the loan's principal, interest, penalty and fee balances equal its ledger accounts.
+    pub reconciled: bool,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerBalances {
+    pub principal: i64,
+    pub interest_receivable: i64,
+    pub penalty_receivable: i64,
+    pub fee_receivable: i64,
+}
+
+/// Result of an end of day.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EodReport {
+    pub date: NaiveDate,
+    /// True when this date had already been run: nothing was written.
+    pub already_run: bool,
+    pub loans_seen: u64,
+    pub loans_processed: u64,
+    pub loans_failed: u64,
+    pub postings: u64,
+    pub interest_accrued_minor: i64,
+    pub penalty_accrued_minor: i64,
+    pub overdue_loans: u64,
+    pub millis: u64,
+}
+
+/// Input of [`LendingService::register_receivable`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceivableInput {
+    pub id: String,
+    pub core_enterprise_id: String,
+    pub supplier_id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: Option<Currency>,
+    pub issue_date: NaiveDate,
+    pub due_date: NaiveDate,
+    /// Documents (order, invoice, delivery receipt) as text; their SHA-256 goes to the registry.
+    pub documents: Vec<DocumentInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentInput {
+    pub kind: DocumentKind,
+    pub content: String,
+}
+
+/// Input of [`LendingService::finance_receivable`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinanceInput {
+    pub supplier_id: String,
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: Option<Currency>,
+    /// The supplier's deposit account (receives the advance).
+    pub deposit_account_id: AccountId,
+    /// The core enterprise's account that repays at maturity.
+    pub repayment_account_id: AccountId,
+    #[serde(default)]
+    pub start_date: Option<NaiveDate>,
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn bad(e: LendingError) -> LendingPlatformError {
+    LendingPlatformError::Lending(e)
+}
+
+/// The lending service: cheap to clone, shared by the server, the CLI and the demo.
+#[derive(Clone)]
+pub struct LendingService {
+    store: LendingStore,
+    ledger: Ledger,
+    catalog: Arc<Catalog>,
+    sources: DataSources,
+    simulator: Simulator,
+    fraud: Arc<dyn FraudCheck>,
+    gl_ready: Arc<OnceCell<()>>,
+    /// The document registry, cached; every append is serialised here and re-checked against
+    /// the stored chain length.
+    registry: Arc<Mutex<Option<DocumentRegistry>>>,
+}
+
+impl LendingService {
+    pub fn new(db: Database, ledger: Ledger) -> Self {
+        LendingService {
+            store: LendingStore::new(db),
+            ledger,
+            catalog: Arc::new(Catalog::builtin()),
+            sources: DataSources::simulated(SIMULATOR_SEED),
+            simulator: Simulator::new(SIMULATOR_SEED),
+            fraud: Arc::new(SimpleFraudCheck { blocked: HashSet::new(), max_inquiries_3m: Some(8) }),
+            gl_ready: Arc::new(OnceCell::new()),
+            registry: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn store(&self) -> &LendingStore {
+        &self.store
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    async fn ensure_gl(&self) -> Result<()> {
+        self.gl_ready
+            .get_or_try_init(|| async {
+                self.ledger.open_accounts(&gl_accounts(Currency::CNY)).await?;
+                Ok::<(), LendingPlatformError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    // ---- application, decision, offer, acceptance -------------------------------------------
+
+    /// Collects the (simulated) external data, decides with the fraud check and stores the
+    /// decision; a `review` outcome enters the review queue.
+    pub async fn apply(&self, input: &ApplyInput) -> Result<Decision> {
+        self.apply_at(input, Utc::now()).await
+    }
+
+    pub async fn apply_at(&self, input: &ApplyInput, now: DateTime<Utc>) -> Result<Decision> {
+        if input.applicant_id.is_empty() || input.applicant_id.len() > 100 {
+            return Err(LendingPlatformError::Invalid("applicant_id must be 1..100 characters".into()));
+        }
+        let product = self.catalog.get(&input.product_code)?;
+        let kind = input.kind.unwrap_or(match product.kind {
+            ProductKind::InstantConsumer => CustomerKind::Individual,
+            _ => CustomerKind::Sme,
+        });
+        let applicant = self.simulator.applicant(&input.applicant_id, kind);
+        let snapshot = self.sources.collect(&applicant, product, now.date_naive())?;
+        let mut decision = decide(product, &snapshot, self.fraud.as_ref(), now);
+        // One decision per application: a fresh id even for the same applicant.
+        decision.id = lending::DecisionId(Uuid::now_v7());
+        self.store.insert_decision(&decision).await?;
+        Ok(decision)
+    }
+
+    pub async fn decision(&self, id: &str) -> Result<Decision> {
+        self.store.decision(id).await?.ok_or_else(|| LendingPlatformError::NotFound("application", id.into()))
+    }
+
+    /// The offer of an approved decision (idempotent per decision).
+    pub async fn offer(&self, decision_id: &str) -> Result<Offer> {
+        let decision = self.decision(decision_id).await?;
+        let product = self.catalog.get(&decision.product_code)?;
+        let offer = make_offer(&decision, product, Utc::now())?;
+        self.store.insert_offer(&offer).await
+    }
+
+    /// Accepts an offer: contract, loan, and the disbursement through the ledger.
+    pub async fn accept(&self, offer_id: &str, input: &AcceptInput) -> Result<AcceptOutcome> {
+        let offer = self
+            .store
+            .offer(offer_id)
+            .await?
+            .ok_or_else(|| LendingPlatformError::NotFound("offer", offer_id.into()))?;
+        let currency = input.currency.unwrap_or(offer.limit.currency);
+        let req = AcceptRequest {
+            amount: Amount::new(input.amount, currency),
+            term_months: input.term_months,
+            method: input.method,
+            start_date: input.start_date.unwrap_or_else(today),
+            accepted_at: Utc::now(),
+        };
+        let contract = accept(&offer, &req)?;
+        let parties = Parties { customer: input.deposit_account_id, payer: input.deposit_account_id };
+        self.open_loan(contract, parties, Vec::new()).await
+    }
+
+    /// Opens a loan straight from a contract (demo data, benchmarks, migrated loans):
+    /// disbursed to `customer`, repaid from `payer`.
+    pub async fn open_contract(
+        &self,
+        contract: Contract,
+        customer: AccountId,
+        payer: AccountId,
+    ) -> Result<AcceptOutcome> {
+        self.open_loan(contract, Parties { customer, payer }, Vec::new()).await
+    }
+
+    /// Opens the loan of a contract: ledger accounts, disbursement batch, then the stored rows.
+    async fn open_loan(&self, contract: Contract, parties: Parties, extra: Vec<Statement>) -> Result<AcceptOutcome> {
+        let loan_id = LoanId(contract.id.0);
+        if let Some(rec) = self.store.loan(loan_id).await? {
+            return Ok(AcceptOutcome { contract, loan: rec.loan, transfers: Vec::new(), created: false });
+        }
+        for acct in [parties.customer, parties.payer] {
+            let a = self.ledger.account(acct).await?;
+            if a.currency != contract.principal.currency {
+                return Err(bad(LendingError::CurrencyMismatch {
+                    expected: contract.principal.currency,
+                    got: a.currency,
+                }));
+            }
+        }
+        self.ensure_gl().await?;
+        self.ledger
+            .open_accounts(&accounts::loan_accounts(loan_id, &contract.applicant_id, contract.principal.currency))
+            .await?;
+        let (loan, postings) = Loan::open(&contract);
+        let transfers = self.post(loan_id, "v0", &postings, &parties).await?;
+        let rec = LoanRecord {
+            loan: loan.clone(),
+            applicant_id: contract.applicant_id.clone(),
+            customer_account: parties.customer,
+            repayment_account: parties.payer,
+            version: 1,
+        };
+        self.store.insert_loan(&contract, &rec, &extra).await?;
+        Ok(AcceptOutcome { contract, loan, transfers, created: true })
+    }
+
+    /// Submits one operation's postings as one linked chain; any failed leg fails all.
+    async fn post(
+        &self,
+        loan: LoanId,
+        op: &str,
+        postings: &[Posting],
+        parties: &Parties,
+    ) -> Result<Vec<ledger::TransferId>> {
+        if postings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests = accounts::transfers(loan, op, postings, parties);
+        if requests.len() > MAX_BATCH {
+            return Err(LendingPlatformError::Invalid(format!("{} postings in one operation", requests.len())));
+        }
+        let outcomes = self.ledger.submit_batch(&requests).await?;
+        check(&outcomes)?;
+        Ok(requests.iter().map(|r| r.id).collect())
+    }
+
+    // ---- loan operations --------------------------------------------------------------------
+
+    pub async fn loan(&self, id: LoanId) -> Result<LoanRecord> {
+        self.store.loan(id).await?.ok_or_else(|| LendingPlatformError::NotFound("loan", id.0.to_string()))
+    }
+
+    /// Runs `f` on the loan dated `date` (default: today, or the day after the last end of day
+    /// if that is later), after bringing the loan's end of day up to the day before. The
+    /// catch-up accruals and the operation's postings go to the ledger as one batch, and the
+    /// new state is saved only after it commits.
+    async fn operate<T>(
+        &self,
+        id: LoanId,
+        date: Option<NaiveDate>,
+        payer: Option<AccountId>,
+        f: impl FnOnce(&mut Loan, NaiveDate) -> Result<(T, Vec<Posting>), LendingError>,
+    ) -> Result<(LoanRecord, Loan, NaiveDate, T, Vec<Posting>, Vec<ledger::TransferId>)> {
+        let rec = self.loan(id).await?;
+        let mut loan = rec.loan.clone();
+        let date = date.unwrap_or_else(|| {
+            let next = loan.last_eod.and_then(|d| d.succ_opt()).unwrap_or(loan.start_date);
+            today().max(next)
+        });
+        let mut postings = Vec::new();
+        if let Some(prev) = date.pred_opt() {
+            if prev >= loan.start_date && loan.last_eod.is_none_or(|l| l < prev) {
+                postings.extend(eod(&mut loan, prev)?.postings);
+            }
+        }
+        let (out, own) = f(&mut loan, date)?;
+        postings.extend(own);
+        let parties = Parties { customer: rec.customer_account, payer: payer.unwrap_or(rec.repayment_account) };
+        let transfers = self.post(id, &format!("v{}", rec.version), &postings, &parties).await?;
+        let stale = self.store.save_loans(&[(&rec, &loan)]).await?;
+        if !stale.is_empty() {
+            return Err(LendingPlatformError::Conflict(id.0.to_string()));
+        }
+        Ok((rec, loan, date, out, postings, transfers))
+    }
+
+    /// A repayment through the waterfall, debited from the repayment account (or `from`).
+    pub async fn repay(
+        &self,
+        id: LoanId,
+        amount: Amount,
+        date: Option<NaiveDate>,
+        from: Option<AccountId>,
+    ) -> Result<OperationOutcome> {
+        let (_, loan, date, a, postings, transfers) =
+            self.operate(id, date, from, |loan, d| loan.repay(amount, d)).await?;
+        Ok(OperationOutcome { loan, date, allocation: Some(a), postings, transfers })
+    }
+
+    /// A draw on a revolving line, credited to the borrower's deposit account.
+    pub async fn draw(&self, id: LoanId, amount: Amount, date: Option<NaiveDate>) -> Result<OperationOutcome> {
+        let (_, loan, date, (), postings, transfers) =
+            self.operate(id, date, None, |loan, d| Ok(((), loan.draw(amount, d)?))).await?;
+        Ok(OperationOutcome { loan, date, allocation: None, postings, transfers })
+    }
+
+    /// A partial or full prepayment.
+    pub async fn prepay(
+        &self,
+        id: LoanId,
+        amount: Amount,
+        mode: PrepayMode,
+        date: Option<NaiveDate>,
+        from: Option<AccountId>,
+    ) -> Result<OperationOutcome> {
+        let (_, loan, date, a, postings, transfers) =
+            self.operate(id, date, from, |loan, d| loan.prepay(amount, d, mode)).await?;
+        Ok(OperationOutcome { loan, date, allocation: Some(a), postings, transfers })
+    }
+
+    /// Posted balances of the loan's four ledger accounts.
+    pub async fn ledger_balances(&self, id: LoanId) -> Result<LedgerBalances> {
+        let mut b = [0i64; 4];
+        for (i, (role, _)) in LOAN_ROLES.iter().enumerate() {
+            b[i] = self.ledger.balance(loan_account(id, *role), None).await?.posted;
+        }
+        Ok(LedgerBalances {
+            principal: b[0],
+            interest_receivable: b[1],
+            penalty_receivable: b[2],
+            fee_receivable: b[3],
+        })
+    }
+
+    /// The loan, its schedule, its ledger balances and alerts.
+    pub async fn view(&self, id: LoanId) -> Result<LoanView> {
+        let rec = self.loan(id).await?;
+        let ledger = self.ledger_balances(id).await?;
+        let l = &rec.loan;
+        let expected = LedgerBalances {
+            principal: l.principal,
+            interest_receivable: l.interest_receivable(),
+            penalty_receivable: l.penalty,
+            fee_receivable: l.fees,
+        };
+        let mut alerts = loan_alerts(l);
+        alerts.extend(self.early_warnings(&rec).await.unwrap_or_default());
+        Ok(LoanView {
+            bucket: store::bucket_name(l.bucket()),
+            schedule: l.schedule.clone(),
+            customer_account: rec.customer_account,
+            repayment_account: rec.repayment_account,
+            applicant_id: rec.applicant_id.clone(),
+            reconciled: ledger == expected,
+            ledger,
+            alerts,
+            loan: rec.loan,
+        })
+    }
+
+    /// Early-warning signals: the data at decision time against the data now (simulated
+    /// sources), plus the tax inflow trend.
+    async fn early_warnings(&self, rec: &LoanRecord) -> Result<Vec<Alert>> {
+        let contract = self
+            .store
+            .contract(&rec.loan.contract_id.0.to_string())
+            .await?
+            .ok_or_else(|| LendingPlatformError::Corrupt("loan without contract".into()))?;
+        let Some(decision) = self.store.decision(&contract.decision_id.0.to_string()).await? else {
+            return Ok(Vec::new());
+        };
+        let product = self.catalog.get(&decision.product_code)?;
+        let current = self.sources.collect(&decision.inputs.applicant, product, today())?;
+        let inflows = current.tax.as_ref().map(|t| t.monthly_inflows_minor.clone()).unwrap_or_default();
+        Ok(early_warnings(&decision.inputs, &current, &inflows))
+    }
+
+    pub async fn list_loans(
+        &self,
+        status: Option<&str>,
+        bucket: Option<&str>,
+        applicant: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LoanSummary>> {
+        self.store.list_loans(status, bucket, applicant, after.unwrap_or(""), limit.clamp(1, 1000)).await
+    }
+
+    pub async fn review_queue(&self, limit: i64) -> Result<Vec<ReviewItem>> {
+        self.store.review_queue(limit.clamp(1, 1000)).await
+    }
+
+    // ---- end of day -------------------------------------------------------------------------
+
+    /// End of day for `date` over every open loan, page by page: each page's accruals go to the
+    /// ledger as batches of per-loan linked chains, then the page's loans are saved in one
+    /// transaction. Idempotent per date: once a date is done, running it again reports
+    /// `already_run` and writes nothing; a run that stopped half-way resumes (loans already at
+    /// `date` are skipped, ledger transfers replay). `progress(done, total)` after each page.
+    pub async fn run_eod(&self, date: NaiveDate, mut progress: impl FnMut(u64, u64) + Send) -> Result<EodReport> {
+        let t0 = std::time::Instant::now();
+        if let Some((status, report)) = self.store.eod_run(date).await? {
+            if status == "done" {
+                let mut r: EodReport = report.map(|r| serde_json::from_str(&r)).transpose()?.unwrap_or_default();
+                r.already_run = true;
+                r.date = date;
+                return Ok(r);
+            }
+        }
+        if let Some(last) = self.store.last_done_eod().await? {
+            if let Ok(last) = NaiveDate::parse_from_str(&last, "%Y-%m-%d") {
+                if last > date {
+                    return Err(bad(LendingError::EodDateInPast { requested: date, last }));
+                }
+            }
+        }
+        self.ensure_gl().await?;
+        self.store.execute(&[store::start_eod(date)]).await?;
+        let total = self.store.count_open_loans().await?.max(0) as u64;
+        let mut report = EodReport { date, ..Default::default() };
+        let mut after = String::new();
+        loop {
+            let page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.loan.id.0.to_string();
+            report.loans_seen += page.len() as u64;
+            self.eod_page(&page, date, &mut report).await?;
+            progress(report.loans_seen.min(total), total);
+            if (page.len() as i64) < EOD_PAGE {
+                break;
+            }
+        }
+        report.millis = t0.elapsed().as_millis() as u64;
+        self.store.execute(&[store::finish_eod(date, &serde_json::to_string(&report)?)]).await?;
+        Ok(report)
+    }
+
+    async fn eod_page(&self, page: &[LoanRecord], date: NaiveDate, report: &mut EodReport) -> Result<()> {
+        // (record, new state, postings) of loans that changed.
+        let mut work: Vec<(&LoanRecord, Loan, Vec<Posting>)> = Vec::new();
+        for rec in page {
+            let mut loan = rec.loan.clone();
+            if date < loan.start_date {
+                continue;
+            }
+            match eod(&mut loan, date) {
+                Ok(out) if out.already_run => {}
+                Ok(out) => work.push((rec, loan, out.postings)),
+                Err(e) => {
+                    tracing::warn!(loan = %rec.loan.id.0, error = %e, "end of day skipped a loan");
+                    report.loans_failed += 1;
+                }
+            }
+        }
+        // Ledger batches of whole per-loan chains.
+        let mut ok = vec![true; work.len()];
+        let mut start = 0;
+        while start < work.len() {
+            let mut end = start;
+            let mut requests: Vec<TransferRequest> = Vec::new();
+            let mut spans = Vec::new();
+            while end < work.len() {
+                let (rec, _, postings) = &work[end];
+                if !requests.is_empty() && requests.len() + postings.len() > MAX_BATCH {
+                    break;
+                }
+                let parties = Parties { customer: rec.customer_account, payer: rec.repayment_account };
+                let chain = accounts::transfers(rec.loan.id, &format!("v{}", rec.version), postings, &parties);
+                spans.push((end, requests.len(), chain.len()));
+                requests.extend(chain);
+                end += 1;
+            }
+            if !requests.is_empty() {
+                let outcomes = self.ledger.submit_batch(&requests).await?;
+                for (i, from, len) in spans {
+                    if check(&outcomes[from..from + len]).is_err() {
+                        ok[i] = false;
+                    }
+                }
+            }
+            start = end;
+        }
+        let updates: Vec<(&LoanRecord, &Loan)> =
+            work.iter().zip(&ok).filter(|(_, ok)| **ok).map(|((rec, loan, _), _)| (*rec, loan)).collect();
+        let stale = self.store.save_loans(&updates).await?;
+        report.loans_failed += (ok.iter().filter(|o| !**o).count() + stale.len()) as u64;
+        for ((_, loan, postings), ok) in work.iter().zip(&ok) {
+            if !*ok || stale.contains(&loan.id) {
+                continue;
+            }
+            report.loans_processed += 1;
+            report.postings += postings.len() as u64;
+            for p in postings {
+                match p.purpose {
+                    lending::PostingPurpose::InterestAccrual => report.interest_accrued_minor += p.amount.minor,
+                    lending::PostingPurpose::PenaltyAccrual => report.penalty_accrued_minor += p.amount.minor,
+                    _ => {}
+                }
+            }
+            if loan.status == lending::LoanStatus::Overdue {
+                report.overdue_loans += 1;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- documents and receivables ----------------------------------------------------------
+
+    /// Locks the registry, reloading it when the stored chain has grown elsewhere.
+    async fn registry(&self) -> Result<tokio::sync::MutexGuard<'_, Option<DocumentRegistry>>> {
+        let mut guard = self.registry.lock().await;
+        let stored = self.store.registry_len().await?;
+        if guard.as_ref().is_none_or(|r| r.entries().len() as i64 != stored) {
+            *guard = Some(DocumentRegistry::from_entries(self.store.registry_entries().await?)?);
+        }
+        Ok(guard)
+    }
+
+    /// Registers a document by content (or by its SHA-256 hex); the same hash twice is refused.
+    pub async fn register_document(
+        &self,
+        kind: DocumentKind,
+        content: Option<&str>,
+        hash: Option<&str>,
+        party_id: &str,
+        reference: &str,
+    ) -> Result<RegistryEntry> {
+        let hash = match (content, hash) {
+            (Some(c), _) => lending::content_hash(c.as_bytes()),
+            (None, Some(h)) => h.to_string(),
+            (None, None) => return Err(LendingPlatformError::Invalid("give content or content_hash".into())),
+        };
+        let mut guard = self.registry().await?;
+        let mut reg = guard.clone().expect("loaded");
+        let entry = reg.register_hash(kind, &hash, party_id, reference, Utc::now())?;
+        self.store.execute(&[store::insert_entry(&entry)?]).await?;
+        *guard = Some(reg);
+        Ok(entry)
+    }
+
+    pub async fn receivable(&self, id: &str) -> Result<(Receivable, Option<String>)> {
+        self.store.receivable(id).await?.ok_or_else(|| LendingPlatformError::NotFound("receivable", id.into()))
+    }
+
+    /// Registers a receivable with its documents (all in the registry, or nothing).
+    pub async fn register_receivable(&self, input: &ReceivableInput) -> Result<Receivable> {
+        let mut guard = self.registry().await?;
+        let mut reg = guard.clone().expect("loaded");
+        let before = reg.entries().len();
+        let mut book = ReceivableBook::new();
+        if self.store.receivable(&input.id).await?.is_some() {
+            return Err(bad(LendingError::DuplicateReceivable(input.id.clone())));
+        }
+        let docs: Vec<(DocumentKind, &[u8])> = input.documents.iter().map(|d| (d.kind, d.content.as_bytes())).collect();
+        let r = book
+            .register(
+                &mut reg,
+                &input.id,
+                &input.core_enterprise_id,
+                &input.supplier_id,
+                Amount::new(input.amount, input.currency.unwrap_or(Currency::CNY)),
+                input.issue_date,
+                input.due_date,
+                &docs,
+                Utc::now(),
+            )?
+            .clone();
+        let mut statements = Vec::new();
+        for e in &reg.entries()[before..] {
+            statements.push(store::insert_entry(e)?);
+        }
+        statements.push(store::insert_receivable(&r)?);
+        self.store.execute(&statements).await?;
+        *guard = Some(reg);
+        Ok(r)
+    }
+
+    /// The core enterprise confirms the receivable (recorded in the registry).
+    pub async fn confirm_receivable(&self, id: &str, core_enterprise_id: &str) -> Result<Receivable> {
+        let mut guard = self.registry().await?;
+        let mut reg = guard.clone().expect("loaded");
+        let before = reg.entries().len();
+        let (r, loan) = self.receivable(id).await?;
+        let mut book = ReceivableBook::new();
+        book.receivables.insert(r.id.clone(), r);
+        book.confirm(&mut reg, id, core_enterprise_id, Utc::now())?;
+        let r = book.get(id)?.clone();
+        let mut statements = Vec::new();
+        for e in &reg.entries()[before..] {
+            statements.push(store::insert_entry(e)?);
+        }
+        statements.push(store::update_receivable(&r, loan)?);
+        self.store.execute(&statements).await?;
+        *guard = Some(reg);
+        Ok(r)
+    }
+
+    /// Finances a confirmed receivable once: a supply-chain loan disbursed to the supplier,
+    /// repaid by the core enterprise's account, maturing no later than the receivable.
+    pub async fn finance_receivable(&self, id: &str, input: &FinanceInput) -> Result<(Receivable, AcceptOutcome)> {
+        let mut guard = self.registry().await?;
+        let mut reg = guard.clone().expect("loaded");
+        let before = reg.entries().len();
+        let (r, _) = self.receivable(id).await?;
+        let product = self.catalog.get("supply_chain")?.clone();
+        let start = input.start_date.unwrap_or_else(today);
+        let amount = Amount::new(input.amount, input.currency.unwrap_or(r.amount.currency));
+        let due = r.due_date;
+        let mut book = ReceivableBook::new();
+        book.receivables.insert(r.id.clone(), r);
+        let ratio = product.advance_ratio.unwrap_or(rust_decimal::Decimal::ONE);
+        book.finance(&mut reg, id, &input.supplier_id, amount, ratio, start, Utc::now())?;
+        let r = book.get(id)?.clone();
+        let term = product
+            .terms_months
+            .iter()
+            .copied()
+            .filter(|t| start.checked_add_months(Months::new(*t)).is_some_and(|m| m <= due))
+            .max()
+            .unwrap_or(1);
+        let rate = product
+            .row_for_grade(RiskGrade::A)
+            .map(|row| row.rate)
+            .ok_or_else(|| LendingPlatformError::Corrupt("supply_chain has no grade A price".into()))?;
+        let mut contract = direct_contract(
+            &product,
+            &input.supplier_id,
+            amount,
+            rate,
+            term,
+            RepaymentMethod::InterestOnlyBullet,
+            start,
+        )?;
+        contract.id = ContractId(Uuid::new_v5(&NS, format!("receivable:{id}").as_bytes()));
+        contract.receivable_id = Some(id.to_string());
+        let mut extra = Vec::new();
+        for e in &reg.entries()[before..] {
+            extra.push(store::insert_entry(e)?);
+        }
+        extra.push(store::update_receivable(&r, Some(contract.id.0.to_string()))?);
+        let parties = Parties { customer: input.deposit_account_id, payer: input.repayment_account_id };
+        let outcome = self.open_loan(contract, parties, extra).await?;
+        *guard = Some(reg);
+        Ok((r, outcome))
+    }
+}
+
+/// Ok when every transfer committed (now or earlier); else the first real failure (a
+/// `linked_event_failed` only when nothing else is known).
+fn check(outcomes: &[TransferOutcome]) -> Result<()> {
+    let failures: Vec<(TransferError, &String)> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            TransferOutcome::Failed { code, message, .. } => Some((*code, message)),
+            _ => None,
+        })
+        .collect();
+    let pick = failures.iter().find(|(c, _)| *c != TransferError::LinkedEventFailed).or(failures.first());
+    match pick {
+        Some((code, message)) => Err(LendingPlatformError::Rejected { code: *code, message: (*message).clone() }),
+        None => Ok(()),
+    }
+}

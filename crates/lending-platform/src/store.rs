@@ -1,0 +1,535 @@
+//! SQL persistence of lending, one implementation for SQLite and PostgreSQL: queries use `$N`
+//! placeholders, which both accept, and `storage::{read, write, transaction}` pick the executor.
+//! Domain objects are stored whole as JSON; the columns next to them exist for querying.
+
+use chrono::NaiveDate;
+use ledger::AccountId;
+use lending::{Bucket, Contract, Decision, Loan, LoanId, Offer, Outcome, Receivable, RegistryEntry};
+use serde::{Deserialize, Serialize};
+use storage::Database;
+use uuid::Uuid;
+
+use crate::accounts::{date_text, loan_account, role_name, LOAN_ROLES};
+use crate::{LendingPlatformError, Result};
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+pub fn bucket_name(b: Bucket) -> &'static str {
+    match b {
+        Bucket::Current => "current",
+        Bucket::M1 => "m1",
+        Bucket::M2 => "m2",
+        Bucket::M3Plus => "m3_plus",
+    }
+}
+
+/// A stored loan with what the ledger mapping needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoanRecord {
+    pub loan: Loan,
+    pub applicant_id: String,
+    pub customer_account: AccountId,
+    pub repayment_account: AccountId,
+    /// Bumped by every save; the operation key of the ledger transfers.
+    pub version: i64,
+}
+
+/// A row of the loan list.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct LoanSummary {
+    pub id: String,
+    pub applicant_id: String,
+    pub product_code: String,
+    pub status: String,
+    pub bucket: String,
+    pub dpd: i64,
+    pub last_eod: Option<String>,
+}
+
+/// A decision waiting for manual review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewItem {
+    pub decision_id: String,
+    pub applicant_id: String,
+    pub product_code: String,
+    pub reasons: serde_json::Value,
+    pub status: String,
+    pub created_at: i64,
+}
+
+type LoanRow = (String, String, String, i64, String);
+
+fn parse_account(s: &str) -> Result<AccountId> {
+    Uuid::parse_str(s).map(AccountId).map_err(|e| LendingPlatformError::Corrupt(format!("account id {s}: {e}")))
+}
+
+fn record_from_row(row: LoanRow) -> Result<LoanRecord> {
+    let (state, applicant_id, customer, version, repayment) = row;
+    Ok(LoanRecord {
+        loan: serde_json::from_str(&state)?,
+        applicant_id,
+        customer_account: parse_account(&customer)?,
+        repayment_account: parse_account(&repayment)?,
+        version,
+    })
+}
+
+const LOAN_COLUMNS: &str = "state, applicant_id, customer_account, version, repayment_account";
+
+/// The SQL store of lending.
+#[derive(Clone)]
+pub struct LendingStore {
+    db: Database,
+}
+
+impl LendingStore {
+    pub fn new(db: Database) -> Self {
+        LendingStore { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    // ---- decisions, review queue, offers, contracts -----------------------------------------
+
+    /// Stores a decision; a review outcome also enters the review queue (one transaction).
+    pub async fn insert_decision(&self, d: &Decision) -> Result<()> {
+        let json = serde_json::to_string(d)?;
+        let reasons = serde_json::to_string(&d.reasons)?;
+        let id = d.id.0.to_string();
+        let grade = d.grade.map(|g| format!("{g:?}"));
+        let now = now_micros();
+        storage::transaction!(&self.db, |tx| {
+            async {
+            sqlx::query(
+                "INSERT INTO lending_decisions (id, applicant_id, product_code, outcome, grade, model_version, decision, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&d.applicant_id)
+            .bind(&d.product_code)
+            .bind(d.outcome.as_str())
+            .bind(&grade)
+            .bind(&d.model_version)
+            .bind(&json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if d.outcome == Outcome::Review {
+                sqlx::query(
+                    "INSERT INTO lending_review_queue (decision_id, applicant_id, product_code, reasons, status, created_at) \
+                     VALUES ($1, $2, $3, $4, 'open', $5) ON CONFLICT (decision_id) DO NOTHING",
+                )
+                .bind(&id)
+                .bind(&d.applicant_id)
+                .bind(&d.product_code)
+                .bind(&reasons)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok::<(), LendingPlatformError>(())
+        }
+        .await
+        })
+    }
+
+    pub async fn decision(&self, id: &str) -> Result<Option<Decision>> {
+        let row: Option<(String,)> =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT decision FROM lending_decisions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await)?;
+        row.map(|(j,)| serde_json::from_str(&j).map_err(Into::into)).transpose()
+    }
+
+    pub async fn review_queue(&self, limit: i64) -> Result<Vec<ReviewItem>> {
+        let rows: Vec<(String, String, String, String, String, i64)> = storage::read!(&self.db, |conn| {
+            sqlx::query_as(
+            "SELECT decision_id, applicant_id, product_code, reasons, status, created_at FROM lending_review_queue \
+             WHERE status = 'open' ORDER BY created_at, decision_id LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(decision_id, applicant_id, product_code, reasons, status, created_at)| {
+                Ok(ReviewItem {
+                    decision_id,
+                    applicant_id,
+                    product_code,
+                    reasons: serde_json::from_str(&reasons)?,
+                    status,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores an offer (idempotent: one offer per decision) and returns the stored one.
+    pub async fn insert_offer(&self, o: &Offer) -> Result<Offer> {
+        let json = serde_json::to_string(o)?;
+        storage::write!(&self.db, |conn| sqlx::query(
+            "INSERT INTO lending_offers (id, decision_id, offer, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (decision_id) DO NOTHING"
+        )
+        .bind(o.id.0.to_string())
+        .bind(o.decision_id.0.to_string())
+        .bind(&json)
+        .bind(o.expires_at.timestamp_micros())
+        .bind(now_micros())
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+        let row: (String,) =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT offer FROM lending_offers WHERE decision_id = $1")
+                .bind(o.decision_id.0.to_string())
+                .fetch_one(conn)
+                .await)?;
+        Ok(serde_json::from_str(&row.0)?)
+    }
+
+    pub async fn offer(&self, id: &str) -> Result<Option<Offer>> {
+        let row: Option<(String,)> =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT offer FROM lending_offers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await)?;
+        row.map(|(j,)| serde_json::from_str(&j).map_err(Into::into)).transpose()
+    }
+
+    pub async fn contract(&self, id: &str) -> Result<Option<Contract>> {
+        let row: Option<(String,)> =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT contract FROM lending_contracts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await)?;
+        row.map(|(j,)| serde_json::from_str(&j).map_err(Into::into)).transpose()
+    }
+
+    // ---- loans ------------------------------------------------------------------------------
+
+    /// Stores a new contract and its loan (state after disbursement, version 1) with the loan's
+    /// ledger accounts, in one transaction. Extra statements (e.g. registry entries of a
+    /// financing) run in the same transaction through `extra`.
+    pub async fn insert_loan(&self, contract: &Contract, rec: &LoanRecord, extra: &[Statement]) -> Result<()> {
+        let contract_json = serde_json::to_string(contract)?;
+        let state = serde_json::to_string(&rec.loan)?;
+        let loan = &rec.loan;
+        let id = loan.id.0.to_string();
+        let now = now_micros();
+        storage::transaction!(&self.db, |tx| {
+            async {
+            sqlx::query(
+                "INSERT INTO lending_contracts (id, offer_id, applicant_id, contract, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(contract.id.0.to_string())
+            .bind(contract.offer_id.0.to_string())
+            .bind(&contract.applicant_id)
+            .bind(&contract_json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
+                 customer_account, repayment_account, version, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+            )
+            .bind(&id)
+            .bind(contract.id.0.to_string())
+            .bind(&rec.applicant_id)
+            .bind(&loan.product_code)
+            .bind(loan.status.as_str())
+            .bind(bucket_name(loan.bucket()))
+            .bind(i64::from(loan.dpd))
+            .bind(loan.last_eod.map(date_text))
+            .bind(rec.customer_account.0.to_string())
+            .bind(rec.repayment_account.0.to_string())
+            .bind(rec.version)
+            .bind(&state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for (role, _) in LOAN_ROLES {
+                sqlx::query("INSERT INTO lending_loan_accounts (loan_id, role, account_id) VALUES ($1, $2, $3)")
+                    .bind(&id)
+                    .bind(role_name(role))
+                    .bind(loan_account(loan.id, role).0.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for s in extra {
+                s.query().execute(&mut *tx).await?;
+            }
+            Ok::<(), LendingPlatformError>(())
+        }
+        .await
+        })
+    }
+
+    pub async fn loan(&self, id: LoanId) -> Result<Option<LoanRecord>> {
+        let sql = format!("SELECT {LOAN_COLUMNS} FROM lending_loans WHERE id = $1");
+        let row: Option<LoanRow> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id.0.to_string()).fetch_optional(conn).await)?;
+        row.map(record_from_row).transpose()
+    }
+
+    /// Saves new states of loans whose stored version is still `rec.version` (one transaction).
+    /// Returns the ids whose version had moved (not saved).
+    pub async fn save_loans(&self, updates: &[(&LoanRecord, &Loan)]) -> Result<Vec<LoanId>> {
+        let mut rows = Vec::with_capacity(updates.len());
+        for (rec, loan) in updates {
+            rows.push((rec.version, serde_json::to_string(loan)?, *loan));
+        }
+        let now = now_micros();
+        storage::transaction!(&self.db, |tx| async {
+            let mut stale = Vec::new();
+            for (version, state, loan) in &rows {
+                let n = sqlx::query(
+                    "UPDATE lending_loans SET state = $1, status = $2, bucket = $3, dpd = $4, last_eod = $5, \
+                     version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
+                )
+                .bind(state)
+                .bind(loan.status.as_str())
+                .bind(bucket_name(loan.bucket()))
+                .bind(i64::from(loan.dpd))
+                .bind(loan.last_eod.map(date_text))
+                .bind(now)
+                .bind(loan.id.0.to_string())
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    stale.push(loan.id);
+                }
+            }
+            Ok::<Vec<LoanId>, LendingPlatformError>(stale)
+        }
+        .await)
+    }
+
+    /// Open loans (active or overdue) with ids after `after`, in id order.
+    pub async fn open_loans_after(&self, after: &str, limit: i64) -> Result<Vec<LoanRecord>> {
+        let sql = format!(
+            "SELECT {LOAN_COLUMNS} FROM lending_loans WHERE status IN ('active', 'overdue') AND id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows: Vec<LoanRow> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(conn).await)?;
+        rows.into_iter().map(record_from_row).collect()
+    }
+
+    pub async fn count_open_loans(&self) -> Result<i64> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM lending_loans WHERE status IN ('active', 'overdue')"
+        )
+        .fetch_one(conn)
+        .await)?)
+    }
+
+    /// Loans filtered by status and bucket, in id order after `after`.
+    pub async fn list_loans(
+        &self,
+        status: Option<&str>,
+        bucket: Option<&str>,
+        applicant: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LoanSummary>> {
+        let sql = "SELECT id, applicant_id, product_code, status, bucket, dpd, last_eod FROM lending_loans \
+                   WHERE ($1 = '' OR status = $1) AND ($2 = '' OR bucket = $2) AND ($3 = '' OR applicant_id = $3) \
+                   AND id > $4 ORDER BY id LIMIT $5";
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(sql)
+            .bind(status.unwrap_or(""))
+            .bind(bucket.unwrap_or(""))
+            .bind(applicant.unwrap_or(""))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(conn)
+            .await)?)
+    }
+
+    /// Open loans per bucket.
+    pub async fn bucket_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(storage::read!(&self.db, |conn| {
+            sqlx::query_as(
+            "SELECT bucket, COUNT(*) FROM lending_loans WHERE status IN ('active', 'overdue') GROUP BY bucket ORDER BY bucket"
+        )
+        .fetch_all(conn)
+        .await
+        })?)
+    }
+
+    // ---- registry and receivables -----------------------------------------------------------
+
+    pub async fn registry_entries(&self) -> Result<Vec<RegistryEntry>> {
+        let rows: Vec<(String,)> =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT entry FROM lending_documents ORDER BY seq")
+                .fetch_all(conn)
+                .await)?;
+        rows.into_iter().map(|(j,)| serde_json::from_str(&j).map_err(Into::into)).collect()
+    }
+
+    pub async fn registry_len(&self) -> Result<i64> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar("SELECT COUNT(*) FROM lending_documents")
+            .fetch_one(conn)
+            .await)?)
+    }
+
+    pub async fn receivable(&self, id: &str) -> Result<Option<(Receivable, Option<String>)>> {
+        let row: Option<(String, Option<String>)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT receivable, loan_id FROM lending_receivables WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+        row.map(|(j, l)| Ok((serde_json::from_str(&j)?, l))).transpose()
+    }
+
+    /// Runs statements in one transaction.
+    pub async fn execute(&self, statements: &[Statement]) -> Result<()> {
+        storage::transaction!(&self.db, |tx| async {
+            for s in statements {
+                s.query().execute(&mut *tx).await?;
+            }
+            Ok::<(), LendingPlatformError>(())
+        }
+        .await)
+    }
+
+    // ---- end-of-day runs --------------------------------------------------------------------
+
+    /// (status, report) of the run for `date`.
+    pub async fn eod_run(&self, date: NaiveDate) -> Result<Option<(String, Option<String>)>> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT status, report FROM lending_eod_runs WHERE business_date = $1"
+        )
+        .bind(date_text(date))
+        .fetch_optional(conn)
+        .await)?)
+    }
+
+    pub async fn last_done_eod(&self) -> Result<Option<String>> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(
+            "SELECT MAX(business_date) FROM lending_eod_runs WHERE status = 'done'"
+        )
+        .fetch_one(conn)
+        .await)?)
+    }
+}
+
+/// A write statement with its text bound values, to run inside another operation's transaction.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub sql: &'static str,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+impl Statement {
+    pub fn new(sql: &'static str, args: Vec<Arg>) -> Self {
+        Statement { sql, args }
+    }
+
+    fn query<DB>(&self) -> sqlx::query::Query<'_, DB, <DB as sqlx::Database>::Arguments<'_>>
+    where
+        DB: sqlx::Database,
+        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut q = sqlx::query::<DB>(self.sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::OptText(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+/// Statement appending a registry entry.
+pub fn insert_entry(e: &RegistryEntry) -> Result<Statement> {
+    Ok(Statement::new(
+        "INSERT INTO lending_documents (seq, content_hash, kind, party_id, reference, registered_at, prev_hash, entry_hash, entry) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        vec![
+            Arg::Int(e.seq as i64),
+            Arg::Text(e.content_hash.clone()),
+            Arg::Text(e.kind.as_str().to_string()),
+            Arg::Text(e.party_id.clone()),
+            Arg::Text(e.reference.clone()),
+            Arg::Int(e.registered_at.timestamp_micros()),
+            Arg::Text(e.prev_hash.clone()),
+            Arg::Text(e.entry_hash.clone()),
+            Arg::Text(serde_json::to_string(e)?),
+        ],
+    ))
+}
+
+fn receivable_status(r: &Receivable) -> &'static str {
+    if r.financing.is_some() {
+        "financed"
+    } else if r.confirmed_at.is_some() {
+        "confirmed"
+    } else {
+        "registered"
+    }
+}
+
+/// Statement inserting a new receivable.
+pub fn insert_receivable(r: &Receivable) -> Result<Statement> {
+    Ok(Statement::new(
+        "INSERT INTO lending_receivables (id, core_enterprise_id, supplier_id, status, loan_id, receivable, created_at) \
+         VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+        vec![
+            Arg::Text(r.id.clone()),
+            Arg::Text(r.core_enterprise_id.clone()),
+            Arg::Text(r.supplier_id.clone()),
+            Arg::Text(receivable_status(r).into()),
+            Arg::Text(serde_json::to_string(r)?),
+            Arg::Int(now_micros()),
+        ],
+    ))
+}
+
+/// Statement updating a receivable's state (and the loan financing it).
+pub fn update_receivable(r: &Receivable, loan_id: Option<String>) -> Result<Statement> {
+    Ok(Statement::new(
+        "UPDATE lending_receivables SET status = $1, receivable = $2, loan_id = $3 WHERE id = $4",
+        vec![
+            Arg::Text(receivable_status(r).into()),
+            Arg::Text(serde_json::to_string(r)?),
+            Arg::OptText(loan_id),
+            Arg::Text(r.id.clone()),
+        ],
+    ))
+}
+
+/// Statements of an end-of-day run's bookkeeping.
+pub fn start_eod(date: NaiveDate) -> Statement {
+    Statement::new(
+        "INSERT INTO lending_eod_runs (business_date, status, started_at) VALUES ($1, 'running', $2) \
+         ON CONFLICT (business_date) DO NOTHING",
+        vec![Arg::Text(date_text(date)), Arg::Int(now_micros())],
+    )
+}
+
+pub fn finish_eod(date: NaiveDate, report: &str) -> Statement {
+    Statement::new(
+        "UPDATE lending_eod_runs SET status = 'done', finished_at = $1, report = $2 WHERE business_date = $3",
+        vec![Arg::Int(now_micros()), Arg::Text(report.to_string()), Arg::Text(date_text(date))],
+    )
+}

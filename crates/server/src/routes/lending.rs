@@ -1,0 +1,427 @@
+//! Lending over HTTP: products, applications with automated decisions, offers, acceptance with
+//! disbursement through the ledger, repayments, draws, prepayments, loans with ledger balances,
+//! end of day, the review queue, and the supply-chain registry (documents, receivables,
+//! confirmation, financing). Storage, accounting and ledger wiring live in `lending-platform`;
+//! handlers translate.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::NaiveDate;
+use ledger::AccountId;
+use lending::{DocumentKind, LendingError, LoanId, PrepayMode, Product};
+use lending_platform::{
+    AcceptInput, AcceptOutcome, ApplyInput, EodReport, FinanceInput, LendingPlatformError, LoanSummary, LoanView,
+    OperationOutcome, ReceivableInput, ReviewItem,
+};
+use money::{Amount, Currency};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Caller, Permission};
+use crate::error::{transfer_error_status, ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::AppState;
+
+fn lending_status(e: &LendingError) -> StatusCode {
+    use LendingError::*;
+    match e {
+        UnknownProduct(_) | UnknownDocument(_) | UnknownReceivable(_) => StatusCode::NOT_FOUND,
+        DuplicateDocument(_)
+        | DuplicateReceivable(_)
+        | ReceivableAlreadyFinanced(_)
+        | NotApproved(_)
+        | EodDateInPast { .. }
+        | OperationBeforeLastEod { .. } => StatusCode::CONFLICT,
+        RegistryTampered { .. } | IrrNoConvergence | InvalidProduct { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<LendingPlatformError> for ApiError {
+    fn from(e: LendingPlatformError) -> Self {
+        match e {
+            LendingPlatformError::Lending(e) => {
+                let status = lending_status(&e);
+                if status == StatusCode::INTERNAL_SERVER_ERROR {
+                    return ApiError::internal(e);
+                }
+                let code = match &e {
+                    LendingError::DuplicateDocument(_) => "document_already_registered",
+                    other => other.code(),
+                };
+                ApiError::new(status, code, e.to_string())
+            }
+            LendingPlatformError::NotFound(what, id) => {
+                ApiError::new(StatusCode::NOT_FOUND, format!("{what}_not_found"), format!("no {what} {id}"))
+            }
+            LendingPlatformError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+            LendingPlatformError::Rejected { code, message } => ApiError::new(
+                transfer_error_status(code),
+                code.code(),
+                format!("the ledger rejected the operation: {message}"),
+            ),
+            LendingPlatformError::Conflict(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                "concurrent_modification",
+                format!("loan {id} was changed concurrently; retry"),
+            ),
+            LendingPlatformError::Ledger(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/lending/products", tag = "lending",
+    responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Object)),
+    security(("api_key" = [])))]
+pub async fn list_products(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Product>>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    Ok(Json(state.lending.catalog().products.clone()))
+}
+
+/// A credit decision in brief, with the full record (inputs, factors, versions) under `decision`.
+#[derive(Serialize, ToSchema)]
+pub struct ApplicationView {
+    pub id: String,
+    pub applicant_id: String,
+    pub product_code: String,
+    /// approve, review or decline.
+    pub outcome: String,
+    pub grade: Option<String>,
+    pub score: Option<i32>,
+    /// Approved limit in minor units.
+    pub limit: Option<i64>,
+    pub currency: Option<String>,
+    /// Annual contractual rate (decimal string).
+    pub annual_rate: Option<String>,
+    /// The reasons in words.
+    pub reasons: Vec<String>,
+    pub reason_codes: Vec<String>,
+    pub model_version: String,
+    #[schema(value_type = Object)]
+    pub decision: lending::Decision,
+}
+
+fn application_view(d: lending::Decision) -> ApplicationView {
+    ApplicationView {
+        id: d.id.0.to_string(),
+        applicant_id: d.applicant_id.clone(),
+        product_code: d.product_code.clone(),
+        outcome: d.outcome.as_str().to_string(),
+        grade: d.grade.map(|g| format!("{g:?}")),
+        score: d.score,
+        limit: d.limit.map(|l| l.minor),
+        currency: d.limit.map(|l| l.currency.code().to_string()),
+        annual_rate: d.annual_rate.map(|r| r.to_string()),
+        reasons: d.reasons.iter().chain(&d.fraud.reasons).map(|r| r.message.clone()).collect(),
+        reason_codes: d.reasons.iter().chain(&d.fraud.reasons).map(|r| r.code.clone()).collect(),
+        model_version: format!("{} / {}", d.model_version, d.scorecard_version),
+        decision: d,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/lending/applications", tag = "lending",
+    request_body(content = Object, description = "{\"applicant_id\": \"...\", \"product_code\": \"instant_consumer|tax_sme|supply_chain\", \"kind\": \"individual|sme|...\" (optional)}"),
+    responses((status = 201, body = ApplicationView), (status = 404, description = "Unknown product", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<ApplyInput>,
+) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    let d = state.lending.apply(&input).await?;
+    Ok((StatusCode::CREATED, Json(application_view(d))))
+}
+
+#[utoipa::path(get, path = "/v1/lending/applications/{id}", tag = "lending", params(("id" = String, Path)),
+    responses((status = 200, body = ApplicationView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_application(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    Ok(Json(application_view(state.lending.decision(&id.to_string()).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/lending/applications/{id}/offer", tag = "lending", params(("id" = String, Path)),
+    responses((status = 201, description = "Offer with schedule previews and APR per term and method", body = Object),
+              (status = 409, description = "The decision is not an approval", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn make_offer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<(StatusCode, Json<lending::Offer>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    Ok((StatusCode::CREATED, Json(state.lending.offer(&id.to_string()).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/lending/offers/{id}/accept", tag = "lending", params(("id" = String, Path)),
+    request_body(content = Object, description = "{\"amount\": minor units, \"term_months\": 12, \"method\": \"equal_installment\", \"deposit_account_id\": \"...\"}"),
+    responses((status = 201, description = "Contract, loan and disbursement transfers", body = Object),
+              (status = 422, description = "amount_above_limit, amount_below_minimum, term_not_offered, method_not_offered, offer_expired, currency_mismatch", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn accept_offer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<AcceptInput>,
+) -> Result<(StatusCode, Json<AcceptOutcome>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    let out = state.lending.accept(&id.to_string(), &input).await?;
+    Ok((if out.created { StatusCode::CREATED } else { StatusCode::OK }, Json(out)))
+}
+
+#[utoipa::path(get, path = "/v1/lending/loans/{id}", tag = "lending", params(("id" = String, Path)),
+    responses((status = 200, description = "Loan state, schedule, ledger balances, reconciliation flag, alerts", body = Object),
+              (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_loan(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<LoanView>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    Ok(Json(state.lending.view(LoanId(id)).await?))
+}
+
+/// A payment into or a draw from a loan.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyRequest {
+    /// Minor units.
+    pub amount: i64,
+    /// Default CNY.
+    #[schema(value_type = Option<String>)]
+    pub currency: Option<Currency>,
+    /// Business date; default today (or the day after the last end of day if later).
+    pub date: Option<NaiveDate>,
+    /// Pay from this account instead of the loan's repayment account.
+    #[schema(value_type = Option<String>)]
+    pub from_account_id: Option<AccountId>,
+    /// Prepayments: keep_term (default) or keep_installment.
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<PrepayMode>,
+}
+
+impl MoneyRequest {
+    fn amount(&self) -> Amount {
+        Amount::new(self.amount, self.currency.unwrap_or(Currency::CNY))
+    }
+}
+
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/repayments", tag = "lending", params(("id" = String, Path)),
+    request_body = MoneyRequest,
+    responses((status = 200, description = "Allocation by the waterfall, postings and the loan after", body = Object),
+              (status = 422, description = "currency_mismatch, insufficient_funds, ...", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn repay(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<MoneyRequest>,
+) -> Result<Json<OperationOutcome>, ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    Ok(Json(state.lending.repay(LoanId(id), r.amount(), r.date, r.from_account_id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/draws", tag = "lending", params(("id" = String, Path)),
+    request_body = MoneyRequest,
+    responses((status = 200, body = Object), (status = 422, description = "line_exceeded, wrong_loan_kind, ...", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn draw(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<MoneyRequest>,
+) -> Result<Json<OperationOutcome>, ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    Ok(Json(state.lending.draw(LoanId(id), r.amount(), r.date).await?))
+}
+
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/prepayments", tag = "lending", params(("id" = String, Path)),
+    request_body = MoneyRequest,
+    responses((status = 200, body = Object), (status = 422, description = "prepay_too_small, prepay_while_overdue, ...", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn prepay(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<MoneyRequest>,
+) -> Result<Json<OperationOutcome>, ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    let mode = r.mode.unwrap_or(PrepayMode::KeepTerm);
+    Ok(Json(state.lending.prepay(LoanId(id), r.amount(), mode, r.date, r.from_account_id).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LoanQuery {
+    /// active, overdue, paid_off, written_off.
+    status: Option<String>,
+    /// current, m1, m2, m3_plus.
+    bucket: Option<String>,
+    applicant_id: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoanList {
+    #[schema(value_type = Vec<Object>)]
+    pub loans: Vec<LoanSummary>,
+    pub next_after: Option<String>,
+    /// Open loans per delinquency bucket.
+    pub buckets: BTreeMap<String, i64>,
+}
+
+#[utoipa::path(get, path = "/v1/lending/loans", tag = "lending", params(LoanQuery),
+    responses((status = 200, body = LoanList)), security(("api_key" = [])))]
+pub async fn list_loans(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<LoanQuery>,
+) -> Result<Json<LoanList>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let loans = state
+        .lending
+        .list_loans(q.status.as_deref(), q.bucket.as_deref(), q.applicant_id.as_deref(), q.after.as_deref(), limit)
+        .await?;
+    let next_after = (loans.len() as i64 == limit).then(|| loans.last().map(|l| l.id.clone())).flatten();
+    let buckets = state.lending.store().bucket_counts().await?.into_iter().collect();
+    Ok(Json(LoanList { loans, next_after, buckets }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EodRequest {
+    /// The business day to close, YYYY-MM-DD.
+    pub date: NaiveDate,
+}
+
+#[utoipa::path(post, path = "/v1/lending/eod", tag = "lending", request_body = EodRequest,
+    responses((status = 200, description = "Report; `already_run` when the date was done before (nothing written)", body = Object),
+              (status = 409, description = "eod_date_in_past", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn run_eod(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(r): ApiJson<EodRequest>,
+) -> Result<Json<EodReport>, ApiError> {
+    caller.require(Permission::LendingAdmin)?;
+    let _guard = state.recompute_lock.lock().await;
+    Ok(Json(state.lending.run_eod(r.date, |_, _| {}).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReviewQueue {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<ReviewItem>,
+}
+
+#[utoipa::path(get, path = "/v1/lending/review-queue", tag = "lending",
+    responses((status = 200, body = ReviewQueue)), security(("api_key" = [])))]
+pub async fn review_queue(State(state): State<AppState>, caller: Caller) -> Result<Json<ReviewQueue>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    Ok(Json(ReviewQueue { items: state.lending.review_queue(1000).await? }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRequest {
+    /// order, invoice, delivery_receipt, contract, confirmation, financing, other.
+    #[schema(value_type = String)]
+    pub kind: DocumentKind,
+    /// The document text (hashed with SHA-256), or
+    pub content: Option<String>,
+    /// its SHA-256 as lower-case hex.
+    pub content_hash: Option<String>,
+    pub party_id: String,
+    #[serde(default)]
+    pub reference: String,
+}
+
+#[utoipa::path(post, path = "/v1/lending/documents", tag = "lending", request_body = DocumentRequest,
+    responses((status = 201, description = "The hash-chained registry entry", body = Object),
+              (status = 409, description = "document_already_registered", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn register_document(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(r): ApiJson<DocumentRequest>,
+) -> Result<(StatusCode, Json<lending::RegistryEntry>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    let e = state
+        .lending
+        .register_document(r.kind, r.content.as_deref(), r.content_hash.as_deref(), &r.party_id, &r.reference)
+        .await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+#[utoipa::path(post, path = "/v1/lending/receivables", tag = "lending",
+    request_body(content = Object, description = "{id, core_enterprise_id, supplier_id, amount, issue_date, due_date, documents: [{kind, content}]}"),
+    responses((status = 201, body = Object), (status = 409, description = "document_already_registered, duplicate_receivable", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn register_receivable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(r): ApiJson<ReceivableInput>,
+) -> Result<(StatusCode, Json<lending::Receivable>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    Ok((StatusCode::CREATED, Json(state.lending.register_receivable(&r).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/lending/receivables/{id}", tag = "lending", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_receivable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Permission::LendingRead)?;
+    let (r, loan) = state.lending.receivable(&id).await?;
+    Ok(Json(serde_json::json!({"receivable": r, "loan_id": loan})))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub core_enterprise_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/lending/receivables/{id}/confirm", tag = "lending", params(("id" = String, Path)),
+    request_body = ConfirmRequest,
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn confirm_receivable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<ConfirmRequest>,
+) -> Result<Json<lending::Receivable>, ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    Ok(Json(state.lending.confirm_receivable(&id, &r.core_enterprise_id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/lending/receivables/{id}/finance", tag = "lending", params(("id" = String, Path)),
+    request_body(content = Object, description = "{supplier_id, amount, deposit_account_id, repayment_account_id}"),
+    responses((status = 201, description = "Receivable, contract, loan, disbursement transfers", body = Object),
+              (status = 409, description = "receivable_already_financed", body = ErrorBody),
+              (status = 422, description = "receivable_not_confirmed, amount_above_limit, ...", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn finance_receivable(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(r): ApiJson<FinanceInput>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Permission::LendingWrite)?;
+    let (receivable, out) = state.lending.finance_receivable(&id, &r).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"receivable": receivable, "financing": out}))))
+}

@@ -1,0 +1,235 @@
+//! Lending end to end over HTTP on the real binary (SQLite, and PostgreSQL when DATABASE_URL is
+//! set): application → offer → acceptance with the disbursement in the ledger, repayments, end of
+//! day twice for the same date, overdue buckets, supply-chain financing, bad inputs that each get
+//! their exact 4xx code and write nothing, and loan balances that reconcile with the ledger.
+
+// Amounts in minor units are written `<yuan>_<fen>`.
+#![allow(clippy::inconsistent_digit_grouping)]
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn funded_deposit(server: &Server, owner: &str, cash: &str, amount: i64) -> String {
+    let acct = open(server, deposit(owner)).await;
+    if amount > 0 {
+        let (status, t) = server.call("POST", "/v1/transfers", Some(transfer(cash, &acct, amount))).await;
+        assert_eq!(status, 201, "{t}");
+    }
+    acct
+}
+
+async fn loan(server: &Server, id: &str) -> Value {
+    let (status, view) = server.call("GET", &format!("/v1/lending/loans/{id}"), None).await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
+/// Loan balances equal the loan's ledger accounts to the fen.
+fn assert_reconciled(view: &Value) {
+    let l = &view["loan"];
+    let overdue_interest: i64 = l["dues"].as_array().unwrap().iter().map(|d| d["interest"].as_i64().unwrap()).sum();
+    assert_eq!(view["ledger"]["principal"], l["principal"], "{view}");
+    assert_eq!(
+        view["ledger"]["interest_receivable"].as_i64().unwrap(),
+        l["accrued_interest"].as_i64().unwrap() + overdue_interest
+    );
+    assert_eq!(view["ledger"]["penalty_receivable"], l["penalty"]);
+    assert_eq!(view["ledger"]["fee_receivable"], l["fees"]);
+    assert_eq!(view["reconciled"], true, "{view}");
+}
+
+fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+#[tokio::test]
+async fn loan_from_application_to_repayment_through_the_ledger() {
+    for db in database_urls().await {
+        let server = Server::start(&db, &[]).await;
+        let cash = open(&server, gl("gl.cash")).await;
+        let deposit_acct = funded_deposit(&server, "borrower-1", &cash, 10_000_00).await;
+
+        // Products.
+        let (status, products) = server.call("GET", "/v1/lending/products", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(products.as_array().unwrap().len(), 3);
+
+        // Applications until one is approved; reviews land in the review queue.
+        let mut approved = None;
+        let mut reviewed = 0;
+        for i in 0..60 {
+            let body = json!({"applicant_id": format!("APP-{i}"), "product_code": "instant_consumer"});
+            let (status, d) = server.call("POST", "/v1/lending/applications", Some(body)).await;
+            assert_eq!(status, 201, "{d}");
+            assert!(!d["reasons"].as_array().unwrap().is_empty() || d["outcome"] == "approve", "{d}");
+            match d["outcome"].as_str().unwrap() {
+                "approve" if approved.is_none() => approved = Some(d),
+                "review" => reviewed += 1,
+                _ => {}
+            }
+        }
+        let d = approved.expect("an approved applicant among 60");
+        assert!(d["grade"].is_string() && d["limit"].as_i64().unwrap() > 0 && d["annual_rate"].is_string(), "{d}");
+        let app_id = d["id"].as_str().unwrap();
+        let (status, again) = server.call("GET", &format!("/v1/lending/applications/{app_id}"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(again["outcome"], "approve");
+        let (_, queue) = server.call("GET", "/v1/lending/review-queue", None).await;
+        assert_eq!(queue["items"].as_array().unwrap().len(), reviewed, "{queue}");
+
+        // Offer.
+        let (status, offer) = server.call("POST", &format!("/v1/lending/applications/{app_id}/offer"), None).await;
+        assert_eq!(status, 201, "{offer}");
+        let offer_id = offer["id"].as_str().unwrap();
+        let limit = offer["limit"]["minor"].as_i64().unwrap();
+        let term = offer["terms_months"][0].as_u64().unwrap();
+        let accept = |amount: i64, term: u64| json!({"amount": amount, "term_months": term, "method": "equal_installment", "deposit_account_id": deposit_acct});
+        let journal_before = journal_entries(&server).await;
+
+        // Bad acceptances: exact codes, nothing written.
+        let (status, e) =
+            server.call("POST", &format!("/v1/lending/offers/{offer_id}/accept"), Some(accept(limit + 1, term))).await;
+        assert_error(status, &e, 422, "amount_above_limit");
+        let (status, e) =
+            server.call("POST", &format!("/v1/lending/offers/{offer_id}/accept"), Some(accept(limit, 7))).await;
+        assert_error(status, &e, 422, "term_not_offered");
+        let (_, list) = server.call("GET", "/v1/lending/loans?applicant_id=APP-missing", None).await;
+        assert!(list["loans"].as_array().unwrap().is_empty());
+        assert_eq!(journal_entries(&server).await, journal_before);
+        assert_eq!(posted_balance(&server, &deposit_acct).await, 10_000_00);
+
+        // Acceptance: contract, loan, disbursement in the ledger.
+        let amount = limit.min(20_000_00);
+        let (status, out) =
+            server.call("POST", &format!("/v1/lending/offers/{offer_id}/accept"), Some(accept(amount, term))).await;
+        assert_eq!(status, 201, "{out}");
+        let loan_id = out["loan"]["id"].as_str().unwrap().to_string();
+        let fee = out["contract"]["upfront_fee"]["minor"].as_i64().unwrap();
+        assert_eq!(posted_balance(&server, &deposit_acct).await, 10_000_00 + amount - fee);
+        // Retrying the same acceptance is idempotent.
+        let (status, retry) =
+            server.call("POST", &format!("/v1/lending/offers/{offer_id}/accept"), Some(accept(amount, term))).await;
+        assert_eq!(status, 200, "{retry}");
+        assert_eq!(posted_balance(&server, &deposit_acct).await, 10_000_00 + amount - fee);
+        let view = loan(&server, &loan_id).await;
+        assert_eq!(view["ledger"]["principal"].as_i64().unwrap(), amount);
+        assert_eq!(view["schedule"].as_array().unwrap().len() as u64, term);
+        assert_reconciled(&view);
+
+        // Repayment in the wrong currency: 422, nothing written.
+        let journal_before = journal_entries(&server).await;
+        let repay_path = format!("/v1/lending/loans/{loan_id}/repayments");
+        let (status, e) = server.call("POST", &repay_path, Some(json!({"amount": 100_00, "currency": "USD"}))).await;
+        assert_error(status, &e, 422, "currency_mismatch");
+        // Repayment from an empty account: the ledger refuses, the loan is unchanged.
+        let empty = funded_deposit(&server, "borrower-1", &cash, 0).await;
+        let (status, e) =
+            server.call("POST", &repay_path, Some(json!({"amount": 100_00, "from_account_id": empty}))).await;
+        assert_error(status, &e, 422, "insufficient_funds");
+        assert_eq!(journal_entries(&server).await, journal_before);
+        assert_eq!(loan(&server, &loan_id).await["loan"], view["loan"]);
+
+        // A repayment today.
+        let (status, r) = server.call("POST", &repay_path, Some(json!({"amount": 1_000_00}))).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(
+            r["allocation"]["current_principal"].as_i64().unwrap()
+                + r["allocation"]["leftover"].as_i64().unwrap()
+                + r["allocation"]["current_interest"].as_i64().unwrap(),
+            1_000_00,
+            "{r}"
+        );
+        assert_eq!(
+            posted_balance(&server, &deposit_acct).await,
+            10_000_00 + amount - fee - 1_000_00 + r["allocation"]["leftover"].as_i64().unwrap()
+        );
+        assert_reconciled(&loan(&server, &loan_id).await);
+
+        // Supply chain: documents, receivable, confirmation, financing once.
+        let core_acct = funded_deposit(&server, "core-1", &cash, 1_000_000_00).await;
+        let supplier_acct = funded_deposit(&server, "supplier-1", &cash, 0).await;
+        let doc = json!({"kind": "invoice", "content": "invoice INV-1 100000.00", "party_id": "supplier-1", "reference": "X"});
+        let (status, e) = server.call("POST", "/v1/lending/documents", Some(doc.clone())).await;
+        assert_eq!(status, 201, "{e}");
+        let (status, e) = server.call("POST", "/v1/lending/documents", Some(doc)).await;
+        assert_error(status, &e, 409, "document_already_registered");
+        let today = chrono::Utc::now().date_naive();
+        let receivable = json!({
+            "id": "R-1", "core_enterprise_id": "core-1", "supplier_id": "supplier-1", "amount": 500_000_00,
+            "issue_date": today.to_string(), "due_date": (today + chrono::Duration::days(120)).to_string(),
+            "documents": [{"kind": "order", "content": "order PO-1"}, {"kind": "delivery_receipt", "content": "receipt GR-1"}]
+        });
+        let (status, r) = server.call("POST", "/v1/lending/receivables", Some(receivable)).await;
+        assert_eq!(status, 201, "{r}");
+        let finance = json!({"supplier_id": "supplier-1", "amount": 300_000_00, "deposit_account_id": supplier_acct,
+            "repayment_account_id": core_acct});
+        let journal_before = journal_entries(&server).await;
+        let (status, e) = server.call("POST", "/v1/lending/receivables/R-1/finance", Some(finance.clone())).await;
+        assert_error(status, &e, 422, "receivable_not_confirmed");
+        assert_eq!(journal_entries(&server).await, journal_before);
+        let (status, c) = server
+            .call("POST", "/v1/lending/receivables/R-1/confirm", Some(json!({"core_enterprise_id": "core-1"})))
+            .await;
+        assert_eq!(status, 200, "{c}");
+        let (status, f) = server.call("POST", "/v1/lending/receivables/R-1/finance", Some(finance.clone())).await;
+        assert_eq!(status, 201, "{f}");
+        let sc_loan = f["financing"]["loan"]["id"].as_str().unwrap().to_string();
+        let sc_fee = f["financing"]["contract"]["upfront_fee"]["minor"].as_i64().unwrap();
+        assert_eq!(posted_balance(&server, &supplier_acct).await, 300_000_00 - sc_fee);
+        let (status, e) = server.call("POST", "/v1/lending/receivables/R-1/finance", Some(finance)).await;
+        assert_error(status, &e, 409, "receivable_already_financed");
+
+        // End of day today, twice: the second run is a no-op.
+        let (status, first) = server.call("POST", "/v1/lending/eod", Some(json!({"date": today.to_string()}))).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(first["already_run"], false);
+        assert_eq!(first["loans_processed"], 2, "{first}");
+        assert!(first["interest_accrued_minor"].as_i64().unwrap() > 0);
+        let journal_after_eod = journal_entries(&server).await;
+        let (status, second) = server.call("POST", "/v1/lending/eod", Some(json!({"date": today.to_string()}))).await;
+        assert_eq!(status, 200, "{second}");
+        assert_eq!(second["already_run"], true, "{second}");
+        assert_eq!(journal_entries(&server).await, journal_after_eod);
+
+        // Forty days later the first installment is overdue (M1) and accrues penalty.
+        let later = today + chrono::Duration::days(40);
+        let (status, r) = server.call("POST", "/v1/lending/eod", Some(json!({"date": later.to_string()}))).await;
+        assert_eq!(status, 200, "{r}");
+        let (status, e) = server.call("POST", "/v1/lending/eod", Some(json!({"date": today.to_string()}))).await;
+        assert_eq!(status, 200, "a done date stays already_run: {e}");
+        let (status, e) = server
+            .call("POST", "/v1/lending/eod", Some(json!({"date": (today + chrono::Duration::days(1)).to_string()})))
+            .await;
+        assert_error(status, &e, 409, "eod_date_in_past");
+        let view = loan(&server, &loan_id).await;
+        assert_eq!(view["loan"]["status"], "overdue", "{view}");
+        assert_eq!(view["bucket"], "m1");
+        assert!(view["loan"]["penalty"].as_i64().unwrap() > 0);
+        assert_reconciled(&view);
+        let (_, m1) = server.call("GET", "/v1/lending/loans?bucket=m1", None).await;
+        assert!(m1["loans"].as_array().unwrap().iter().any(|l| l["id"] == loan_id.as_str()), "{m1}");
+        // The supply-chain financing's monthly interest was not paid either.
+        assert_eq!(m1["buckets"]["m1"], 2, "{m1}");
+
+        // Paying what is overdue cures the loan; balances still reconcile.
+        let owed = view["ledger"]["penalty_receivable"].as_i64().unwrap()
+            + view["loan"]["dues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["principal"].as_i64().unwrap() + d["interest"].as_i64().unwrap())
+                .sum::<i64>();
+        let (status, r) = server.call("POST", &repay_path, Some(json!({"amount": owed}))).await;
+        assert_eq!(status, 200, "{r}");
+        let view = loan(&server, &loan_id).await;
+        assert_eq!(view["loan"]["status"], "active", "{view}");
+        assert_reconciled(&view);
+        assert_reconciled(&loan(&server, &sc_loan).await);
+
+        drop(server);
+        let (ok, out) = verify(&db).await;
+        assert!(ok, "digibank verify failed: {out}");
+    }
+}
