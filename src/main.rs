@@ -253,7 +253,6 @@ async fn run(cli: Cli) -> Result<()> {
             let db = connect(&cli.database_url).await?;
             risk_cli::train(&db, args).await
         }
-    },
         Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
         Command::Lending { command: LendingCommand::Eod { date } } => lending_eod(&cli.database_url, date).await,
     }
