@@ -1,4 +1,4 @@
-//! `cargo run --release -p lending --example bench -- [decisions] [loans]`
+//! `cargo run --release -p lending --example lending_bench -- [decisions] [loans]`
 fn main() {
     let mut args = std::env::args().skip(1);
     let decisions: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
