@@ -9,20 +9,25 @@ CREATE TABLE customer_profiles (
     ordinal           BIGINT  NOT NULL UNIQUE,
     facts             TEXT    NOT NULL,
     facts_updated_at  BIGINT  NOT NULL,
-    -- 1 when the facts changed since the last recomputation.
-    dirty             BIGINT  NOT NULL,
     -- RFM inputs derived from the facts, so fitting the population's quintile cuts reads three
     -- numbers per customer instead of parsing every facts document.
     rfm_recency_days  BIGINT ,
     rfm_frequency     BIGINT  NOT NULL,
     rfm_monetary      BIGINT  NOT NULL
 );
-CREATE INDEX customer_profiles_dirty ON customer_profiles (dirty) WHERE dirty = 1;
 
--- The latest computed results per customer.
+-- Customers whose facts changed since the last recomputation (a row per customer; a separate
+-- narrow table, so clearing a million flags does not rewrite every facts document).
+CREATE TABLE customer_dirty (
+    ordinal    BIGINT  PRIMARY KEY,
+    marked_at  BIGINT  NOT NULL
+);
+
+-- The latest computed results per customer, keyed by ordinal: a full recomputation writes in
+-- ordinal order, so rows append instead of landing on random pages of a UUID-keyed tree.
 CREATE TABLE customer_results (
-    customer_id    TEXT    PRIMARY KEY,
-    ordinal        BIGINT  NOT NULL,
+    ordinal        BIGINT  PRIMARY KEY,
+    customer_id    TEXT    NOT NULL,
     tags           TEXT    NOT NULL,
     tier           TEXT    NOT NULL,
     rfm_r          BIGINT  NOT NULL,

@@ -8,20 +8,25 @@ CREATE TABLE customer_profiles (
     ordinal           INTEGER NOT NULL UNIQUE,
     facts             TEXT    NOT NULL,
     facts_updated_at  INTEGER NOT NULL,
-    -- 1 when the facts changed since the last recomputation.
-    dirty             INTEGER NOT NULL,
     -- RFM inputs derived from the facts, so fitting the population's quintile cuts reads three
     -- numbers per customer instead of parsing every facts document.
     rfm_recency_days  INTEGER,
     rfm_frequency     INTEGER NOT NULL,
     rfm_monetary      INTEGER NOT NULL
 );
-CREATE INDEX customer_profiles_dirty ON customer_profiles (dirty) WHERE dirty = 1;
 
--- The latest computed results per customer.
+-- Customers whose facts changed since the last recomputation (a row per customer; a separate
+-- narrow table, so clearing a million flags does not rewrite every facts document).
+CREATE TABLE customer_dirty (
+    ordinal    INTEGER PRIMARY KEY,
+    marked_at  INTEGER NOT NULL
+);
+
+-- The latest computed results per customer, keyed by ordinal: a full recomputation writes in
+-- ordinal order, so rows append instead of landing on random pages of a UUID-keyed tree.
 CREATE TABLE customer_results (
-    customer_id    TEXT    PRIMARY KEY,
-    ordinal        INTEGER NOT NULL,
+    ordinal        INTEGER PRIMARY KEY,
+    customer_id    TEXT    NOT NULL,
     tags           TEXT    NOT NULL,
     tier           TEXT    NOT NULL,
     rfm_r          INTEGER NOT NULL,

@@ -286,19 +286,20 @@ impl CustomerStore {
             let ids: Vec<String> = chunk.iter().map(|f| f.customer_id.to_string()).collect();
             let texts = chunk.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
             changed += storage::transaction!(&self.db, |tx| async {
-                let mut qb =
-                    QueryBuilder::new("SELECT customer_id, facts FROM customer_profiles WHERE customer_id IN (");
+                let mut qb = QueryBuilder::new(
+                    "SELECT customer_id, facts, ordinal FROM customer_profiles WHERE customer_id IN (",
+                );
                 let mut sep = qb.separated(", ");
                 for id in &ids {
                     sep.push_bind(id.clone());
                 }
                 qb.push(")");
-                let existing: HashMap<String, String> = qb
+                let existing: HashMap<String, (String, i64)> = qb
                     .build()
                     .fetch_all(&mut *tx)
                     .await?
                     .into_iter()
-                    .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+                    .map(|r| (r.get::<String, _>(0), (r.get::<String, _>(1), r.get::<i64, _>(2))))
                     .collect();
                 let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(ordinal), -1) + 1 FROM customer_profiles")
                     .fetch_one(&mut *tx)
@@ -307,8 +308,8 @@ impl CustomerStore {
                 let mut fresh = 0i64;
                 for ((id, text), facts) in ids.iter().zip(&texts).zip(chunk) {
                     let ordinal = match existing.get(id) {
-                        Some(old) if old == text => continue,
-                        Some(_) => -1,
+                        Some((old, _)) if old == text => continue,
+                        Some((_, ordinal)) => *ordinal,
                         None => {
                             fresh += 1;
                             next + fresh - 1
@@ -319,27 +320,30 @@ impl CustomerStore {
                 }
                 if !rows.is_empty() {
                     let mut qb = QueryBuilder::new(
-                        "INSERT INTO customer_profiles (customer_id, ordinal, facts, facts_updated_at, dirty, \
+                        "INSERT INTO customer_profiles (customer_id, ordinal, facts, facts_updated_at, \
                          rfm_recency_days, rfm_frequency, rfm_monetary) ",
                     );
                     qb.push_values(&rows, |mut b, (id, text, ordinal, rfm)| {
-                        // Existing rows keep their ordinal (the conflict clause does not touch it);
-                        // -1 never reaches the table.
                         b.push_bind((*id).clone())
                             .push_bind(*ordinal)
                             .push_bind((*text).clone())
                             .push_bind(now)
-                            .push_bind(1i64)
                             .push_bind(rfm.recency_days.map(i64::from))
                             .push_bind(i64::from(rfm.frequency))
                             .push_bind(rfm.monetary_minor);
                     });
                     qb.push(
                         " ON CONFLICT (customer_id) DO UPDATE SET facts = excluded.facts, \
-                         facts_updated_at = excluded.facts_updated_at, dirty = 1, \
+                         facts_updated_at = excluded.facts_updated_at, \
                          rfm_recency_days = excluded.rfm_recency_days, rfm_frequency = excluded.rfm_frequency, \
                          rfm_monetary = excluded.rfm_monetary",
                     );
+                    qb.build().execute(&mut *tx).await?;
+                    let mut qb = QueryBuilder::new("INSERT INTO customer_dirty (ordinal, marked_at) ");
+                    qb.push_values(&rows, |mut b, (_, _, ordinal, _)| {
+                        b.push_bind(*ordinal).push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (ordinal) DO UPDATE SET marked_at = excluded.marked_at");
                     qb.build().execute(&mut *tx).await?;
                 }
                 Ok::<usize, PlatformError>(rows.len())
@@ -370,7 +374,8 @@ impl CustomerStore {
         dirty_only: bool,
     ) -> Result<Vec<StoredFacts>, PlatformError> {
         let sql = if dirty_only {
-            "SELECT ordinal, facts FROM customer_profiles WHERE dirty = 1 AND ordinal > $1 ORDER BY ordinal LIMIT $2"
+            "SELECT p.ordinal, p.facts FROM customer_dirty d JOIN customer_profiles p ON p.ordinal = d.ordinal \
+             WHERE d.ordinal > $1 ORDER BY d.ordinal LIMIT $2"
         } else {
             "SELECT ordinal, facts FROM customer_profiles WHERE ordinal > $1 ORDER BY ordinal LIMIT $2"
         };
@@ -414,22 +419,17 @@ impl CustomerStore {
     /// Clears the dirty flag of every customer whose facts did not change since `run_started`
     /// (after a full run computed everyone).
     pub async fn clear_dirty(&self, run_started: i64) -> Result<(), PlatformError> {
-        storage::write!(&self.db, |conn| sqlx::query(
-            "UPDATE customer_profiles SET dirty = 0 WHERE dirty = 1 AND facts_updated_at <= $1"
-        )
-        .bind(run_started)
-        .execute(conn)
-        .await
-        .map(|_| ()))?;
+        storage::write!(&self.db, |conn| sqlx::query("DELETE FROM customer_dirty WHERE marked_at <= $1")
+            .bind(run_started)
+            .execute(conn)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     pub async fn count_profiles(&self, dirty_only: bool) -> Result<i64, PlatformError> {
-        let sql = if dirty_only {
-            "SELECT COUNT(*) FROM customer_profiles WHERE dirty = 1"
-        } else {
-            "SELECT COUNT(*) FROM customer_profiles"
-        };
+        let sql =
+            if dirty_only { "SELECT COUNT(*) FROM customer_dirty" } else { "SELECT COUNT(*) FROM customer_profiles" };
         Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(sql).fetch_one(conn).await)?)
     }
 
@@ -477,7 +477,7 @@ impl CustomerStore {
                         .push_bind(now);
                 });
                 qb.push(
-                    " ON CONFLICT (customer_id) DO UPDATE SET tags = excluded.tags, tier = excluded.tier, \
+                    " ON CONFLICT (ordinal) DO UPDATE SET customer_id = excluded.customer_id, tags = excluded.tags, tier = excluded.tier, \
                      rfm_r = excluded.rfm_r, rfm_f = excluded.rfm_f, rfm_m = excluded.rfm_m, \
                      rfm_segment = excluded.rfm_segment, lifecycle = excluded.lifecycle, aum_minor = excluded.aum_minor, \
                      churn_score = excluded.churn_score, churn_factors = excluded.churn_factors, \
@@ -485,11 +485,11 @@ impl CustomerStore {
                 );
                 qb.build().execute(&mut *tx).await?;
                 if let Some(run_started) = clear_dirty_since {
-                    let mut qb = QueryBuilder::new("UPDATE customer_profiles SET dirty = 0 WHERE facts_updated_at <= ");
-                    qb.push_bind(run_started).push(" AND customer_id IN (");
+                    let mut qb = QueryBuilder::new("DELETE FROM customer_dirty WHERE marked_at <= ");
+                    qb.push_bind(run_started).push(" AND ordinal IN (");
                     let mut sep = qb.separated(", ");
                     for (r, _, _) in chunk {
-                        sep.push_bind(r.customer_id.clone());
+                        sep.push_bind(i64::from(r.ordinal));
                     }
                     qb.push(")");
                     qb.build().execute(&mut *tx).await?;
@@ -502,7 +502,14 @@ impl CustomerStore {
     }
 
     pub async fn result(&self, customer_id: &str) -> Result<Option<ComputedResult>, PlatformError> {
-        Ok(self.results_where("customer_id = $1", customer_id.to_string()).await?.into_iter().next())
+        Ok(self
+            .results_where(
+                "ordinal = (SELECT ordinal FROM customer_profiles WHERE customer_id = $1)",
+                customer_id.to_string(),
+            )
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn results_where(&self, condition: &str, arg: String) -> Result<Vec<ComputedResult>, PlatformError> {
