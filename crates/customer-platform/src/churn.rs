@@ -138,8 +138,8 @@ pub fn train(customers: usize, seed: u64, as_of: NaiveDate) -> Result<ChurnTrain
     let mut artefact = ModelArtefact::new("churn_90d", 1, Utc::now(), names, model)?;
     let positives = data.positives() as f64 / data.len() as f64;
     let metrics = artefact.evaluate(&test, 0.5)?.clone();
-    // The baseline scores the same held-out rows: rebuild their stages by re-splitting indices.
-    let (_, test_idx) = split_indices(data.len(), 0.3, seed, &data)?;
+    // The baseline scores the same held-out rows.
+    let (_, test_idx) = ml::split_indices(data.len(), 0.3, seed)?;
     let baseline_scores: Vec<f64> = test_idx
         .iter()
         .map(|&i| f64::from(u8::from(matches!(stages[i], LifecycleStage::Churning | LifecycleStage::Dormant))))
@@ -153,20 +153,6 @@ pub fn train(customers: usize, seed: u64, as_of: NaiveDate) -> Result<ChurnTrain
         metrics,
         rule_baseline_auc,
     })
-}
-
-/// The row indices `train_test_split` put in each side, recovered by splitting a dataset whose
-/// only feature is the row index.
-fn split_indices(
-    n: usize,
-    fraction: f64,
-    seed: u64,
-    data: &Dataset,
-) -> Result<(Vec<usize>, Vec<usize>), PlatformError> {
-    let index = Dataset::new(vec!["row".into()], (0..n).map(|i| vec![i as f64]).collect(), data.labels().to_vec())?;
-    let (a, b) = index.train_test_split(fraction, seed)?;
-    let idx = |d: &Dataset| d.rows().iter().map(|r| r[0] as usize).collect();
-    Ok((idx(&a), idx(&b)))
 }
 
 /// Scores a profile: churn probability and the three factors that raise it most.

@@ -9,18 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::identity::{Channel, CustomerId, CustomerKind, KycStatus};
 use crate::profile::{CreditGrade, CustomerFacts, MerchantSpend, RiskLevel, TxWindow};
-use crate::tags::MERCHANT_CATEGORIES;
-
-const INDUSTRIES: [&str; 8] = [
-    "manufacturing",
-    "wholesale_retail",
-    "construction",
-    "technology",
-    "agriculture",
-    "logistics",
-    "catering",
-    "healthcare",
-];
+use crate::tags::{INDUSTRIES, MERCHANT_CATEGORIES};
 
 #[derive(Clone, Copy)]
 enum Persona {

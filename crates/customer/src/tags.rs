@@ -26,6 +26,18 @@ pub enum Dimension {
     Lifecycle,
 }
 
+/// Industries of business customers, used by synthetic data and the built-in industry tags.
+pub const INDUSTRIES: [&str; 8] = [
+    "manufacturing",
+    "wholesale_retail",
+    "construction",
+    "technology",
+    "agriculture",
+    "logistics",
+    "catering",
+    "healthcare",
+];
+
 /// Merchant category codes used by synthetic data and the built-in spend tags.
 pub const MERCHANT_CATEGORIES: [&str; 10] = [
     "groceries",
@@ -426,16 +438,7 @@ pub fn builtin_tags() -> Vec<TagDefinition> {
     ] {
         add(id.into(), name.into(), Basic, rule.into());
     }
-    for ind in [
-        "manufacturing",
-        "wholesale_retail",
-        "construction",
-        "technology",
-        "agriculture",
-        "logistics",
-        "catering",
-        "healthcare",
-    ] {
+    for ind in INDUSTRIES {
         add(
             format!("industry_{ind}"),
             format!("Industry: {}", ind.replace('_', " & ")),

@@ -38,7 +38,7 @@ pub mod metrics;
 mod scorecard;
 
 pub use artefact::{AnyModel, ModelArtefact, ARTEFACT_FORMAT_VERSION};
-pub use data::{Dataset, Standardizer};
+pub use data::{split_indices, Dataset, Standardizer};
 pub use gbdt::{Gbdt, GbdtConfig, Tree, TreeNode};
 pub use logistic::{LogisticConfig, LogisticRegression};
 pub use metrics::{BinaryMetrics, ConfusionMatrix};
