@@ -131,6 +131,18 @@ impl Standardizer {
     }
 }
 
+/// The row indices [`Dataset::train_test_split`] puts on each side, `(train, test)`, for callers
+/// that need to line other per-row data (a baseline's scores, ids) up with the split.
+pub fn split_indices(n: usize, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), MlError> {
+    param(test_fraction > 0.0 && test_fraction < 1.0, "test_fraction", "must be in (0, 1)")?;
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let n_test = ((n as f64) * test_fraction).round() as usize;
+    // The first n_test shuffled rows are the test set.
+    let train = idx.split_off(n_test.min(n));
+    Ok((train, idx))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,16 +182,4 @@ mod tests {
         assert_eq!(s.transform(&[1.0, 5.0]), vec![-1.0, 0.0]);
         assert_eq!(s.transform(&[3.0, 5.0]), vec![1.0, 0.0]);
     }
-}
-
-/// The row indices [`Dataset::train_test_split`] puts on each side, `(train, test)`, for callers
-/// that need to line other per-row data (a baseline's scores, ids) up with the split.
-pub fn split_indices(n: usize, test_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), MlError> {
-    param(test_fraction > 0.0 && test_fraction < 1.0, "test_fraction", "must be in (0, 1)")?;
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_test = ((n as f64) * test_fraction).round() as usize;
-    // The first n_test shuffled rows are the test set.
-    let train = idx.split_off(n_test.min(n));
-    Ok((train, idx))
 }
