@@ -712,6 +712,17 @@ impl CustomerStore {
         .await)
     }
 
+    /// The newest version number of a model kind, without reading its body.
+    pub async fn latest_model_version(&self, kind: &str) -> Result<Option<u32>, PlatformError> {
+        let v: Option<i64> = storage::read!(&self.db, |conn| sqlx::query_scalar(
+            "SELECT MAX(version) FROM customer_models WHERE kind = $1"
+        )
+        .bind(kind)
+        .fetch_one(conn)
+        .await)?;
+        Ok(v.map(|v| v as u32))
+    }
+
     pub async fn latest_model(&self, kind: &str) -> Result<Option<(u32, String)>, PlatformError> {
         let row: Option<(i64, String)> = storage::read!(&self.db, |conn| sqlx::query_as(
             "SELECT version, body FROM customer_models WHERE kind = $1 ORDER BY version DESC LIMIT 1"

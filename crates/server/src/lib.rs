@@ -36,6 +36,8 @@ pub struct AppState {
     pub tags: routes::tags::SharedTags,
     pub customers: customer_platform::CustomerStore,
     pub lending: lending_platform::LendingService,
+    /// The fitted recommender and its version, parsed once per version rather than per request.
+    pub recommender: routes::profiles::RecommenderCache,
     /// Serialises recomputations (they rewrite shared membership bitmaps).
     pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     pub risk: std::sync::Arc<risk::RiskService>,
@@ -66,6 +68,7 @@ impl AppState {
             customers: customer_platform::CustomerStore::new(db.clone()),
             lending: lending_platform::LendingService::new(db.clone(), ledger.clone()),
             recompute_lock: Default::default(),
+            recommender: Default::default(),
         })
     }
 }

@@ -188,6 +188,30 @@ pub async fn link_identity(
     Ok((StatusCode::CREATED, Json(IdentityView { channel, external_id, linked_at })))
 }
 
+pub type RecommenderCache = std::sync::Arc<tokio::sync::RwLock<Option<(u32, std::sync::Arc<Recommender>)>>>;
+
+/// The newest fitted recommender: a version check per request, a parse only when a full
+/// recomputation stored a new version.
+async fn current_recommender(state: &AppState) -> Result<std::sync::Arc<Recommender>, ApiError> {
+    let not_trained = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_trained",
+            "no recommender yet: run POST /v1/customers/recompute with mode full",
+        )
+    };
+    let latest = state.customers.latest_model_version("recommender").await?.ok_or_else(not_trained)?;
+    if let Some((version, model)) = state.recommender.read().await.as_ref() {
+        if *version == latest {
+            return Ok(model.clone());
+        }
+    }
+    let (version, body) = state.customers.latest_model("recommender").await?.ok_or_else(not_trained)?;
+    let model = std::sync::Arc::new(serde_json::from_str::<Recommender>(&body).map_err(ApiError::internal)?);
+    *state.recommender.write().await = Some((version, model.clone()));
+    Ok(model)
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendationQuery {
@@ -227,14 +251,7 @@ pub async fn get_recommendations(
     let id = parse_id(&id)?;
     let k = q.k.unwrap_or(5).clamp(1, 20);
     let facts = state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?.facts;
-    let (_, body) = state.customers.latest_model("recommender").await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "not_trained",
-            "no recommender yet: run POST /v1/customers/recompute with mode full",
-        )
-    })?;
-    let recommender: Recommender = serde_json::from_str(&body).map_err(ApiError::internal)?;
+    let recommender = current_recommender(&state).await?;
     let catalog = Catalog::standard();
     let recommendations = recommender
         .recommend(&facts.holdings, facts.risk_level, k)
