@@ -85,6 +85,14 @@ struct ServeArgs {
     /// and store them a few milliseconds later (a crash can lose the last batch).
     #[arg(long, env = "DIGIBANK_RISK_DECISION_LOG", default_value = "durable", value_parser = ["durable", "buffered"])]
     decision_log: String,
+    /// Seconds between checks for a newer risk model, rule-set activations and list changes made
+    /// by another process or node (0 = never).
+    #[arg(long, env = "DIGIBANK_RISK_REFRESH_SECS", default_value_t = 10)]
+    risk_refresh_secs: u32,
+    /// Days of the decision log replayed at start-up into the relationship graph (the last 30
+    /// also into the velocity counters).
+    #[arg(long, env = "DIGIBANK_RISK_GRAPH_HISTORY_DAYS", default_value_t = 90)]
+    risk_graph_history_days: u32,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -186,6 +194,8 @@ struct RiskFileConfig {
     screen_channels: Option<Vec<String>>,
     review_hold_secs: Option<u32>,
     decision_log: Option<String>,
+    refresh_secs: Option<u32>,
+    graph_history_days: Option<u32>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -204,6 +214,8 @@ fn apply_config_file() -> Result<()> {
         ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
         ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
+        ("DIGIBANK_RISK_REFRESH_SECS", risk.refresh_secs.map(|n| n.to_string())),
+        ("DIGIBANK_RISK_GRAPH_HISTORY_DAYS", risk.graph_history_days.map(|n| n.to_string())),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -405,6 +417,8 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         } else {
             server::risk::DecisionLog::Durable
         },
+        refresh_secs: args.risk_refresh_secs,
+        graph_history_days: args.risk_graph_history_days,
         ..server::risk::RiskConfig::default()
     };
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;

@@ -35,6 +35,15 @@ async fn auth_roles_and_system_endpoints() {
         let (status, _) =
             server.call_as(Some(&auditor), "POST", "/v1/api-keys", Some(json!({"name": "x", "role": "admin"}))).await;
         assert_eq!(status, 403);
+        // A burst of first requests with a fresh key: one argon2 verification, every request served.
+        let (_, burst_key) =
+            server.call("POST", "/v1/api-keys", Some(json!({"name": "partner app", "role": "auditor"}))).await;
+        let burst_key = burst_key["key"].as_str().unwrap().to_string();
+        let burst = (0..32).map(|_| server.call_as(Some(&burst_key), "GET", "/v1/accounts", None));
+        let statuses: Vec<u16> = futures::future::join_all(burst).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(statuses, vec![200; 32]);
+        let wrong = format!("{}x", &burst_key[..burst_key.len() - 1]);
+        assert_eq!(server.call_as(Some(&wrong), "GET", "/v1/accounts", None).await.0, 401);
         // Revoked keys stop working at once.
         let (status, _) = server.call("DELETE", &format!("/v1/api-keys/{}", key["id"].as_str().unwrap()), None).await;
         assert_eq!(status, 204);

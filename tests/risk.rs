@@ -225,3 +225,77 @@ async fn decisions_rule_sets_lists_cases_and_screening() {
 async fn open_account(server: &Server, body: Value) -> String {
     open(server, body).await
 }
+
+/// A restart keeps what the engine learned (velocity counters and the relationship graph are
+/// replayed from the decision log), and a running server picks up a model, rule set or list
+/// entry stored by another process without a restart.
+#[tokio::test]
+async fn engine_state_survives_restart_and_follows_other_nodes() {
+    for db in database_urls().await {
+        let mut first = Server::start(&db, &["--risk-refresh-secs", "1"]).await;
+        let key = first.key().to_string();
+        for i in 0..3 {
+            decide(&first, transfer_event(&format!("r-t{i}"), 100, "dev-r")).await;
+        }
+        // A black-listed ID number gets an account opening rejected, which flags its customer
+        // in the graph; a later customer on the same device sees that.
+        let (status, _) = first
+            .call(
+                "POST",
+                "/v1/risk/lists",
+                Some(
+                    json!({"kind": "black", "subject": "id_number", "value": "110105194912310029", "reason": "fraud"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let mut opening = event(
+            "r-open",
+            "account_opening",
+            json!({"id_number": "110105194912310029", "phone": "+8613800000001", "device_fingerprint": "dev-ring"}),
+        );
+        opening["customer_id"] = json!("C-ring-1");
+        assert_eq!(decide(&first, opening).await["outcome"], "reject");
+        first.kill().await;
+
+        let mut second = Server::start(&db, &["--risk-refresh-secs", "1"]).await;
+        second.key = Some(key.clone());
+        let d = decide(&second, transfer_event("r-t3", 100, "dev-r")).await;
+        assert_eq!(d["features"]["velocity.customer.count.1h"], 4.0, "{d}");
+        assert_eq!(d["features"]["velocity.device.count.24h"], 4.0, "{d}");
+        let mut login = event("r-login", "login", json!({"device_fingerprint": "dev-ring", "phone": "+8613800000001"}));
+        login["customer_id"] = json!("C-ring-2");
+        let d = decide(&second, login).await;
+        assert_eq!(d["features"]["graph.device.shared_flagged"], 1.0, "{d}");
+        assert_eq!(d["features"]["graph.phone.shared_flagged"], 1.0, "{d}");
+        assert!(codes(&d).contains(&"GRAPH_SHARED_DEVICE_FLAGGED".to_string()), "{d}");
+
+        // Another node (a third server on the same database) activates a rule set and lists a
+        // device; the second server follows within its refresh interval.
+        let mut third = Server::start(&db, &["--risk-refresh-secs", "1"]).await;
+        third.key = Some(key.clone());
+        let set = json!({"rules": [rule("tiny", "event_kind == \"transfer\" and event_amount >= 1", "review")]});
+        assert_eq!(third.call("POST", "/v1/risk/rule-sets", Some(set)).await.0, 201);
+        assert_eq!(third.call("POST", "/v1/risk/rule-sets/1/activate", None).await.0, 200);
+        let (status, _) = third
+            .call(
+                "POST",
+                "/v1/risk/lists",
+                Some(json!({"kind": "watch", "subject": "device", "value": "dev-watch", "reason": "review me"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let d = decide(&second, transfer_event("r-t4", 100, "dev-watch")).await;
+        assert_eq!(d["rule_set_version"], 1, "{d}");
+        assert!(codes(&d).contains(&"LIST_WATCH_DEVICE".to_string()), "{d}");
+        // Deleting the entry on the third server is seen as well.
+        let (status, _) = third.call("DELETE", "/v1/risk/lists/watch/device/dev-watch", None).await;
+        assert_eq!(status, 204);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let d = decide(&second, transfer_event("r-t5", 100, "dev-watch")).await;
+        assert!(!codes(&d).contains(&"LIST_WATCH_DEVICE".to_string()), "{d}");
+        second.kill().await;
+        third.kill().await;
+    }
+}

@@ -85,6 +85,75 @@ fn channel_feature(c: crate::Channel) -> &'static str {
     }
 }
 
+/// The velocity keys of an event (empty values are no key).
+fn velocity_keys<'a>(event: &'a RiskEvent, ip: Option<&'a str>) -> [(KeyKind, Option<&'a str>); 7] {
+    [
+        (KeyKind::Customer, Some(event.customer_id.as_str())),
+        (KeyKind::Device, event.device_fingerprint.as_deref()),
+        (KeyKind::Ip, ip),
+        (KeyKind::Account, event.account_id.as_deref()),
+        (KeyKind::Card, event.card_id.as_deref()),
+        (KeyKind::Merchant, event.merchant.as_ref().map(|m| m.id.as_str())),
+        (KeyKind::Counterparty, event.counterparty_account.as_deref()),
+    ]
+    .map(|(k, v)| (k, v.filter(|v| !v.is_empty())))
+}
+
+/// The attributes an event links to its customer in the relationship graph.
+fn graph_attributes<'a>(
+    event: &'a RiskEvent,
+    ip: Option<&'a str>,
+    phone: Option<&'a str>,
+) -> [(NodeKind, Option<&'a str>); 4] {
+    [
+        (NodeKind::Device, event.device_fingerprint.as_deref()),
+        (NodeKind::Ip, ip),
+        (NodeKind::Phone, phone),
+        (NodeKind::Account, event.account_id.as_deref()),
+    ]
+}
+
+/// Money moving between two accounts links them in the graph (mule chains, funnels).
+fn transfer_link(event: &RiskEvent) -> Option<(&str, &str)> {
+    match (event.kind, event.account_id.as_deref(), event.counterparty_account.as_deref()) {
+        (EventKind::Transfer, Some(a), Some(b)) => Some((a, b)),
+        _ => None,
+    }
+}
+
+fn link_event(
+    g: &mut RelationshipGraph,
+    customer: &str,
+    attrs: [(NodeKind, Option<&str>); 4],
+    transfer: Option<(&str, &str)>,
+) {
+    for (k, v) in attrs {
+        if let Some(v) = v {
+            g.link_customer(customer, k, v);
+        }
+    }
+    if let Some((a, b)) = transfer {
+        g.link_transfer(a, b);
+    }
+}
+
+/// A rejected loan application or account opening marks its customer for the graph's
+/// "shares a device with N customers, M of them rejected" features.
+fn flags_customer(event: &RiskEvent, outcome: Outcome) -> bool {
+    outcome == Outcome::Reject && matches!(event.kind, EventKind::LoanApplication | EventKind::AccountOpening)
+}
+
+/// Phone numbers enter the relationship graph as digests ([`crate::sensitive_digest`]): the graph
+/// never holds them in clear, and a graph rebuilt from the decision log (which stores digests)
+/// links the same nodes as live events. A value that already is a digest is kept.
+fn phone_node(phone: &str) -> std::borrow::Cow<'_, str> {
+    if phone.starts_with(crate::event::DIGEST_PREFIX) {
+        std::borrow::Cow::Borrowed(phone)
+    } else {
+        std::borrow::Cow::Owned(crate::sensitive_digest(phone))
+    }
+}
+
 /// The real-time risk engine. All methods take `&self` and are safe to call from many threads.
 pub struct RiskEngine {
     pub config: EngineConfig,
@@ -157,14 +226,11 @@ impl RiskEngine {
         f.set(kind_feature(event.kind), 1.0);
         f.set(channel_feature(event.channel), 1.0);
         f.set("event.hour_utc", f64::from(event.occurred_at.hour()));
-        let mut base_amount = 0;
+        let base_amount = self.base_amount(event);
         if let Some(a) = event.amount {
             f.set("event.amount", a.to_decimal().to_f64().unwrap_or(f64::MAX));
             let in_base = a.currency == self.config.base_currency;
             f.set("event.amount_in_base_currency", f64::from(u8::from(in_base)));
-            if in_base {
-                base_amount = a.minor;
-            }
         }
         if let (Some(g), Some(m)) = (&event.geo, &event.merchant) {
             if let (Some(a), Some(b)) = (&g.country, &m.country) {
@@ -208,17 +274,8 @@ impl RiskEngine {
         }
 
         // Velocity (includes this event).
-        let keys = [
-            (KeyKind::Customer, Some(event.customer_id.as_str())),
-            (KeyKind::Device, event.device_fingerprint.as_deref()),
-            (KeyKind::Ip, ip.as_deref()),
-            (KeyKind::Account, event.account_id.as_deref()),
-            (KeyKind::Card, event.card_id.as_deref()),
-            (KeyKind::Merchant, event.merchant.as_ref().map(|m| m.id.as_str())),
-            (KeyKind::Counterparty, event.counterparty_account.as_deref()),
-        ];
-        for (kind, id) in keys {
-            if let Some(id) = id.filter(|v| !v.is_empty()) {
+        for (kind, id) in velocity_keys(event, ip.as_deref()) {
+            if let Some(id) = id {
                 let snap = self.velocity.observe(kind, id, now, base_amount);
                 for (w, s) in Window::ALL.iter().zip(snap) {
                     f.set(velocity_feature(kind, *w, false), s.count as f64);
@@ -230,16 +287,9 @@ impl RiskEngine {
         // Relationship graph. Most events only re-use links the graph already has, so the links
         // are checked under the read lock and the write lock is taken only when one is new.
         let c = event.customer_id.as_str();
-        let attrs: [(NodeKind, Option<&str>); 4] = [
-            (NodeKind::Device, event.device_fingerprint.as_deref()),
-            (NodeKind::Ip, ip.as_deref()),
-            (NodeKind::Phone, event.phone.as_deref()),
-            (NodeKind::Account, event.account_id.as_deref()),
-        ];
-        let transfer_link = match (event.kind, event.account_id.as_deref(), event.counterparty_account.as_deref()) {
-            (EventKind::Transfer, Some(a), Some(b)) => Some((a, b)),
-            _ => None,
-        };
+        let phone = event.phone.as_deref().map(phone_node);
+        let attrs = graph_attributes(event, ip.as_deref(), phone.as_deref());
+        let transfer_link = transfer_link(event);
         let graph_read = |g: &RelationshipGraph, new: [bool; 4]| {
             let devices = g.attribute_count(c, NodeKind::Device);
             let ips = g.attribute_count(c, NodeKind::Ip);
@@ -255,14 +305,7 @@ impl RiskEngine {
             } else {
                 drop(g);
                 let mut g = self.graph.write();
-                for (k, v) in attrs {
-                    if let Some(v) = v {
-                        g.link_customer(c, k, v);
-                    }
-                }
-                if let Some((a, b)) = transfer_link {
-                    g.link_transfer(a, b);
-                }
+                link_event(&mut g, c, attrs, transfer_link);
                 graph_read(&g, new)
             }
         };
@@ -358,7 +401,7 @@ impl RiskEngine {
             outcome = outcome.max(Outcome::Review);
         }
 
-        if outcome == Outcome::Reject && matches!(event.kind, EventKind::LoanApplication | EventKind::AccountOpening) {
+        if flags_customer(event, outcome) {
             self.graph.write().flag_customer(&event.customer_id, CustomerFlag::Rejected);
         }
 
@@ -382,6 +425,36 @@ impl RiskEngine {
         decision.case_id = self.cases.open_from(&decision);
         decision.elapsed_micros = started.elapsed().as_micros() as u64;
         Ok(decision)
+    }
+
+    /// Feeds a decision made earlier (by this process before a restart, or by another node)
+    /// back into the velocity counters and the relationship graph, exactly as `decide` recorded
+    /// it: the same keys, amounts and links, at the time it was decided, and a rejected
+    /// application flags its customer again. Call in decision order. Lists, rules, the model and
+    /// cases are untouched: they are loaded from their own tables.
+    pub fn replay(&self, event: &RiskEvent, decided_at: chrono::DateTime<chrono::Utc>, outcome: Outcome) {
+        let ip = event.ip.map(|ip| ip.to_string());
+        let cutoff = self.clock.now() - chrono::Duration::milliseconds(Window::ThirtyDays.length_ms());
+        if decided_at > cutoff {
+            let amount = self.base_amount(event);
+            for (kind, id) in velocity_keys(event, ip.as_deref()) {
+                if let Some(id) = id {
+                    self.velocity.record(kind, id, decided_at, amount);
+                }
+            }
+        }
+        let phone = event.phone.as_deref().map(phone_node);
+        let attrs = graph_attributes(event, ip.as_deref(), phone.as_deref());
+        let mut g = self.graph.write();
+        link_event(&mut g, &event.customer_id, attrs, transfer_link(event));
+        if flags_customer(event, outcome) {
+            g.flag_customer(&event.customer_id, CustomerFlag::Rejected);
+        }
+    }
+
+    /// Amount that velocity sums add: minor units in the base currency, 0 otherwise.
+    fn base_amount(&self, event: &RiskEvent) -> i64 {
+        event.amount.filter(|a| a.currency == self.config.base_currency).map_or(0, |a| a.minor)
     }
 
     /// Resolves a case; confirmed fraud flags the customer in the relationship graph.

@@ -133,6 +133,26 @@ pub struct RiskEvent {
     pub phone: Option<String>,
 }
 
+/// Prefix of [`sensitive_digest`] values.
+pub const DIGEST_PREFIX: &str = "sha256:";
+
+/// `sha256:<hex>` of a sensitive value (ID number, phone): what the decision log stores and the
+/// relationship graph links, instead of the value in clear.
+pub fn sensitive_digest(value: &str) -> String {
+    use sha2::Digest;
+    format!("{DIGEST_PREFIX}{}", hex::encode(sha2::Sha256::digest(value.as_bytes())))
+}
+
+impl RiskEvent {
+    /// The event as the decision log stores it: ID number and phone replaced by their digests.
+    pub fn redacted(&self) -> RiskEvent {
+        let mut e = self.clone();
+        e.id_number = e.id_number.as_deref().map(sensitive_digest);
+        e.phone = e.phone.as_deref().map(sensitive_digest);
+        e
+    }
+}
+
 fn present(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|v| !v.trim().is_empty())
 }

@@ -59,7 +59,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Outcome, Reason, ReasonSource};
 pub use engine::{velocity_feature, EngineConfig, RiskEngine};
 pub use error::RiskError;
-pub use event::{Channel, EventKind, GeoLocation, Merchant, RiskEvent};
+pub use event::{sensitive_digest, Channel, EventKind, GeoLocation, Merchant, RiskEvent};
 pub use expr::{expression_schema, rule_field_name, ExpressionCompiler, ExpressionCondition, PreparedRow};
 pub use features::FeatureVector;
 pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};

@@ -3,10 +3,12 @@
 //! A key looks like `dbk_<key id>_<secret>`. Only an argon2 hash of the whole key is stored;
 //! the id part lets the server find the row without scanning. argon2 is deliberately slow, so a
 //! successful verification is remembered in memory under the SHA-256 of the key (never the key
-//! itself) and later requests cost one hash lookup. Revoking a key clears that memory.
+//! itself) and later requests cost one hash lookup. Revoking a key clears that memory; a key
+//! revoked through another node stops working here within [`KEY_RECHECK`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -142,12 +144,48 @@ pub struct IssuedKey {
     pub key: String,
 }
 
+/// SHA-256 of a whole API key.
+type KeyPrint = [u8; 32];
+type VerificationLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Keys verified by this process, under the SHA-256 of the key. An entry is trusted for
+/// [`KEY_RECHECK`]; after that one cheap query (no argon2) confirms the key was not revoked,
+/// possibly on another node sharing the database.
 #[derive(Clone, Default)]
-pub struct KeyCache(Arc<RwLock<HashMap<[u8; 32], Caller>>>);
+pub struct KeyCache {
+    verified: Arc<RwLock<HashMap<KeyPrint, (Caller, Instant)>>>,
+    /// One argon2 verification per key at a time: a burst of first requests with the same key
+    /// (a partner app starting 200 connections) waits for one verification instead of running
+    /// 200 of them on the blocking pool.
+    in_flight: Arc<Mutex<HashMap<KeyPrint, VerificationLock>>>,
+}
+
+/// How long a verified key is used without asking the database whether it was revoked.
+pub const KEY_RECHECK: Duration = Duration::from_secs(30);
 
 impl KeyCache {
     pub fn clear(&self) {
-        self.0.write().expect("key cache lock").clear();
+        self.verified.write().expect("key cache lock").clear();
+    }
+
+    fn get(&self, print: &[u8; 32]) -> Option<(Caller, Instant)> {
+        self.verified.read().expect("key cache lock").get(print).cloned()
+    }
+
+    fn insert(&self, print: [u8; 32], caller: Caller) {
+        self.verified.write().expect("key cache lock").insert(print, (caller, Instant::now()));
+    }
+
+    fn forget(&self, print: &[u8; 32]) {
+        self.verified.write().expect("key cache lock").remove(print);
+    }
+
+    fn verification_lock(&self, print: [u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
+        self.in_flight.lock().expect("key cache lock").entry(print).or_default().clone()
+    }
+
+    fn verification_done(&self, print: &[u8; 32]) {
+        self.in_flight.lock().expect("key cache lock").remove(print);
     }
 }
 
@@ -232,30 +270,52 @@ pub async fn ensure_admin_key(db: &Database) -> Result<Option<IssuedKey>, ApiErr
     issue_key(db, "initial admin", Role::Admin).await.map(Some)
 }
 
+/// The key's row if it exists and is not revoked: (name, role, argon2 hash).
+async fn active_key_row(db: &Database, id: Uuid) -> Result<Option<(String, String, String)>, ApiError> {
+    storage::read!(db, |conn| sqlx::query_as(
+        "SELECT name, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await)
+    .map_err(ApiError::internal)
+}
+
 async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let print = fingerprint(token);
-    if let Some(caller) = state.keys.0.read().expect("key cache lock").get(&print) {
-        return Ok(caller.clone());
-    }
     let invalid = || ApiError::unauthorized("invalid or revoked API key");
+    if let Some((caller, checked)) = state.keys.get(&print) {
+        if checked.elapsed() < KEY_RECHECK {
+            return Ok(caller);
+        }
+        // Same key bytes as verified before: only revocation can have changed.
+        if active_key_row(&state.db, caller.key_id).await?.is_some() {
+            state.keys.insert(print, caller.clone());
+            return Ok(caller);
+        }
+        state.keys.forget(&print);
+        return Err(invalid());
+    }
     let id_part = token.strip_prefix("dbk_").and_then(|rest| rest.split('_').next()).ok_or_else(invalid)?;
     let id = Uuid::parse_str(id_part).map_err(|_| invalid())?;
-    let row: Option<(String, String, String)> = match &state.db {
-        Database::Sqlite(db) => {
-            sqlx::query_as("SELECT name, role, secret_hash FROM api_keys WHERE id = ? AND revoked_at IS NULL")
-                .bind(id)
-                .fetch_optional(&db.readers)
-                .await
-        }
-        Database::Postgres(pool) => {
-            sqlx::query_as("SELECT name, role, secret_hash FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-        }
+    let lock = state.keys.verification_lock(print);
+    let _turn = lock.lock().await;
+    // Whoever held the lock before may have verified this very key.
+    if let Some((caller, _)) = state.keys.get(&print) {
+        return Ok(caller);
     }
-    .map_err(ApiError::internal)?;
-    let (name, role, hash) = row.ok_or_else(invalid)?;
+    let result = verify_key(state, token, id).await;
+    if let Ok(caller) = &result {
+        state.keys.insert(print, caller.clone());
+    }
+    state.keys.verification_done(&print);
+    result
+}
+
+/// Looks the key's row up and checks the token against its argon2 hash.
+async fn verify_key(state: &AppState, token: &str, id: Uuid) -> Result<Caller, ApiError> {
+    let invalid = || ApiError::unauthorized("invalid or revoked API key");
+    let (name, role, hash) = active_key_row(&state.db, id).await?.ok_or_else(invalid)?;
     let token_owned = token.to_string();
     let verified = tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
@@ -268,9 +328,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError>
         return Err(invalid());
     }
     let role = Role::parse(&role).ok_or_else(|| ApiError::internal(format!("key {id} has unknown role {role}")))?;
-    let caller = Caller { key_id: id, name, role };
-    state.keys.0.write().expect("key cache lock").insert(print, caller.clone());
-    Ok(caller)
+    Ok(Caller { key_id: id, name, role })
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -26,7 +26,6 @@ use risk::{
     RiskEvent, RuleSet, SystemClock,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use storage::Database;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -50,6 +49,13 @@ pub struct RiskConfig {
     pub model: String,
     /// `durable` (default): answer after the decision is committed; `buffered`: answer at once.
     pub decision_log: DecisionLog,
+    /// At start-up, decisions of the last this many days are replayed from the decision log into
+    /// the relationship graph (and the last 30 days into the velocity counters), so a restart
+    /// does not forget who shares a device with whom.
+    pub graph_history_days: u32,
+    /// How often (seconds) a running server looks for a newer model, another active rule set
+    /// and changed list entries stored by another process or node; 0 = never.
+    pub refresh_secs: u32,
 }
 
 /// When `POST /v1/risk/decisions` answers relative to the decision log write.
@@ -68,6 +74,8 @@ impl Default for RiskConfig {
             review_hold_secs: 86_400,
             model: risk::synthetic::GBDT_NAME.to_string(),
             decision_log: DecisionLog::Durable,
+            graph_history_days: 90,
+            refresh_secs: 10,
         }
     }
 }
@@ -207,16 +215,9 @@ macro_rules! fetch_all {
     };
 }
 
-fn digest(value: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(value.as_bytes())))
-}
-
 /// The event as stored: ID numbers and phone numbers replaced by digests.
 pub fn redacted_event_json(event: &RiskEvent) -> String {
-    let mut e = event.clone();
-    e.id_number = e.id_number.as_deref().map(digest);
-    e.phone = e.phone.as_deref().map(digest);
-    serde_json::to_string(&e).unwrap_or_default()
+    serde_json::to_string(&event.redacted()).unwrap_or_default()
 }
 
 type DecisionRowTuple = (
@@ -262,99 +263,347 @@ fn view_from_row(r: DecisionRowTuple) -> Result<DecisionView, ApiError> {
     })
 }
 
-async fn write_log_batch(db: &Database, items: &[LogItem]) -> Result<(), sqlx::Error> {
-    const INSERT_DECISION: &str = "INSERT INTO risk_decisions (id, event_id, customer_id, kind, outcome, score, \
-        base_score, model_probability, reasons, features, event, rule_set_version, model, case_id, transfer_id, \
-        elapsed_micros, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    const INSERT_CASE: &str = "INSERT INTO risk_cases (id, decision_id, event_id, customer_id, transfer_id, score, \
-        reasons, features, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-    macro_rules! write_all {
-        ($tx:expr, $insert_decision:expr, $insert_case:expr) => {{
-            for item in items {
-                let v = &item.view;
-                let reasons = serde_json::to_string(&v.reasons).unwrap_or_default();
-                let features = serde_json::to_string(&v.features).unwrap_or_default();
-                sqlx::query($insert_decision)
-                    .bind(v.id.to_string())
-                    .bind(&v.event_id)
-                    .bind(&v.customer_id)
-                    .bind(&v.kind)
-                    .bind(&v.outcome)
-                    .bind(v.score)
-                    .bind(v.base_score)
-                    .bind(v.model_probability)
-                    .bind(&reasons)
-                    .bind(&features)
-                    .bind(&item.event_json)
-                    .bind(v.rule_set_version.map(i64::from))
-                    .bind(&v.model)
-                    .bind(v.case_id.map(|c| c as i64))
-                    .bind(v.transfer_id.map(|t| t.to_string()))
-                    .bind(v.elapsed_micros as i64)
-                    .bind(v.decided_at)
-                    .execute(&mut *$tx)
-                    .await?;
-                if let Some(case) = v.case_id {
-                    sqlx::query($insert_case)
-                        .bind(case as i64)
-                        .bind(v.id.to_string())
-                        .bind(&v.event_id)
-                        .bind(&v.customer_id)
-                        .bind(v.transfer_id.map(|t| t.to_string()))
-                        .bind(v.score)
-                        .bind(&reasons)
-                        .bind(&features)
-                        .bind(v.decided_at)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }
-        }};
-    }
-    match db {
-        Database::Sqlite(db) => {
-            let mut conn = db.writer.lock().await;
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            write_all!(tx, INSERT_DECISION, INSERT_CASE);
-            tx.commit().await
-        }
-        Database::Postgres(pool) => {
-            let (d, c) = (pg(INSERT_DECISION), pg(INSERT_CASE));
-            let mut tx = pool.begin().await?;
-            write_all!(tx, d.as_str(), c.as_str());
-            tx.commit().await
+const INSERT_DECISION: &str = "INSERT INTO risk_decisions (id, event_id, customer_id, kind, outcome, score, \
+    base_score, model_probability, reasons, features, event, rule_set_version, model, case_id, transfer_id, \
+    elapsed_micros, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+const INSERT_CASE: &str = "INSERT INTO risk_cases (id, decision_id, event_id, customer_id, transfer_id, score, \
+    reasons, features, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// One log row's values in the column order of [`INSERT_DECISION`] / [`INSERT_CASE`].
+struct LogRow<'a> {
+    item: &'a LogItem,
+    id: String,
+    reasons: String,
+    features: String,
+    transfer_id: Option<String>,
+}
+
+impl<'a> LogRow<'a> {
+    fn new(item: &'a LogItem) -> Self {
+        let v = &item.view;
+        LogRow {
+            item,
+            id: v.id.to_string(),
+            reasons: serde_json::to_string(&v.reasons).unwrap_or_default(),
+            features: serde_json::to_string(&v.features).unwrap_or_default(),
+            transfer_id: v.transfer_id.map(|t| t.to_string()),
         }
     }
 }
 
+/// PostgreSQL: one transaction per batch through the pool.
+async fn write_log_batch_pg(pool: &sqlx::PgPool, items: &[LogItem]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for item in items {
+        let (r, v) = (LogRow::new(item), &item.view);
+        sqlx::query(INSERT_DECISION)
+            .bind(&r.id)
+            .bind(&v.event_id)
+            .bind(&v.customer_id)
+            .bind(&v.kind)
+            .bind(&v.outcome)
+            .bind(v.score)
+            .bind(v.base_score)
+            .bind(v.model_probability)
+            .bind(&r.reasons)
+            .bind(&r.features)
+            .bind(&r.item.event_json)
+            .bind(v.rule_set_version.map(i64::from))
+            .bind(&v.model)
+            .bind(v.case_id.map(|c| c as i64))
+            .bind(&r.transfer_id)
+            .bind(v.elapsed_micros as i64)
+            .bind(v.decided_at)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(case) = v.case_id {
+            sqlx::query(INSERT_CASE)
+                .bind(case as i64)
+                .bind(&r.id)
+                .bind(&v.event_id)
+                .bind(&v.customer_id)
+                .bind(&r.transfer_id)
+                .bind(v.score)
+                .bind(&r.reasons)
+                .bind(&r.features)
+                .bind(v.decided_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await
+}
+
+/// SQLite: the log has its own rusqlite connection on its own thread, like the ledger's journal
+/// writer: prepared statements stay cached and no value crosses an async channel, which keeps
+/// the per-decision cost of the log in the microseconds under load. Durability is the same as
+/// every other SQLite connection here (WAL, `synchronous=FULL`).
+fn write_log_batch_sqlite(conn: &mut rusqlite::Connection, items: &[LogItem]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut decision = tx.prepare_cached(INSERT_DECISION)?;
+        let mut case_row = tx.prepare_cached(INSERT_CASE)?;
+        for item in items {
+            let (r, v) = (LogRow::new(item), &item.view);
+            decision.execute(rusqlite::params![
+                r.id,
+                v.event_id,
+                v.customer_id,
+                v.kind,
+                v.outcome,
+                v.score,
+                v.base_score,
+                v.model_probability,
+                r.reasons,
+                r.features,
+                r.item.event_json,
+                v.rule_set_version.map(i64::from),
+                v.model,
+                v.case_id.map(|c| c as i64),
+                r.transfer_id,
+                v.elapsed_micros as i64,
+                v.decided_at,
+            ])?;
+            if let Some(case) = v.case_id {
+                case_row.execute(rusqlite::params![
+                    case as i64,
+                    r.id,
+                    v.event_id,
+                    v.customer_id,
+                    r.transfer_id,
+                    v.score,
+                    r.reasons,
+                    r.features,
+                    v.decided_at,
+                ])?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+fn open_log_connection(path: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+/// Takes whatever else has queued up behind `first`, up to [`LOG_BATCH`].
+fn fill_batch(rx: &mut mpsc::Receiver<LogItem>, first: LogItem, batch: &mut Vec<LogItem>) {
+    batch.push(first);
+    while batch.len() < LOG_BATCH {
+        match rx.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Answers every request of the batch with the write's result (logging a failure once).
+fn finish_batch(batch: &mut Vec<LogItem>, result: Result<(), String>) {
+    if let Err(e) = &result {
+        let unacknowledged = batch.iter().filter(|i| i.ack.is_closed()).count();
+        tracing::error!(error = %e, decisions = batch.len(), already_answered = unacknowledged,
+            "decision log write failed twice; these decisions are not stored");
+    }
+    for item in batch.drain(..) {
+        let _ = item.ack.send(result.clone());
+    }
+}
+
+const LOG_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn spawn_log_writer(db: Database) -> mpsc::Sender<LogItem> {
     let (tx, mut rx) = mpsc::channel::<LogItem>(LOG_BATCH * 8);
-    tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(LOG_BATCH);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < LOG_BATCH {
-                match rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
+    match db {
+        Database::Sqlite(sqlite) => {
+            let path = sqlite.path.clone();
+            let spawned = std::thread::Builder::new().name("decision-log".into()).spawn(move || {
+                let mut conn: Option<rusqlite::Connection> = None;
+                let write = |conn: &mut Option<rusqlite::Connection>, batch: &[LogItem]| {
+                    let c = match conn {
+                        Some(c) => c,
+                        None => conn.insert(open_log_connection(&path)?),
+                    };
+                    write_log_batch_sqlite(c, batch)
+                };
+                let mut batch = Vec::with_capacity(LOG_BATCH);
+                while let Some(first) = rx.blocking_recv() {
+                    fill_batch(&mut rx, first, &mut batch);
+                    let mut result = write(&mut conn, &batch).map_err(|e| e.to_string());
+                    if result.is_err() {
+                        conn = None;
+                        std::thread::sleep(LOG_RETRY_PAUSE);
+                        result = write(&mut conn, &batch).map_err(|e| e.to_string());
+                    }
+                    finish_batch(&mut batch, result);
                 }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start the decision log thread; decisions will fail");
             }
-            let mut result = write_log_batch(&db, &batch).await.map_err(|e| e.to_string());
-            if result.is_err() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                result = write_log_batch(&db, &batch).await.map_err(|e| e.to_string());
-            }
-            if let Err(e) = &result {
-                let unacknowledged = batch.iter().filter(|i| i.ack.is_closed()).count();
-                tracing::error!(error = %e, decisions = batch.len(), already_answered = unacknowledged,
-                    "decision log write failed twice; these decisions are not stored");
-            }
-            for item in batch.drain(..) {
-                let _ = item.ack.send(result.clone());
+        }
+        Database::Postgres(pool) => {
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(LOG_BATCH);
+                while let Some(first) = rx.recv().await {
+                    fill_batch(&mut rx, first, &mut batch);
+                    let mut result = write_log_batch_pg(&pool, &batch).await.map_err(|e| e.to_string());
+                    if result.is_err() {
+                        tokio::time::sleep(LOG_RETRY_PAUSE).await;
+                        result = write_log_batch_pg(&pool, &batch).await.map_err(|e| e.to_string());
+                    }
+                    finish_batch(&mut batch, result);
+                }
+            });
+        }
+    }
+    tx
+}
+
+/// Adds stored rule-set versions the engine does not have yet and activates the one activated
+/// last (by time, then version). Start-up loads everything through this; the refresher picks up
+/// versions created or activated by another node.
+async fn sync_rule_sets(db: &Database, engine: &RiskEngine) -> Result<(), ApiError> {
+    let known = engine.rules.latest_version().map_or(0, i64::from);
+    let rows: Vec<(i64, String)> = storage::read!(db, |conn| sqlx::query_as(
+        "SELECT version, body FROM risk_rule_sets WHERE version > $1 ORDER BY version"
+    )
+    .bind(known)
+    .fetch_all(conn)
+    .await)
+    .map_err(ApiError::internal)?;
+    for (version, body) in rows {
+        let set: RuleSet =
+            serde_json::from_str(&body).map_err(|e| ApiError::internal(format!("rule set {version}: {e}")))?;
+        engine
+            .rules
+            .add_version(set)
+            .map_err(|e| ApiError::internal(format!("stored rule set {version} no longer compiles: {e}")))?;
+    }
+    let active: Option<(i64,)> = storage::read!(db, |conn| sqlx::query_as(
+        "SELECT version FROM risk_rule_sets WHERE activated_at IS NOT NULL \
+         ORDER BY activated_at DESC, version DESC LIMIT 1"
+    )
+    .fetch_optional(conn)
+    .await)
+    .map_err(ApiError::internal)?;
+    if let Some((v,)) = active {
+        if engine.rules.active_version() != Some(v as u32) {
+            engine.rules.activate(v as u32).map_err(ApiError::internal)?;
+            tracing::info!(version = v, "risk rule set activated from the database");
+        }
+    }
+    Ok(())
+}
+
+/// Makes the engine's lists equal to the stored ones (adds, replaces, removes).
+async fn sync_lists(db: &Database, engine: &RiskEngine) -> Result<(), ApiError> {
+    let stored = load_list_entries(db).await?;
+    let key = |e: &ListEntry| (e.kind, e.subject, e.value.clone());
+    let wanted: std::collections::HashSet<_> = stored.iter().map(key).collect();
+    let current = engine.lists.entries();
+    for e in current.iter().filter(|e| !wanted.contains(&key(e))) {
+        engine.lists.remove(e.kind, e.subject, &e.value);
+    }
+    let current: std::collections::HashMap<_, &ListEntry> = current.iter().map(|e| (key(e), e)).collect();
+    for e in stored {
+        if current.get(&key(&e)).is_none_or(|c| **c != e) {
+            engine.lists.add(e);
+        }
+    }
+    Ok(())
+}
+
+/// What changes when list entries are added, replaced or deleted; checked before reloading them.
+async fn list_fingerprint(db: &Database) -> Result<(i64, i64, i64), ApiError> {
+    storage::read!(db, |conn| sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(MAX(added_at), 0), CAST(COALESCE(SUM(added_at % 1000003), 0) AS BIGINT) FROM risk_list_entries"
+    )
+    .fetch_one(conn)
+    .await)
+    .map_err(ApiError::internal)
+}
+
+/// One pass of the refresher: a newer model, rule-set changes, list changes.
+async fn refresh_once(
+    db: &Database,
+    engine: &RiskEngine,
+    config: &RiskConfig,
+    lists: &mut (i64, i64, i64),
+) -> Result<(), ApiError> {
+    let stored = latest_model_version(db, &config.model).await?;
+    if stored > 0 && engine.model().is_none_or(|m| m.version < stored) {
+        if let Some(model) = latest_model(db, &config.model).await? {
+            tracing::info!(model = %model.name, version = model.version, "newer risk model loaded");
+            engine.set_model(model);
+        }
+    }
+    sync_rule_sets(db, engine).await?;
+    let print = list_fingerprint(db).await?;
+    if print != *lists {
+        sync_lists(db, engine).await?;
+        *lists = print;
+    }
+    Ok(())
+}
+
+/// Keeps a running server in step with the database: `digibank risk train` on another process,
+/// rule sets activated or list entries edited through another node of a PostgreSQL cluster.
+fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig) {
+    tokio::spawn(async move {
+        let mut lists = list_fingerprint(&db).await.unwrap_or_default();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(u64::from(config.refresh_secs)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = refresh_once(&db, &engine, &config, &mut lists).await {
+                tracing::warn!(error = %e.message, "risk refresh failed; will retry");
             }
         }
     });
-    tx
+}
+
+/// Decisions read per query while replaying the log.
+const REPLAY_PAGE: i64 = 5_000;
+
+/// Replays the decision log of the last `days` days, oldest first, into the engine's velocity
+/// counters and relationship graph (see [`risk::RiskEngine::replay`]); returns how many decisions.
+pub async fn replay_decision_log(db: &Database, engine: &RiskEngine, days: u32) -> Result<u64, ApiError> {
+    if days == 0 {
+        return Ok(0);
+    }
+    let since = (engine.now() - chrono::Duration::days(i64::from(days))).timestamp_micros();
+    let (mut after_at, mut after_id) = (since - 1, String::new());
+    let mut replayed = 0u64;
+    loop {
+        let page: Vec<(i64, String, String, String)> = storage::read!(db, |conn| sqlx::query_as(
+            "SELECT created_at, id, outcome, event FROM risk_decisions \
+             WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3"
+        )
+        .bind(after_at)
+        .bind(&after_id)
+        .bind(REPLAY_PAGE)
+        .fetch_all(conn)
+        .await)
+        .map_err(ApiError::internal)?;
+        for (at, _, outcome, event) in &page {
+            let (Ok(event), Ok(outcome)) =
+                (serde_json::from_str::<RiskEvent>(event), parse_enum::<risk::Outcome>(outcome))
+            else {
+                tracing::warn!("decision log row at {at} does not parse; skipped in the replay");
+                continue;
+            };
+            engine.replay(&event, micros_to_time(*at), outcome);
+            replayed += 1;
+        }
+        match page.last() {
+            Some((at, id, _, _)) if page.len() as i64 == REPLAY_PAGE => (after_at, after_id) = (*at, id.clone()),
+            _ => return Ok(replayed),
+        }
+    }
 }
 
 impl RiskService {
@@ -363,34 +612,8 @@ impl RiskService {
     pub async fn load(db: &Database, config: RiskConfig) -> Result<Self, ApiError> {
         let engine = Arc::new(RiskEngine::new(EngineConfig::default(), Arc::new(SystemClock)));
 
-        let rows = fetch_all!(
-            db,
-            (i64, String, Option<i64>),
-            "SELECT version, body, activated_at FROM risk_rule_sets ORDER BY version",
-            |q| q
-        )
-        .map_err(ApiError::internal)?;
-        let mut active: Option<(i64, u32)> = None;
-        for (version, body, activated_at) in rows {
-            let set: RuleSet =
-                serde_json::from_str(&body).map_err(|e| ApiError::internal(format!("rule set {version}: {e}")))?;
-            engine
-                .rules
-                .add_version(set)
-                .map_err(|e| ApiError::internal(format!("stored rule set {version} no longer compiles: {e}")))?;
-            if let Some(at) = activated_at {
-                if active.is_none_or(|(a, _)| at >= a) {
-                    active = Some((at, version as u32));
-                }
-            }
-        }
-        if let Some((_, v)) = active {
-            engine.rules.activate(v).map_err(ApiError::internal)?;
-        }
-
-        for entry in load_list_entries(db).await? {
-            engine.lists.add(entry);
-        }
+        sync_rule_sets(db, &engine).await?;
+        sync_lists(db, &engine).await?;
         let (max_case,): (Option<i64>,) = match db {
             Database::Sqlite(d) => sqlx::query_as("SELECT MAX(id) FROM risk_cases").fetch_one(&d.readers).await,
             Database::Postgres(p) => sqlx::query_as("SELECT MAX(id) FROM risk_cases").fetch_one(p).await,
@@ -413,6 +636,17 @@ impl RiskService {
         if let Some(model) = latest_model(db, &config.model).await? {
             tracing::info!(model = %model.name, version = model.version, "risk model loaded");
             engine.set_model(model);
+        }
+        let replayed = replay_decision_log(db, &engine, config.graph_history_days).await?;
+        if replayed > 0 {
+            tracing::info!(
+                decisions = replayed,
+                days = config.graph_history_days,
+                "velocity and graph rebuilt from the decision log"
+            );
+        }
+        if config.refresh_secs > 0 {
+            spawn_refresher(db.clone(), Arc::clone(&engine), config.clone());
         }
         Ok(RiskService { engine, config, log: spawn_log_writer(db.clone()), admin: tokio::sync::Mutex::new(()) })
     }
