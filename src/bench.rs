@@ -395,14 +395,18 @@ async fn persisted_eod(args: &LendingBenchArgs) -> Result<()> {
     let s = t1.elapsed().as_secs_f64();
     println!(
         "end of day (persisted, SQLite, through the ledger): {} loans opened in {:.1} s; catch-up of 39 days took {:.1} s; \
-         one business day over {} loans: {:.2} s = {:.0} loans/s ({} postings)",
+         one business day over {} loans: {:.2} s = {:.0} loans/s ({} postings; ms read {}, compute {}, ledger {}, save {})",
         args.persisted_loans,
         open_s,
         catch_up.millis as f64 / 1000.0,
         r.loans_processed,
         s,
         r.loans_processed as f64 / s.max(1e-9),
-        r.postings
+        r.postings,
+        r.phases_millis.read,
+        r.phases_millis.compute,
+        r.phases_millis.ledger,
+        r.phases_millis.save
     );
     db.close().await;
     let _ = std::fs::remove_file(&path);

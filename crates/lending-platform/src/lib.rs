@@ -26,8 +26,8 @@ pub mod service;
 pub mod store;
 
 pub use service::{
-    AcceptInput, AcceptOutcome, ApplyInput, EodReport, FinanceInput, LendingService, LoanView, OperationOutcome,
-    ReceivableInput,
+    AcceptInput, AcceptOutcome, ApplyInput, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
+    OperationOutcome, ReceivableInput,
 };
 pub use store::{LoanRecord, LoanSummary, ReviewItem};
 

@@ -26,7 +26,7 @@ use crate::{LendingPlatformError, Result};
 pub const SIMULATOR_SEED: u64 = 2026;
 
 /// Loans per end-of-day page (read, computed, posted as ledger batches, saved in one transaction).
-pub const EOD_PAGE: i64 = 500;
+pub const EOD_PAGE: i64 = 2_000;
 
 /// Input of [`LendingService::apply`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +112,18 @@ pub struct EodReport {
     pub penalty_accrued_minor: i64,
     pub overdue_loans: u64,
     pub millis: u64,
+    /// Where the time went: reading loan pages, the domain computation, ledger posting, saving.
+    #[serde(default)]
+    pub phases_millis: EodPhases,
+}
+
+/// Milliseconds per phase of an end-of-day run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EodPhases {
+    pub read: u64,
+    pub compute: u64,
+    pub ledger: u64,
+    pub save: u64,
 }
 
 /// Input of [`LendingService::register_receivable`].
@@ -506,7 +518,9 @@ impl LendingService {
         let mut report = EodReport { date, ..Default::default() };
         let mut after = String::new();
         loop {
+            let read_started = std::time::Instant::now();
             let page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+            report.phases_millis.read += read_started.elapsed().as_millis() as u64;
             let Some(last) = page.last() else { break };
             after = last.loan.id.0.to_string();
             report.loans_seen += page.len() as u64;
@@ -522,6 +536,7 @@ impl LendingService {
     }
 
     async fn eod_page(&self, page: &[LoanRecord], date: NaiveDate, report: &mut EodReport) -> Result<()> {
+        let compute_started = std::time::Instant::now();
         // (record, new state, postings) of loans that changed.
         let mut work: Vec<(&LoanRecord, Loan, Vec<Posting>)> = Vec::new();
         for rec in page {
@@ -538,6 +553,8 @@ impl LendingService {
                 }
             }
         }
+        report.phases_millis.compute += compute_started.elapsed().as_millis() as u64;
+        let ledger_started = std::time::Instant::now();
         // Ledger batches of whole per-loan chains.
         let mut ok = vec![true; work.len()];
         let mut start = 0;
@@ -568,7 +585,10 @@ impl LendingService {
         }
         let updates: Vec<(&LoanRecord, &Loan)> =
             work.iter().zip(&ok).filter(|(_, ok)| **ok).map(|((rec, loan, _), _)| (*rec, loan)).collect();
+        report.phases_millis.ledger += ledger_started.elapsed().as_millis() as u64;
+        let save_started = std::time::Instant::now();
         let stale = self.store.save_loans(&updates).await?;
+        report.phases_millis.save += save_started.elapsed().as_millis() as u64;
         report.loans_failed += (ok.iter().filter(|o| !**o).count() + stale.len()) as u64;
         for ((_, loan, postings), ok) in work.iter().zip(&ok) {
             if !*ok || stale.contains(&loan.id) {

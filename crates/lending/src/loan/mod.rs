@@ -196,6 +196,7 @@ pub struct Loan {
     /// Revolving: the line limit; installment loans: the original principal.
     pub line_limit: i64,
     /// Installment lines (empty for revolving lines).
+    #[serde(default)]
     pub schedule: Vec<Installment>,
     /// Index of the first installment (or revolving billing cycle) that has not fallen due.
     pub next_installment: usize,
