@@ -218,8 +218,8 @@ async fn closing_is_refused_while_a_balance_is_open_and_hides_the_customer() {
         );
 
         // Gone from search by default, listed on request.
-        assert_eq!(listed(&server, "").await, [other.clone()]);
-        assert_eq!(listed(&server, "?status=closed").await, [a.clone()]);
+        assert_eq!(listed(&server, "").await, vec![other]);
+        assert_eq!(listed(&server, "?status=closed").await, vec![a.clone()]);
         assert_eq!(listed(&server, "?status=all").await.len(), 2);
         let (status, body) = server.call("GET", "/v1/customers?status=gone", None).await;
         assert_eq!((status, code(&body)), (400, Some("invalid_query")));
@@ -328,7 +328,7 @@ async fn merge_joins_two_records_of_one_person_keeping_history() {
         let mut expected = vec![keep.clone(), stranger.clone()];
         expected.sort();
         assert_eq!(active, expected);
-        assert_eq!(listed(&server, "?status=merged").await, [dup.clone()]);
+        assert_eq!(listed(&server, "?status=merged").await, vec![dup.clone()]);
         let (status, _) = server.call("DELETE", &format!("/v1/customers/{stranger}"), None).await;
         assert_eq!(status, 200);
         let (status, body) = server.call("POST", &merge, Some(json!({"from": stranger, "reason": "x"}))).await;
