@@ -177,6 +177,19 @@ async fn kyc_changes_are_checked_and_kept_in_history() {
         assert!(history.iter().all(|e| e["event"] == "kyc_changed" && e["actor_role"] == "admin"));
         assert_eq!(history[1]["note"], "photo unreadable");
         assert!(history[0]["at"].as_i64().unwrap() <= history[3]["at"].as_i64().unwrap());
+
+        // Every new endpoint is documented.
+        let (status, doc) = server.call("GET", "/openapi.json", None).await;
+        assert_eq!(status, 200);
+        let paths = &doc["paths"];
+        assert!(paths["/v1/customers/{id}"]["patch"].is_object() && paths["/v1/customers/{id}"]["delete"].is_object());
+        for (path, method) in [
+            ("/v1/customers/{id}/kyc", "put"),
+            ("/v1/customers/{id}/history", "get"),
+            ("/v1/customers/{id}/merge", "post"),
+        ] {
+            assert!(paths[path][method].is_object(), "{path} {method} missing from the OpenAPI document");
+        }
     }
 }
 

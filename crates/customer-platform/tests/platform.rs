@@ -139,6 +139,31 @@ async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
         assert_eq!(tier_total().await, 200);
         let actor = customer_platform::Actor { key_id: "test".into(), role: "admin".into() };
 
+        // An active loan blocks closure (and nothing is written); a paid-off one does not.
+        let applicant = ids[0].clone();
+        storage::write!(&db.db, |conn| sqlx::query(
+            "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, \
+             customer_account, repayment_account, version, state, created_at, updated_at) \
+             VALUES ('L-1', 'K-1', $1, 'instant_consumer', 'active', 'current', 0, 'a', 'b', 1, '{}', 0, 0)"
+        )
+        .bind(&applicant)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        match store.close_customer(&ids[0], None, &actor).await {
+            Err(PlatformError::OpenProducts { accounts: 0, loans, .. }) => assert_eq!(loans, ["L-1"]),
+            other => panic!("expected OpenProducts, got {other:?}"),
+        }
+        assert_eq!(store.customer(&ids[0]).await.unwrap().unwrap().status, "active");
+        assert_eq!(tier_total().await, 200);
+        assert!(store.history(&ids[0]).await.unwrap().is_empty());
+        storage::write!(&db.db, |conn| sqlx::query("UPDATE lending_loans SET status = 'paid_off'")
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+
         let closed = store.close_customer(&ids[0], Some("moved abroad"), &actor).await.unwrap();
         assert_eq!((closed.status.as_str(), closed.closed_at.is_some()), ("closed", true));
         let ordinal = store.facts(&ids[0]).await.unwrap().unwrap().ordinal;
