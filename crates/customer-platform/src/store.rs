@@ -411,10 +411,11 @@ impl CustomerStore {
             .collect()
     }
 
-    /// The RFM inputs of every customer (for fitting the population's quintile cuts).
+    /// The RFM inputs of every active customer (for fitting the population's quintile cuts;
+    /// closed and merged customers' facts are retired).
     pub async fn rfm_inputs(&self) -> Result<Vec<RfmInput>, PlatformError> {
         let rows: Vec<(Option<i64>, i64, i64)> = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT rfm_recency_days, rfm_frequency, rfm_monetary FROM customer_profiles"
+            "SELECT rfm_recency_days, rfm_frequency, rfm_monetary FROM customer_profiles WHERE retired_at IS NULL"
         )
         .fetch_all(conn)
         .await)?;
@@ -433,7 +434,7 @@ impl CustomerStore {
     /// Holdings of every `stride`-th customer (by ordinal), for fitting the recommender.
     pub async fn holdings_sample(&self, stride: i64) -> Result<Vec<Vec<String>>, PlatformError> {
         let rows: Vec<(String,)> = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT facts FROM customer_profiles WHERE ordinal % $1 = 0"
+            "SELECT facts FROM customer_profiles WHERE ordinal % $1 = 0 AND retired_at IS NULL"
         )
         .bind(stride.max(1))
         .fetch_all(conn)
@@ -453,8 +454,12 @@ impl CustomerStore {
     }
 
     pub async fn count_profiles(&self, dirty_only: bool) -> Result<i64, PlatformError> {
-        let sql =
-            if dirty_only { "SELECT COUNT(*) FROM customer_dirty" } else { "SELECT COUNT(*) FROM customer_profiles" };
+        let sql = if dirty_only {
+            "SELECT COUNT(*) FROM customer_dirty d JOIN customer_profiles p ON p.ordinal = d.ordinal \
+             WHERE p.retired_at IS NULL"
+        } else {
+            "SELECT COUNT(*) FROM customer_profiles WHERE retired_at IS NULL"
+        };
         Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(sql).fetch_one(conn).await)?)
     }
 
