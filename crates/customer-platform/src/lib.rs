@@ -9,6 +9,13 @@
 //!   placeholders): customer master records with one record per identity document, channel
 //!   identities, facts (the profile's inputs) with a dirty flag, computed results, and
 //!   membership bitmaps (roaring, chunked) for search and counts by tag, tier, RFM or segment.
+//! * [`lifecycle`]: what happens to a master record after registration, each in one
+//!   transaction with a `customer_history` row per change: updates and document corrections,
+//!   KYC status changes (checked transitions), closure (`status = 'closed'`, refused while the
+//!   customer has open accounts with a balance or open loans) and merges of two records of one
+//!   person (`status = 'merged'`, `merged_into`; identities, the stronger KYC status and a
+//!   missing phone go to the survivor). Nothing is hard-deleted; closed and merged records leave
+//!   search, counts and recomputation.
 //! * [`recompute`]: full and incremental recomputation, parallel over pages of customers.
 //! * [`churn`]: the churn model (gradient-boosted trees via `ml`), trained on labelled history
 //!   with held-out AUC, scoring with top contributing factors.
@@ -21,9 +28,11 @@
 pub mod bench;
 pub mod churn;
 pub mod ledger_facts;
+pub mod lifecycle;
 pub mod recompute;
 pub mod store;
 
+pub use lifecycle::{Actor, CustomerUpdate, HistoryEvent, MergeOutcome};
 pub use recompute::{recompute, Mode, RecomputeReport};
 pub use store::{ChurnFactor, ChurnScore, ComputedResult, CustomerRecord, CustomerStore, NewCustomerRecord};
 
@@ -34,6 +43,23 @@ pub enum PlatformError {
     CustomerExists(String),
     #[error("this channel identity already belongs to customer {owner}")]
     IdentityTaken { owner: String },
+    #[error("no customer {0}")]
+    NotFound(String),
+    /// The record is `closed` or `merged` (into `merged_into`) and cannot change.
+    #[error("customer {id} is {status}")]
+    Inactive { id: String, status: String, merged_into: Option<String> },
+    /// Closure refused: open ledger accounts with a balance, open loans.
+    #[error("customer {id} still has {accounts} open account(s) with a balance and {} open loan(s)", loans.len())]
+    OpenProducts { id: String, accounts: i64, loans: Vec<String> },
+    #[error("cannot merge: {0}")]
+    MergeConflict(String),
+    #[error("KYC status cannot change from {from} to {to}")]
+    InvalidKycTransition { from: String, to: String },
+    /// A correction names a document another record holds (that is a merge, not a correction).
+    #[error("this identity document already belongs to customer {0}")]
+    DocumentTaken(String),
+    #[error("customer {0} was changed by a concurrent request; retry")]
+    Concurrent(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("stored data is not valid JSON: {0}")]

@@ -58,9 +58,16 @@ pub struct CustomerRecord {
     pub phone: Option<String>,
     pub kyc_status: String,
     pub created_at: i64,
+    /// `active`, `closed` or `merged` (see [`crate::lifecycle`]).
+    pub status: String,
+    /// When the customer was closed (microseconds since the Unix epoch).
+    pub closed_at: Option<i64>,
+    /// For `merged` records: the surviving customer.
+    pub merged_into: Option<String>,
 }
 
-const RECORD_COLUMNS: &str = "id, kind, name, id_document_type, id_number, phone, kyc_status, created_at";
+pub(crate) const RECORD_COLUMNS: &str =
+    "id, kind, name, id_document_type, id_number, phone, kyc_status, created_at, status, closed_at, merged_into";
 
 /// Facts as stored, with the customer's bitmap ordinal.
 #[derive(Debug, Clone)]
@@ -120,7 +127,7 @@ pub struct CustomerStore {
     db: Database,
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
@@ -141,7 +148,8 @@ impl CustomerStore {
     // ---- master records -------------------------------------------------------------------
 
     /// Registers a customer; if the identity document is already registered, returns
-    /// `Err(PlatformError::CustomerExists(existing id))` and writes nothing.
+    /// `Err(PlatformError::CustomerExists(existing id))` and writes nothing. When the existing
+    /// record was merged into another, the surviving customer is named.
     pub async fn register(&self, c: &NewCustomerRecord) -> Result<CustomerRecord, PlatformError> {
         let hash = document_hash(c.id_document_type, &c.id_number);
         let now = now_micros();
@@ -166,7 +174,7 @@ impl CustomerStore {
         })? == 1;
         if !inserted {
             let existing: String = storage::read!(&self.db, |conn| sqlx::query_scalar(
-                "SELECT id FROM customers WHERE id_number_hash = $1"
+                "SELECT COALESCE(merged_into, id) FROM customers WHERE id_number_hash = $1"
             )
             .bind(&hash)
             .fetch_one(conn)
@@ -182,6 +190,9 @@ impl CustomerStore {
             phone: c.phone.clone(),
             kyc_status: c.kyc_status.to_string(),
             created_at: now,
+            status: "active".to_string(),
+            closed_at: None,
+            merged_into: None,
         })
     }
 
@@ -190,10 +201,23 @@ impl CustomerStore {
         Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
     }
 
-    /// Master records with ids after `after`, in id order.
-    pub async fn customers_after(&self, after: &str, limit: i64) -> Result<Vec<CustomerRecord>, PlatformError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(conn).await)?)
+    /// Master records with ids after `after`, in id order; `status` keeps only records in that
+    /// status (`active`, `closed`, `merged`), `None` keeps all.
+    pub async fn customers_after(
+        &self,
+        after: &str,
+        limit: i64,
+        status: Option<&str>,
+    ) -> Result<Vec<CustomerRecord>, PlatformError> {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM customers WHERE id > $1 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $2"
+        );
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .bind(status.unwrap_or(""))
+            .fetch_all(conn)
+            .await)?)
     }
 
     /// Master records by id (any order; unknown ids are skipped).
@@ -375,9 +399,10 @@ impl CustomerStore {
     ) -> Result<Vec<StoredFacts>, PlatformError> {
         let sql = if dirty_only {
             "SELECT p.ordinal, p.facts FROM customer_dirty d JOIN customer_profiles p ON p.ordinal = d.ordinal \
-             WHERE d.ordinal > $1 ORDER BY d.ordinal LIMIT $2"
+             WHERE d.ordinal > $1 AND p.retired_at IS NULL ORDER BY d.ordinal LIMIT $2"
         } else {
-            "SELECT ordinal, facts FROM customer_profiles WHERE ordinal > $1 ORDER BY ordinal LIMIT $2"
+            "SELECT ordinal, facts FROM customer_profiles WHERE ordinal > $1 AND retired_at IS NULL \
+             ORDER BY ordinal LIMIT $2"
         };
         let rows: Vec<(i64, String)> =
             storage::read!(&self.db, |conn| sqlx::query_as(sql).bind(after).bind(limit).fetch_all(conn).await)?;
@@ -386,10 +411,11 @@ impl CustomerStore {
             .collect()
     }
 
-    /// The RFM inputs of every customer (for fitting the population's quintile cuts).
+    /// The RFM inputs of every active customer (for fitting the population's quintile cuts;
+    /// closed and merged customers' facts are retired).
     pub async fn rfm_inputs(&self) -> Result<Vec<RfmInput>, PlatformError> {
         let rows: Vec<(Option<i64>, i64, i64)> = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT rfm_recency_days, rfm_frequency, rfm_monetary FROM customer_profiles"
+            "SELECT rfm_recency_days, rfm_frequency, rfm_monetary FROM customer_profiles WHERE retired_at IS NULL"
         )
         .fetch_all(conn)
         .await)?;
@@ -408,7 +434,7 @@ impl CustomerStore {
     /// Holdings of every `stride`-th customer (by ordinal), for fitting the recommender.
     pub async fn holdings_sample(&self, stride: i64) -> Result<Vec<Vec<String>>, PlatformError> {
         let rows: Vec<(String,)> = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT facts FROM customer_profiles WHERE ordinal % $1 = 0"
+            "SELECT facts FROM customer_profiles WHERE ordinal % $1 = 0 AND retired_at IS NULL"
         )
         .bind(stride.max(1))
         .fetch_all(conn)
@@ -428,8 +454,12 @@ impl CustomerStore {
     }
 
     pub async fn count_profiles(&self, dirty_only: bool) -> Result<i64, PlatformError> {
-        let sql =
-            if dirty_only { "SELECT COUNT(*) FROM customer_dirty" } else { "SELECT COUNT(*) FROM customer_profiles" };
+        let sql = if dirty_only {
+            "SELECT COUNT(*) FROM customer_dirty d JOIN customer_profiles p ON p.ordinal = d.ordinal \
+             WHERE p.retired_at IS NULL"
+        } else {
+            "SELECT COUNT(*) FROM customer_profiles WHERE retired_at IS NULL"
+        };
         Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(sql).fetch_one(conn).await)?)
     }
 
@@ -784,7 +814,7 @@ fn result_from_row(row: ResultRow) -> Result<ComputedResult, PlatformError> {
     })
 }
 
-fn serialize_memberships(all: &Memberships) -> Result<Vec<(String, i64, Vec<u8>)>, PlatformError> {
+pub(crate) fn serialize_memberships(all: &Memberships) -> Result<Vec<(String, i64, Vec<u8>)>, PlatformError> {
     let mut rows = Vec::with_capacity(all.len());
     for ((key, chunk), bitmap) in all {
         if bitmap.is_empty() {
@@ -798,6 +828,6 @@ fn serialize_memberships(all: &Memberships) -> Result<Vec<(String, i64, Vec<u8>)
     Ok(rows)
 }
 
-fn deserialize_bitmap(bytes: &[u8]) -> Result<RoaringBitmap, PlatformError> {
+pub(crate) fn deserialize_bitmap(bytes: &[u8]) -> Result<RoaringBitmap, PlatformError> {
     RoaringBitmap::deserialize_from(bytes).map_err(|e| PlatformError::Corrupt(format!("membership bitmap: {e}")))
 }

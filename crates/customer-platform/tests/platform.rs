@@ -112,3 +112,87 @@ async fn one_customer_per_identity_document_and_per_channel_identity() {
         assert_eq!(store.identities(&first.id).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
+    for db in storage::testing::all().await {
+        let store = CustomerStore::new(db.db.clone());
+        let tags = TagRegistry::with_builtins().unwrap();
+        let population = synthetic::population(200, 3, as_of());
+        store.upsert_facts(&population).await.unwrap();
+        let mut ids = Vec::new();
+        for (i, f) in population.iter().filter(|f| !f.kind.is_business()).take(3).enumerate() {
+            let (_, number, _) = synthetic::identity(i, f);
+            let record = customer_platform::NewCustomerRecord {
+                id: f.customer_id,
+                kind: customer::CustomerKind::Individual,
+                name: "Same Name".into(),
+                id_document_type: "resident_id",
+                id_number: number,
+                phone: None,
+                kyc_status: if i == 2 { "verified" } else { "not_started" },
+            };
+            ids.push(store.register(&record).await.unwrap().id);
+        }
+        recompute(&store, &tags, Mode::Full, |_, _| {}).await.unwrap();
+        let tier_total = || async { store.membership_counts("tier:").await.unwrap().values().sum::<u64>() };
+        assert_eq!(tier_total().await, 200);
+        let actor = customer_platform::Actor { key_id: "test".into(), role: "admin".into() };
+
+        // An active loan blocks closure (and nothing is written); a paid-off one does not.
+        let applicant = ids[0].clone();
+        storage::write!(&db.db, |conn| sqlx::query(
+            "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, \
+             customer_account, repayment_account, version, state, created_at, updated_at) \
+             VALUES ('L-1', 'K-1', $1, 'instant_consumer', 'active', 'current', 0, 'a', 'b', 1, '{}', 0, 0)"
+        )
+        .bind(&applicant)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+        match store.close_customer(&ids[0], None, &actor).await {
+            Err(PlatformError::OpenProducts { accounts: 0, loans, .. }) => assert_eq!(loans, ["L-1"]),
+            other => panic!("expected OpenProducts, got {other:?}"),
+        }
+        assert_eq!(store.customer(&ids[0]).await.unwrap().unwrap().status, "active");
+        assert_eq!(tier_total().await, 200);
+        assert!(store.history(&ids[0]).await.unwrap().is_empty());
+        storage::write!(&db.db, |conn| sqlx::query("UPDATE lending_loans SET status = 'paid_off'")
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+
+        let closed = store.close_customer(&ids[0], Some("moved abroad"), &actor).await.unwrap();
+        assert_eq!((closed.status.as_str(), closed.closed_at.is_some()), ("closed", true));
+        let ordinal = store.facts(&ids[0]).await.unwrap().unwrap().ordinal;
+        assert_eq!(tier_total().await, 199, "{}", db.backend());
+        assert!(store.result(&ids[0]).await.unwrap().is_none());
+        assert!(!store.members("lifecycle:new").await.unwrap().contains(ordinal));
+
+        // Without a reason, records with different documents are not merged; nothing changes.
+        assert!(matches!(
+            store.merge_customers(&ids[1], &ids[2], None, &actor).await,
+            Err(PlatformError::MergeConflict(_))
+        ));
+        assert_eq!(store.customer(&ids[2]).await.unwrap().unwrap().status, "active");
+        let outcome = store.merge_customers(&ids[1], &ids[2], Some("duplicate"), &actor).await.unwrap();
+        assert_eq!(outcome.survivor.kyc_status, "verified");
+        assert_eq!(outcome.absorbed.merged_into.as_deref(), Some(ids[1].as_str()));
+        assert_eq!(tier_total().await, 198);
+        // The survivor is dirty; the retired records stay out of every later run.
+        let report = recompute(&store, &tags, Mode::Incremental, |_, _| {}).await.unwrap();
+        assert_eq!((report.mode, report.customers), (Mode::Incremental, 1));
+        let report = recompute(&store, &tags, Mode::Full, |_, _| {}).await.unwrap();
+        assert_eq!(report.customers, 198);
+        assert_eq!(tier_total().await, 198);
+        assert!(matches!(
+            store.close_customer(&ids[2], None, &actor).await,
+            Err(PlatformError::Inactive { merged_into: Some(_), .. })
+        ));
+        let history = store.history(&ids[1]).await.unwrap();
+        let events: Vec<&str> = history.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(events, ["merged_in", "kyc_changed"]);
+    }
+}

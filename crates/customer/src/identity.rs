@@ -129,9 +129,38 @@ impl KycStatus {
         }
     }
 
+    /// Parses the snake_case name (`not_started`, `pending`, `verified`, `rejected`, `expired`).
+    pub fn parse(s: &str) -> Option<KycStatus> {
+        KycStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether a KYC review may move a customer from `self` to `to`. Changing to the same
+    /// status is not a transition (callers treat it as a no-op).
+    ///
+    /// * nothing goes back to `not_started` (a started review has a history);
+    /// * `pending` ends in `verified` or `rejected`; it cannot expire before it was verified;
+    /// * `rejected` needs a new submission (`pending`) before it can become `verified`;
+    /// * only a `verified` status can become `expired`;
+    /// * `verified` and `expired` may be re-reviewed (`pending`) or revoked (`rejected`), and
+    ///   `expired` may be refreshed straight to `verified` (documents renewed at a branch);
+    /// * `not_started` may go to `pending`, or straight to `verified` / `rejected` when the
+    ///   check happened in person.
+    pub fn can_change_to(self, to: KycStatus) -> bool {
+        use KycStatus::*;
+        match (self, to) {
+            (_, NotStarted) => false,
+            (NotStarted, Pending | Verified | Rejected) => true,
+            (Pending, Verified | Rejected) => true,
+            (Verified, Pending | Rejected | Expired) => true,
+            (Rejected, Pending) => true,
+            (Expired, Pending | Verified | Rejected) => true,
+            _ => false,
+        }
+    }
+
     /// Preference when two records of one person disagree: a verified status wins, then
     /// expired (was verified once), pending, rejected, not started.
-    fn merge_rank(self) -> u8 {
+    pub fn merge_rank(self) -> u8 {
         match self {
             KycStatus::Verified => 5,
             KycStatus::Expired => 4,
@@ -362,6 +391,24 @@ mod tests {
         assert!("C-nope".parse::<CustomerId>().is_err());
         assert_eq!(serde_json::from_str::<CustomerId>(&serde_json::to_string(&id).unwrap()).unwrap(), id);
         assert!(CustomerId::new() < CustomerId::new() || CustomerId::new() != CustomerId::new());
+    }
+
+    #[test]
+    fn kyc_transitions() {
+        use KycStatus::*;
+        for k in KycStatus::ALL {
+            assert_eq!(KycStatus::parse(k.as_str()), Some(k));
+            assert!(!k.can_change_to(NotStarted));
+        }
+        assert_eq!(KycStatus::parse("approved"), None);
+        assert!(NotStarted.can_change_to(Verified));
+        assert!(Pending.can_change_to(Rejected));
+        assert!(!Pending.can_change_to(Expired));
+        assert!(!Rejected.can_change_to(Verified));
+        assert!(Rejected.can_change_to(Pending));
+        assert!(Verified.can_change_to(Expired));
+        assert!(Expired.can_change_to(Verified));
+        assert!(Verified.merge_rank() > Pending.merge_rank());
     }
 
     #[test]

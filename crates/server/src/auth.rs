@@ -40,6 +40,8 @@ pub enum Permission {
     CustomersWrite,
     /// See names, ID numbers and phone numbers in clear; everyone else sees them masked.
     CustomersPii,
+    /// Change KYC status, correct identity documents, close customers, merge records.
+    CustomersAdmin,
     /// Ask the risk engine for a decision (channel applications, tellers).
     RiskDecide,
     /// Read decisions, rule sets, lists, cases and models; market risk figures.

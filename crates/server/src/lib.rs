@@ -97,6 +97,8 @@ impl Modify for BearerAuth {
         routes::ledger::post_pending, routes::ledger::void_pending,
         routes::keys::create_key, routes::keys::revoke_key,
         routes::customers::create_customer, routes::customers::get_customer, routes::customers::list_customers,
+        routes::customers::update_customer, routes::customers::close_customer, routes::customers::put_kyc,
+        routes::customers::customer_history, routes::customers::merge_customers,
         routes::profiles::get_profile, routes::profiles::get_customer_tags, routes::profiles::get_facts, routes::profiles::put_facts,
         routes::profiles::link_identity, routes::profiles::get_recommendations, routes::profiles::churn_risk,
         routes::profiles::list_segments, routes::profiles::put_segment, routes::profiles::recompute_all,
@@ -142,7 +144,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transfers/{id}/post", post(l::post_pending))
         .route("/v1/transfers/{id}/void", post(l::void_pending))
         .route("/v1/customers", post(customers::create_customer).get(customers::list_customers))
-        .route("/v1/customers/{id}", get(customers::get_customer))
+        .route(
+            "/v1/customers/{id}",
+            get(customers::get_customer).patch(customers::update_customer).delete(customers::close_customer),
+        )
+        .route("/v1/customers/{id}/kyc", axum::routing::put(customers::put_kyc))
+        .route("/v1/customers/{id}/history", get(customers::customer_history))
+        .route("/v1/customers/{id}/merge", post(customers::merge_customers))
         .route("/v1/customers/churn-risk", get(profiles::churn_risk))
         .route("/v1/customers/recompute", post(profiles::recompute_all))
         .route("/v1/customers/{id}/profile", get(profiles::get_profile))

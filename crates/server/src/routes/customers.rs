@@ -1,11 +1,15 @@
 //! Customer register: one customer id per person or business, validated identity documents
 //! and phone numbers, and masking of personal data for roles that may not see it in clear.
+//! After registration: updates and document corrections, KYC status changes, closure and
+//! merges of two records of one person, each with history (`customer_platform::lifecycle`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use customer::{mask_id_number, mask_name, mask_phone, CustomerId, CustomerKind, MobilePhone, ResidentId, Uscc};
-use customer_platform::{CustomerRecord, NewCustomerRecord, PlatformError};
+use customer::{
+    mask_id_number, mask_name, mask_phone, CustomerId, CustomerKind, KycStatus, MobilePhone, ResidentId, Uscc,
+};
+use customer_platform::{Actor, CustomerRecord, CustomerUpdate, HistoryEvent, NewCustomerRecord, PlatformError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,11 +46,31 @@ pub struct CustomerView {
     pub phone: Option<String>,
     pub kyc_status: String,
     pub created_at: i64,
+    /// `active`, `closed` (kept for retention, hidden from search) or `merged` (see
+    /// `merged_into`).
+    #[schema(example = "active")]
+    pub status: String,
+    /// When the customer was closed (microseconds since the Unix epoch).
+    pub closed_at: Option<i64>,
+    /// For merged records: the customer this record now belongs to.
+    pub merged_into: Option<String>,
     pub masked: bool,
 }
 
 fn view(row: CustomerRecord, clear: bool) -> CustomerView {
-    let CustomerRecord { id, kind, name, id_document_type, id_number, phone, kyc_status, created_at } = row;
+    let CustomerRecord {
+        id,
+        kind,
+        name,
+        id_document_type,
+        id_number,
+        phone,
+        kyc_status,
+        created_at,
+        status,
+        closed_at,
+        merged_into,
+    } = row;
     if clear {
         return CustomerView {
             id,
@@ -57,6 +81,9 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
             phone,
             kyc_status,
             created_at,
+            status,
+            closed_at,
+            merged_into,
             masked: false,
         };
     }
@@ -69,6 +96,9 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
         phone: phone.as_deref().map(mask_phone),
         kyc_status,
         created_at,
+        status,
+        closed_at,
+        merged_into,
         masked: true,
     }
 }
@@ -86,6 +116,49 @@ impl From<PlatformError> for ApiError {
                 "identity_taken",
                 format!("this channel identity already belongs to customer {owner}"),
             ),
+            PlatformError::NotFound(id) => not_found(&id),
+            PlatformError::Inactive { id, status, merged_into } => match merged_into {
+                Some(survivor) if status == "merged" => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "customer_merged",
+                    format!("customer {id} was merged into {survivor}; use {survivor}"),
+                ),
+                _ => ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("customer_{status}"),
+                    format!("customer {id} is {status}"),
+                ),
+            },
+            PlatformError::OpenProducts { id, accounts, loans } => {
+                let mut error = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "customer_has_open_products",
+                    format!(
+                        "customer {id} (or a record merged into it) still has {accounts} open account(s) with a \
+                         non-zero balance and {} active or overdue loan(s): settle and close them first",
+                        loans.len()
+                    ),
+                );
+                error.details = Some(serde_json::json!({"open_accounts_with_balance": accounts, "open_loans": loans}));
+                error
+            }
+            e @ PlatformError::MergeConflict(_) => ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string()),
+            e @ PlatformError::InvalidKycTransition { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_kyc_transition", e.to_string())
+            }
+            PlatformError::DocumentTaken(holder) => {
+                let mut error = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "customer_exists",
+                    format!(
+                        "this identity document already belongs to customer {holder}; if both records are the same \
+                         person, merge them (POST /v1/customers/{holder}/merge) instead of correcting the document"
+                    ),
+                );
+                error.details = Some(serde_json::json!({"existing_customer_id": holder}));
+                error
+            }
+            e @ PlatformError::Concurrent(_) => ApiError::new(StatusCode::CONFLICT, "concurrent_update", e.to_string()),
             PlatformError::Customer(e) => e.into(),
             other => ApiError::internal(other),
         }
@@ -94,6 +167,64 @@ impl From<PlatformError> for ApiError {
 
 fn invalid(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// A name of 1..=100 characters after trimming.
+fn parse_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(invalid("invalid_name", "name must be 1..=100 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// The identity document: a resident ID (checksum verified) for individuals, a USCC otherwise.
+fn parse_document(individual: bool, number: &str) -> Result<(&'static str, String), ApiError> {
+    if individual {
+        let id = ResidentId::parse(number).map_err(|e| invalid("invalid_id_number", e.to_string()))?;
+        Ok(("resident_id", id.as_str().to_string()))
+    } else {
+        let code = Uscc::parse(number).map_err(|e| invalid("invalid_id_number", e.to_string()))?;
+        Ok(("uscc", code.as_str().to_string()))
+    }
+}
+
+/// A mainland mobile number, normalised to `+86...`.
+fn parse_phone(phone: &str) -> Result<String, ApiError> {
+    MobilePhone::parse(phone).map(|p| p.as_str().to_string()).map_err(|e| invalid("invalid_phone", e.to_string()))
+}
+
+/// An optional note or reason of at most 500 characters (blank is none).
+fn parse_note(note: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > 500) {
+        return Err(invalid("invalid_note", format!("{field} must be at most 500 characters")));
+    }
+    Ok(note.map(str::to_string))
+}
+
+fn parse_customer_id(id: &str) -> Result<String, ApiError> {
+    let id: CustomerId =
+        id.parse().map_err(|e: customer::CustomerError| ApiError::bad_request("invalid_path", e.to_string()))?;
+    Ok(id.to_string())
+}
+
+/// Closed and merged records take no new facts, identities or changes (409 `customer_closed`
+/// or `customer_merged`, naming the survivor).
+pub(crate) fn require_active(record: &CustomerRecord) -> Result<(), ApiError> {
+    if record.status == "active" {
+        return Ok(());
+    }
+    Err(PlatformError::Inactive {
+        id: record.id.clone(),
+        status: record.status.clone(),
+        merged_into: record.merged_into.clone(),
+    }
+    .into())
+}
+
+fn actor(caller: &Caller) -> Actor {
+    Actor { key_id: caller.key_id.to_string(), role: caller.role.as_str().to_string() }
 }
 
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = NewCustomer,
@@ -107,24 +238,9 @@ pub async fn create_customer(
     ApiJson(input): ApiJson<NewCustomer>,
 ) -> Result<(StatusCode, Json<CustomerView>), ApiError> {
     caller.require(Permission::CustomersWrite)?;
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(invalid("invalid_name", "name must be 1..=100 characters"));
-    }
-    let (doc_type, number) = if input.kind == CustomerKind::Individual {
-        let id = ResidentId::parse(&input.id_number).map_err(|e| invalid("invalid_id_number", e.to_string()))?;
-        ("resident_id", id.as_str().to_string())
-    } else {
-        let code = Uscc::parse(&input.id_number).map_err(|e| invalid("invalid_id_number", e.to_string()))?;
-        ("uscc", code.as_str().to_string())
-    };
-    let phone = input
-        .phone
-        .as_deref()
-        .map(MobilePhone::parse)
-        .transpose()
-        .map_err(|e| invalid("invalid_phone", e.to_string()))?
-        .map(|p| p.as_str().to_string());
+    let name = parse_name(&input.name)?;
+    let (doc_type, number) = parse_document(input.kind == CustomerKind::Individual, &input.id_number)?;
+    let phone = input.phone.as_deref().map(parse_phone).transpose()?;
     let record = NewCustomerRecord {
         id: CustomerId::new(),
         kind: input.kind,
@@ -173,6 +289,9 @@ pub struct CustomerQuery {
     rfm: Option<String>,
     /// Only this lifecycle stage: `new`, `growing`, `mature`, `dormant`, `churning`.
     lifecycle: Option<String>,
+    /// Record status: `active` (default), `closed`, `merged` or `all`. Closed and merged
+    /// records are never members of tags, segments, tiers, RFM segments or lifecycle stages.
+    status: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -196,8 +315,18 @@ pub async fn list_customers(
             .into_iter()
             .filter_map(|(prefix, v)| v.as_ref().map(|v| format!("{prefix}:{v}")))
             .collect();
+    let status = match q.status.as_deref().unwrap_or("active") {
+        "all" => None,
+        s @ ("active" | "closed" | "merged") => Some(s),
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown status {other:?}: use active, closed, merged or all"),
+            ))
+        }
+    };
     if keys.is_empty() {
-        let rows = state.customers.customers_after(q.after.as_deref().unwrap_or(""), limit as i64).await?;
+        let rows = state.customers.customers_after(q.after.as_deref().unwrap_or(""), limit as i64, status).await?;
         let next_after = (rows.len() == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
         return Ok(Json(CustomerPage { customers: rows.into_iter().map(|r| view(r, clear)).collect(), next_after }));
     }
@@ -221,9 +350,250 @@ pub async fn list_customers(
     let results = state.customers.results_by_ordinals(&ordinals).await?;
     let ids: Vec<String> = results.iter().map(|r| r.customer_id.clone()).collect();
     let mut records = state.customers.customers_by_ids(&ids).await?;
+    // Membership bitmaps only hold active customers; this also covers a record closed while a
+    // page was being read.
+    records.retain(|r| status.is_none_or(|s| r.status == s));
     let position: std::collections::HashMap<&str, usize> =
         ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     records.sort_by_key(|r| position.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
     let next_after = (ordinals.len() == limit).then(|| ids.last().cloned()).flatten();
     Ok(Json(CustomerPage { customers: records.into_iter().map(|r| view(r, clear)).collect(), next_after }))
+}
+
+/// Changes to a customer. Absent fields stay as they are; the phone cannot be removed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerPatch {
+    /// 1..=100 characters.
+    pub name: Option<String>,
+    /// Mainland mobile number, with or without +86.
+    #[schema(example = "+8613812345678")]
+    pub phone: Option<String>,
+    /// A correction of the identity document (same kind of document, validated like at
+    /// registration). Needs the customers admin permission. A document that belongs to another
+    /// customer is a 409 naming that customer: merge the records instead.
+    pub id_number: Option<String>,
+    /// Why (kept in the history), at most 500 characters.
+    pub note: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
+    request_body = CustomerPatch,
+    responses((status = 200, body = CustomerView),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`customer_exists`: the corrected document belongs to another customer (named; merge instead); `customer_closed`, `customer_merged`", body = ErrorBody),
+              (status = 422, description = "`invalid_name`, `invalid_phone`, `invalid_id_number`, `empty_update`, unknown fields", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn update_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(patch): ApiJson<CustomerPatch>,
+) -> Result<Json<CustomerView>, ApiError> {
+    caller.require(Permission::CustomersWrite)?;
+    if patch.id_number.is_some() {
+        caller.require(Permission::CustomersAdmin)?;
+    }
+    let id = parse_customer_id(&id)?;
+    if patch.name.is_none() && patch.phone.is_none() && patch.id_number.is_none() {
+        return Err(invalid("empty_update", "give at least one of name, phone, id_number"));
+    }
+    let current = state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    let update = CustomerUpdate {
+        name: patch.name.as_deref().map(parse_name).transpose()?,
+        phone: patch.phone.as_deref().map(parse_phone).transpose()?,
+        document: patch.id_number.as_deref().map(|n| parse_document(current.kind == "individual", n)).transpose()?,
+        note: parse_note(patch.note.as_deref(), "note")?,
+    };
+    let updated = state.customers.update_customer(&id, &update, &actor(&caller)).await?;
+    Ok(Json(view(updated, caller.role.allows(Permission::CustomersPii))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseCustomer {
+    /// Why (kept in the history), at most 500 characters.
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
+    request_body(content = CloseCustomer, description = "Optional: the reason, kept in the history"),
+    responses((status = 200, description = "Closed (records are kept, never deleted); closing a closed customer returns it unchanged", body = CustomerView),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`customer_has_open_products`: ledger accounts not closed with a non-zero posted or pending balance, or active/overdue loans, of this customer or records merged into it (counts in `details`); `customer_merged`", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn close_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    body: Option<ApiJson<CloseCustomer>>,
+) -> Result<Json<CustomerView>, ApiError> {
+    caller.require(Permission::CustomersAdmin)?;
+    let id = parse_customer_id(&id)?;
+    let reason = parse_note(body.as_ref().and_then(|ApiJson(b)| b.reason.as_deref()), "reason")?;
+    // Closing removes the customer's bits from the shared membership bitmaps.
+    let _bitmaps = state.recompute_lock.lock().await;
+    let closed = state.customers.close_customer(&id, reason.as_deref(), &actor(&caller)).await?;
+    Ok(Json(view(closed, caller.role.allows(Permission::CustomersPii))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KycChange {
+    /// `not_started`, `pending`, `verified`, `rejected` or `expired`.
+    #[schema(example = "verified")]
+    pub status: String,
+    /// Why; required for `rejected`. At most 500 characters.
+    pub note: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/customers/{id}/kyc", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
+    request_body = KycChange,
+    responses((status = 200, description = "The customer after the change (setting the current status again changes nothing)", body = CustomerView),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`invalid_kyc_transition` (nothing goes back to not_started; pending cannot expire; rejected must go through pending before verified; only verified can expire), `customer_closed`, `customer_merged`", body = ErrorBody),
+              (status = 422, description = "`invalid_kyc_status` (lists the allowed values), `note_required`", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn put_kyc(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(change): ApiJson<KycChange>,
+) -> Result<Json<CustomerView>, ApiError> {
+    caller.require(Permission::CustomersAdmin)?;
+    let id = parse_customer_id(&id)?;
+    let Some(to) = KycStatus::parse(&change.status) else {
+        let allowed: Vec<&str> = KycStatus::ALL.iter().map(|k| k.as_str()).collect();
+        return Err(invalid(
+            "invalid_kyc_status",
+            format!("unknown KYC status {:?}: use one of {}", change.status, allowed.join(", ")),
+        ));
+    };
+    let note = parse_note(change.note.as_deref(), "note")?;
+    if to == KycStatus::Rejected && note.is_none() {
+        return Err(invalid("note_required", "a rejection needs a note saying why"));
+    }
+    let changed = state.customers.change_kyc(&id, to, note.as_deref(), &actor(&caller)).await?;
+    Ok(Json(view(changed, caller.role.allows(Permission::CustomersPii))))
+}
+
+/// One change of a customer record.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEventView {
+    /// `name_changed`, `phone_changed`, `id_number_corrected`, `kyc_changed`, `closed`,
+    /// `merged_in` (another record was merged into this one) or `merged_into` (this record was
+    /// merged into `other_customer_id`).
+    pub event: String,
+    /// Previous value (names, phone and ID numbers masked like the record).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub other_customer_id: Option<String>,
+    pub note: Option<String>,
+    /// API key id of the caller who made the change.
+    pub actor_key_id: String,
+    pub actor_role: String,
+    /// Microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerHistory {
+    pub customer_id: String,
+    /// Oldest first.
+    pub events: Vec<HistoryEventView>,
+    pub masked: bool,
+}
+
+fn event_view(e: HistoryEvent, clear: bool) -> HistoryEventView {
+    let mask: Option<fn(&str) -> String> = match e.event.as_str() {
+        _ if clear => None,
+        "name_changed" => Some(mask_name),
+        "phone_changed" => Some(mask_phone),
+        "id_number_corrected" => Some(mask_id_number),
+        _ => None,
+    };
+    let apply = |v: Option<String>| match mask {
+        Some(m) => v.as_deref().map(m),
+        None => v,
+    };
+    HistoryEventView {
+        from: apply(e.from_value),
+        to: apply(e.to_value),
+        event: e.event,
+        other_customer_id: e.other_customer_id,
+        note: e.note,
+        actor_key_id: e.actor_key_id,
+        actor_role: e.actor_role,
+        at: e.at,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}/history", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
+    responses((status = 200, description = "Field changes, KYC changes, closure and merges, oldest first", body = CustomerHistory),
+              (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn customer_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CustomerHistory>, ApiError> {
+    caller.require(Permission::CustomersRead)?;
+    let id = parse_customer_id(&id)?;
+    state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    let clear = caller.role.allows(Permission::CustomersPii);
+    let events = state.customers.history(&id).await?.into_iter().map(|e| event_view(e, clear)).collect();
+    Ok(Json(CustomerHistory { customer_id: id, events, masked: !clear }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The record to absorb into the customer in the path.
+    pub from: String,
+    /// Why the two records are the same person; required unless they hold the same identity
+    /// document. At most 500 characters.
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MergeView {
+    pub survivor: CustomerView,
+    /// The absorbed record, now `status: "merged"` with `merged_into`.
+    pub absorbed: CustomerView,
+    pub identities_moved: u64,
+}
+
+#[utoipa::path(post, path = "/v1/customers/{id}/merge", tag = "customers", params(("id" = String, Path, description = "the surviving customer")),
+    request_body = MergeRequest,
+    responses((status = 200, body = MergeView),
+              (status = 404, description = "Either customer unknown (named)", body = ErrorBody),
+              (status = 409, description = "`merge_conflict` (different kinds; different documents without a reason; different documents and names), `customer_closed`, `customer_merged`", body = ErrorBody),
+              (status = 422, description = "`merge_into_self`, `invalid_customer_id`", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn merge_customers(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(request): ApiJson<MergeRequest>,
+) -> Result<Json<MergeView>, ApiError> {
+    caller.require(Permission::CustomersAdmin)?;
+    let survivor = parse_customer_id(&id)?;
+    let absorbed: CustomerId = request
+        .from
+        .parse()
+        .map_err(|e: customer::CustomerError| invalid("invalid_customer_id", format!("from: {e}")))?;
+    let absorbed = absorbed.to_string();
+    if absorbed == survivor {
+        return Err(invalid("merge_into_self", "a customer cannot be merged into itself"));
+    }
+    let reason = parse_note(request.reason.as_deref(), "reason")?;
+    // A merge removes the absorbed record's bits from the shared membership bitmaps.
+    let _bitmaps = state.recompute_lock.lock().await;
+    let outcome = state.customers.merge_customers(&survivor, &absorbed, reason.as_deref(), &actor(&caller)).await?;
+    let clear = caller.role.allows(Permission::CustomersPii);
+    Ok(Json(MergeView {
+        survivor: view(outcome.survivor, clear),
+        absorbed: view(outcome.absorbed, clear),
+        identities_moved: outcome.identities_moved,
+    }))
 }

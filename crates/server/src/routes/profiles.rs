@@ -142,7 +142,8 @@ pub async fn put_facts(
             format!("facts are for {} but the path names {id}", facts.customer_id),
         ));
     }
-    state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    let record = state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    super::customers::require_active(&record)?;
     let changed = state.customers.upsert_facts(&[facts]).await? == 1;
     Ok(Json(FactsAccepted { customer_id: id, changed }))
 }
@@ -176,7 +177,8 @@ pub async fn link_identity(
             "external_id must be 1..=128 bytes",
         ));
     }
-    state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    let record = state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
+    super::customers::require_active(&record)?;
     state.customers.link_identity(&id, link.channel, external_id).await?;
     let (channel, external_id, linked_at) = state
         .customers
