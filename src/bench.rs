@@ -409,6 +409,8 @@ async fn persisted_eod(args: &LendingBenchArgs) -> Result<()> {
         r.phases_millis.save
     );
     db.close().await;
-    let _ = std::fs::remove_file(&path);
+    if std::env::var_os("DIGIBANK_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
     Ok(())
 }
