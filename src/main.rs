@@ -85,6 +85,14 @@ struct ServeArgs {
     /// and store them a few milliseconds later (a crash can lose the last batch).
     #[arg(long, env = "DIGIBANK_RISK_DECISION_LOG", default_value = "durable", value_parser = ["durable", "buffered"])]
     decision_log: String,
+    /// Where lending decisions get applicant records and external data (bureau, social
+    /// security, housing fund, tax, ERP): `simulator` (deterministic, seeded) or `files` (JSON
+    /// files under --lending-data-dir, layout in crates/lending/README.md).
+    #[arg(long, env = "DIGIBANK_LENDING_DATA_SOURCE", default_value = "simulator", value_parser = ["simulator", "files"])]
+    lending_data_source: String,
+    /// Directory of the `files` lending data source; must exist.
+    #[arg(long, env = "DIGIBANK_LENDING_DATA_DIR")]
+    lending_data_dir: Option<std::path::PathBuf>,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -177,6 +185,7 @@ struct FileConfig {
     demo_seed: Option<u64>,
     log: Option<String>,
     risk: Option<RiskFileConfig>,
+    lending: Option<LendingFileConfig>,
 }
 
 /// `[risk]` in the config file.
@@ -186,6 +195,14 @@ struct RiskFileConfig {
     screen_channels: Option<Vec<String>>,
     review_hold_secs: Option<u32>,
     decision_log: Option<String>,
+}
+
+/// `[lending]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LendingFileConfig {
+    data_source: Option<String>,
+    data_dir: Option<String>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -200,7 +217,10 @@ fn apply_config_file() -> Result<()> {
     };
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
     let risk = config.risk.unwrap_or_default();
+    let lending = config.lending.unwrap_or_default();
     let settings = [
+        ("DIGIBANK_LENDING_DATA_SOURCE", lending.data_source),
+        ("DIGIBANK_LENDING_DATA_DIR", lending.data_dir),
         ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
         ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
@@ -407,9 +427,24 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         },
         ..server::risk::RiskConfig::default()
     };
+    let lending_data_dir = match (args.lending_data_source.as_str(), &args.lending_data_dir) {
+        ("files", None) => bail!(
+            "lending data source `files` needs a data directory: --lending-data-dir, DIGIBANK_LENDING_DATA_DIR \
+             or data_dir in [lending] of the config file"
+        ),
+        ("files", Some(dir)) if !dir.is_dir() => {
+            bail!("lending data directory {} does not exist or is not a directory", dir.display())
+        }
+        ("files", Some(dir)) => Some(dir.clone()),
+        _ => None,
+    };
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    let state =
+    let mut state =
         server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    if let Some(dir) = lending_data_dir {
+        state.lending = state.lending.clone().with_data_dir(&dir)?;
+        println!("lending data: JSON files under {}", dir.display());
+    }
     if args.demo {
         risk_cli::seed_demo_graph(&state.risk.engine);
     }
