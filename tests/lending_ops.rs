@@ -137,13 +137,18 @@ async fn review_decisions_write_off_and_recoveries() {
             server.call("POST", &approve_path(&a), Some(json!({"note": "again", "limit_minor": 1_000_00}))).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again, approved);
-        let (status, e) =
-            server.call("POST", &decline_path(&a), Some(json!({"reason_code": "other", "note": "changed my mind"}))).await;
+        let (status, e) = server
+            .call("POST", &decline_path(&a), Some(json!({"reason_code": "other", "note": "changed my mind"})))
+            .await;
         assert_error(status, &e, 409, "review_already_decided");
 
         // Decline B: the customer sees the reason on the application; no offer.
         let (status, declined) = server
-            .call("POST", &decline_path(&b), Some(json!({"reason_code": "insufficient_income", "note": "income unclear"})))
+            .call(
+                "POST",
+                &decline_path(&b),
+                Some(json!({"reason_code": "insufficient_income", "note": "income unclear"})),
+            )
             .await;
         assert_eq!(status, 200, "{declined}");
         let (status, seen) = server.call("GET", &format!("/v1/lending/applications/{b}"), None).await;
@@ -156,9 +161,8 @@ async fn review_decisions_write_off_and_recoveries() {
         assert_error(status, &e, 409, "decision_not_approved");
         let (status, e) = server.call("POST", &approve_path(&b), Some(json!({"note": "x"}))).await;
         assert_error(status, &e, 409, "review_already_decided");
-        let (status, again) = server
-            .call("POST", &decline_path(&b), Some(json!({"reason_code": "other", "note": "retry"})))
-            .await;
+        let (status, again) =
+            server.call("POST", &decline_path(&b), Some(json!({"reason_code": "other", "note": "retry"}))).await;
         assert_eq!(status, 200);
         assert_eq!(again["reason_codes"], json!(["insufficient_income"]));
         let queue = queue_ids(&server).await;
@@ -193,9 +197,8 @@ async fn review_decisions_write_off_and_recoveries() {
             server.call("POST", "/v1/api-keys", Some(json!({"name": "back office", "role": "operator"}))).await;
         assert_eq!(status, 201, "{key}");
         let operator = key["key"].as_str().unwrap().to_string();
-        let (status, _) = server
-            .call_as(Some(&operator), "POST", &write_off_path, Some(json!({"reason": "x", "force": true})))
-            .await;
+        let (status, _) =
+            server.call_as(Some(&operator), "POST", &write_off_path, Some(json!({"reason": "x", "force": true}))).await;
         assert_eq!(status, 403);
         let (status, _) =
             server.call_as(Some(&teller), "POST", &write_off_path, Some(json!({"reason": "uncollectable"}))).await;
@@ -292,8 +295,9 @@ async fn decisions_from_json_files_configured_at_start_up() {
         let err = serve_fails(&["--lending-data-source", "files"], &db).await;
         assert!(err.contains("needs a data directory"), "{err}");
         let missing = dir.join("nope");
-        let err = serve_fails(&["--lending-data-source", "files", "--lending-data-dir", missing.to_str().unwrap()], &db)
-            .await;
+        let err =
+            serve_fails(&["--lending-data-source", "files", "--lending-data-dir", missing.to_str().unwrap()], &db)
+                .await;
         assert!(err.contains("does not exist"), "{err}");
 
         // One applicant on file, with a severe current delinquency in the bureau file.

@@ -7,10 +7,11 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use customer::CustomerKind;
 use ledger::{AccountId, Ledger, TransferError, TransferOutcome, TransferRequest, MAX_BATCH};
 use lending::{
-    accept, approve_review, decide, decline_review, Analyst, FileSource, Outcome, Product, WRITE_OFF_MIN_DPD, direct_contract, early_warnings, eod, loan_alerts, make_offer, AcceptRequest, Alert, Catalog,
-    Contract, ContractId, DataSources, Decision, DocumentKind, DocumentRegistry, FraudCheck, Installment, LendingError,
-    Loan, LoanId, Offer, Posting, PrepayMode, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod,
-    RiskGrade, SimpleFraudCheck, Simulator,
+    accept, approve_review, decide, decline_review, direct_contract, early_warnings, eod, loan_alerts, make_offer,
+    AcceptRequest, Alert, Analyst, Catalog, Contract, ContractId, DataSources, Decision, DocumentKind,
+    DocumentRegistry, FileSource, FraudCheck, Installment, LendingError, Loan, LoanId, Offer, Outcome, Posting,
+    PrepayMode, Product, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod, RiskGrade,
+    SimpleFraudCheck, Simulator, WRITE_OFF_MIN_DPD,
 };
 use money::{Amount, Currency};
 use serde::{Deserialize, Serialize};

@@ -191,7 +191,8 @@ impl LendingStore {
         let json = serde_json::to_string(d)?;
         let id = d.id.0.to_string();
         let grade = d.grade.map(|g| format!("{g:?}"));
-        storage::transaction!(&self.db, |tx| async {
+        storage::transaction!(&self.db, |tx| {
+            async {
             let n = sqlx::query(
                 "UPDATE lending_review_queue SET status = $1, decided_by = $2, decided_role = $3, decided_at = $4, \
                  note = $5, reason_code = $6 WHERE decision_id = $7 AND status = 'open'",
@@ -225,7 +226,8 @@ impl LendingStore {
             }
             Ok(true)
         }
-        .await)
+        .await
+        })
     }
 
     /// Stores an offer (idempotent: one offer per decision) and returns the stored one.

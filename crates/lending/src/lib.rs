@@ -50,8 +50,9 @@ pub use data::{
     TaxSource, TaxYear,
 };
 pub use decision::{
-    approve_review, decide, decline_review, eligibility, Analyst, Decision, DecisionId, FactorScore, ManualReview, FraudCheck, FraudOutcome, FraudVerdict, NoFraudCheck,
-    Outcome, Reason, SimpleFraudCheck, DECLINE_REASONS, MODEL_VERSION,
+    approve_review, decide, decline_review, eligibility, Analyst, Decision, DecisionId, FactorScore, FraudCheck,
+    FraudOutcome, FraudVerdict, ManualReview, NoFraudCheck, Outcome, Reason, SimpleFraudCheck, DECLINE_REASONS,
+    MODEL_VERSION,
 };
 pub use error::LendingError;
 pub use grade::RiskGrade;

@@ -218,7 +218,9 @@ fn write_off_needs_ninety_days_past_due_unless_forced_and_stops_accrual() {
     let owed = loan.total_outstanding();
     let postings = loan.write_off_overdue(day(2026, 6, 2), WRITE_OFF_MIN_DPD, false).unwrap();
     assert_eq!(postings.iter().map(|p| p.amount.minor).sum::<i64>(), owed);
-    assert!(postings.iter().all(|p| p.debit == AccountRole::LoanLossAllowance && p.purpose == PostingPurpose::WriteOff));
+    assert!(postings
+        .iter()
+        .all(|p| p.debit == AccountRole::LoanLossAllowance && p.purpose == PostingPurpose::WriteOff));
     journal.extend(postings);
     assert_reconciles(&loan, &journal);
     // End of day no longer accrues anything on it.
