@@ -275,12 +275,17 @@ async fn review_decisions_write_off_and_recoveries() {
 
 /// `digibank serve` with bad lending data settings exits with a clear message.
 async fn serve_fails(args: &[&str], db: &str) -> String {
+    serve_fails_with(args, db, &[]).await
+}
+
+async fn serve_fails_with(args: &[&str], db: &str, env: &[(&str, &str)]) -> String {
     let out = tokio::process::Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0", "--database-url", db])
         .args(args)
         .env("RUST_LOG", "error")
         .env_remove("DIGIBANK_LENDING_DATA_SOURCE")
         .env_remove("DIGIBANK_LENDING_DATA_DIR")
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("run digibank");
@@ -299,6 +304,15 @@ async fn decisions_from_json_files_configured_at_start_up() {
             serve_fails(&["--lending-data-source", "files", "--lending-data-dir", missing.to_str().unwrap()], &db)
                 .await;
         assert!(err.contains("does not exist"), "{err}");
+        // The same settings from the environment and from `[lending]` in the config file.
+        let env = [("DIGIBANK_LENDING_DATA_SOURCE", "files"), ("DIGIBANK_LENDING_DATA_DIR", missing.to_str().unwrap())];
+        let err = serve_fails_with(&[], &db, &env).await;
+        assert!(err.contains("does not exist"), "{err}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("digibank.toml");
+        std::fs::write(&config, "[lending]\ndata_source = \"files\"\n").unwrap();
+        let err = serve_fails_with(&[], &db, &[("DIGIBANK_CONFIG", config.to_str().unwrap())]).await;
+        assert!(err.contains("needs a data directory"), "{err}");
 
         // One applicant on file, with a severe current delinquency in the bureau file.
         let files = FileSource::new(&dir);
