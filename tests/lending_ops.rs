@@ -157,6 +157,13 @@ async fn review_decisions_write_off_and_recoveries() {
         assert_eq!(seen["reason_codes"], json!(["insufficient_income"]), "{seen}");
         assert!(seen["reasons"][0].as_str().unwrap().contains("declined after manual review"));
         assert!(seen["limit"].is_null());
+        assert_eq!(seen["decision"]["manual_review"]["note"], "income unclear");
+        // Without the review permission the reasons are visible, the analyst's note is not.
+        let (status, channel) =
+            server.call_as(Some(&teller), "GET", &format!("/v1/lending/applications/{b}"), None).await;
+        assert_eq!(status, 200, "{channel}");
+        assert_eq!(channel["reason_codes"], json!(["insufficient_income"]));
+        assert!(channel["decision"]["manual_review"].is_null(), "{channel}");
         let (status, e) = server.call("POST", &format!("/v1/lending/applications/{b}/offer"), None).await;
         assert_error(status, &e, 409, "decision_not_approved");
         let (status, e) = server.call("POST", &approve_path(&b), Some(json!({"note": "x"}))).await;

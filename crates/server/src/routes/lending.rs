@@ -149,7 +149,13 @@ pub async fn get_application(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     caller.require(Permission::LendingRead)?;
-    Ok(Json(application_view(state.lending.decision(&id.to_string()).await?)))
+    let mut d = state.lending.decision(&id.to_string()).await?;
+    if !caller.role.allows(Permission::LendingReview) {
+        // The analyst and the internal note are for lending officers; the outcome and the
+        // reasons stay visible.
+        d.manual_review = None;
+    }
+    Ok(Json(application_view(d)))
 }
 
 #[utoipa::path(post, path = "/v1/lending/applications/{id}/offer", tag = "lending", params(("id" = String, Path)),
