@@ -93,6 +93,14 @@ struct ServeArgs {
     /// also into the velocity counters).
     #[arg(long, env = "DIGIBANK_RISK_GRAPH_HISTORY_DAYS", default_value_t = 90)]
     risk_graph_history_days: u32,
+    /// Where lending decisions get applicant records and external data (bureau, social
+    /// security, housing fund, tax, ERP): `simulator` (deterministic, seeded) or `files` (JSON
+    /// files under --lending-data-dir, layout in crates/lending/README.md).
+    #[arg(long, env = "DIGIBANK_LENDING_DATA_SOURCE", default_value = "simulator", value_parser = ["simulator", "files"])]
+    lending_data_source: String,
+    /// Directory of the `files` lending data source; must exist.
+    #[arg(long, env = "DIGIBANK_LENDING_DATA_DIR")]
+    lending_data_dir: Option<std::path::PathBuf>,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -185,6 +193,7 @@ struct FileConfig {
     demo_seed: Option<u64>,
     log: Option<String>,
     risk: Option<RiskFileConfig>,
+    lending: Option<LendingFileConfig>,
 }
 
 /// `[risk]` in the config file.
@@ -196,6 +205,14 @@ struct RiskFileConfig {
     decision_log: Option<String>,
     refresh_secs: Option<u32>,
     graph_history_days: Option<u32>,
+}
+
+/// `[lending]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LendingFileConfig {
+    data_source: Option<String>,
+    data_dir: Option<String>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -210,7 +227,10 @@ fn apply_config_file() -> Result<()> {
     };
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
     let risk = config.risk.unwrap_or_default();
+    let lending = config.lending.unwrap_or_default();
     let settings = [
+        ("DIGIBANK_LENDING_DATA_SOURCE", lending.data_source),
+        ("DIGIBANK_LENDING_DATA_DIR", lending.data_dir),
         ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
         ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
@@ -421,9 +441,24 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         graph_history_days: args.risk_graph_history_days,
         ..server::risk::RiskConfig::default()
     };
+    let lending_data_dir = match (args.lending_data_source.as_str(), &args.lending_data_dir) {
+        ("files", None) => bail!(
+            "lending data source `files` needs a data directory: --lending-data-dir, DIGIBANK_LENDING_DATA_DIR \
+             or data_dir in [lending] of the config file"
+        ),
+        ("files", Some(dir)) if !dir.is_dir() => {
+            bail!("lending data directory {} does not exist or is not a directory", dir.display())
+        }
+        ("files", Some(dir)) => Some(dir.clone()),
+        _ => None,
+    };
     let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
-    let state =
+    let mut state =
         server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    if let Some(dir) = lending_data_dir {
+        state.lending = state.lending.clone().with_data_dir(&dir)?;
+        println!("lending data: JSON files under {}", dir.display());
+    }
     if args.demo {
         risk_cli::seed_demo_graph(&state.risk.engine);
     }

@@ -27,9 +27,9 @@ pub mod store;
 
 pub use service::{
     AcceptInput, AcceptOutcome, ApplyInput, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
-    OperationOutcome, ReceivableInput,
+    OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, WriteOffInput, WriteOffOutcome,
 };
-pub use store::{LoanRecord, LoanSummary, ReviewItem};
+pub use store::{ChargedOff, LoanRecord, LoanSummary, ReviewItem};
 
 /// Errors of the lending platform.
 #[derive(Debug, thiserror::Error)]

@@ -7,10 +7,11 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use customer::CustomerKind;
 use ledger::{AccountId, Ledger, TransferError, TransferOutcome, TransferRequest, MAX_BATCH};
 use lending::{
-    accept, decide, direct_contract, early_warnings, eod, loan_alerts, make_offer, AcceptRequest, Alert, Catalog,
-    Contract, ContractId, DataSources, Decision, DocumentKind, DocumentRegistry, FraudCheck, Installment, LendingError,
-    Loan, LoanId, Offer, Posting, PrepayMode, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod,
-    RiskGrade, SimpleFraudCheck, Simulator,
+    accept, approve_review, decide, decline_review, direct_contract, early_warnings, eod, loan_alerts, make_offer,
+    AcceptRequest, Alert, Analyst, Catalog, Contract, ContractId, DataSources, Decision, DocumentKind,
+    DocumentRegistry, FileSource, FraudCheck, Installment, LendingError, Loan, LoanId, Offer, Outcome, Posting,
+    PrepayMode, Product, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod, RiskGrade,
+    SimpleFraudCheck, Simulator, WRITE_OFF_MIN_DPD,
 };
 use money::{Amount, Currency};
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use tokio::sync::{Mutex, OnceCell};
 use uuid::Uuid;
 
 use crate::accounts::{self, gl_accounts, loan_account, Parties, LOAN_ROLES, NS};
-use crate::store::{self, LendingStore, LoanRecord, LoanSummary, ReviewItem, Statement};
+use crate::store::{self, ChargedOff, LendingStore, LoanRecord, LoanSummary, ReviewItem, Statement};
 use crate::{LendingPlatformError, Result};
 
 /// Seed of the simulated external data sources (bureau, social security, housing fund, tax, ERP).
@@ -162,6 +163,60 @@ pub struct FinanceInput {
     pub start_date: Option<NaiveDate>,
 }
 
+/// Input of [`LendingService::approve_review`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReviewApproval {
+    /// The analyst's note (required, 1..2000 characters).
+    pub note: String,
+    /// Approved limit in minor units; default the proposed limit. At most the grid limit of the
+    /// grade (and the product maximum), at least the product minimum.
+    #[serde(default)]
+    pub limit_minor: Option<i64>,
+    /// Another offered grade of the product (its grid rate applies); default the proposed grade.
+    #[serde(default)]
+    pub grade: Option<RiskGrade>,
+}
+
+/// Input of [`LendingService::decline_review`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReviewDecline {
+    /// One of [`lending::DECLINE_REASONS`]; the customer sees its message.
+    pub reason_code: String,
+    /// The analyst's internal note (required, 1..2000 characters).
+    pub note: String,
+}
+
+/// Input of [`LendingService::write_off`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WriteOffInput {
+    pub reason: String,
+    /// Skip the days-past-due check (the server allows it to administrators only).
+    #[serde(default)]
+    pub force: bool,
+    /// Business date; default today (or the day after the last end of day if later).
+    #[serde(default)]
+    pub date: Option<NaiveDate>,
+}
+
+/// Result of [`LendingService::write_off`].
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteOffOutcome {
+    pub loan: Loan,
+    pub date: NaiveDate,
+    pub charged_off: ChargedOff,
+    pub postings: Vec<Posting>,
+    pub transfers: Vec<ledger::TransferId>,
+    /// True when the loan had already been written off: nothing was written now.
+    pub already_written_off: bool,
+}
+
+/// Where applicant records and external data come from.
+#[derive(Clone)]
+enum ApplicantSource {
+    Simulated(Simulator),
+    Files(FileSource),
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
@@ -177,7 +232,7 @@ pub struct LendingService {
     ledger: Ledger,
     catalog: Arc<Catalog>,
     sources: DataSources,
-    simulator: Simulator,
+    applicants: ApplicantSource,
     fraud: Arc<dyn FraudCheck>,
     gl_ready: Arc<OnceCell<()>>,
     /// The document registry, cached; every append is serialised here and re-checked against
@@ -192,10 +247,34 @@ impl LendingService {
             ledger,
             catalog: Arc::new(Catalog::builtin()),
             sources: DataSources::simulated(SIMULATOR_SEED),
-            simulator: Simulator::new(SIMULATOR_SEED),
+            applicants: ApplicantSource::Simulated(Simulator::new(SIMULATOR_SEED)),
             fraud: Arc::new(SimpleFraudCheck { blocked: HashSet::new(), max_inquiries_3m: Some(8) }),
             gl_ready: Arc::new(OnceCell::new()),
             registry: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Reads applicants and external data from JSON files under `dir` instead of the simulator
+    /// (layout: [`lending::FileSource`]). The directory must exist.
+    pub fn with_data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(LendingPlatformError::Invalid(format!(
+                "lending data directory {} does not exist or is not a directory",
+                dir.display()
+            )));
+        }
+        let files = FileSource::new(dir);
+        self.sources = DataSources::all(files.clone());
+        self.applicants = ApplicantSource::Files(files);
+        Ok(self)
+    }
+
+    /// `simulator` or `files`.
+    pub fn data_source_name(&self) -> &'static str {
+        match self.applicants {
+            ApplicantSource::Simulated(_) => "simulator",
+            ApplicantSource::Files(_) => "files",
         }
     }
 
@@ -238,7 +317,11 @@ impl LendingService {
             ProductKind::InstantConsumer => CustomerKind::Individual,
             _ => CustomerKind::Sme,
         });
-        let applicant = self.simulator.applicant(&input.applicant_id, kind);
+        let applicant = match &self.applicants {
+            ApplicantSource::Simulated(sim) => sim.applicant(&input.applicant_id, kind),
+            // The bank's record decides the kind; a missing record is a data-source error.
+            ApplicantSource::Files(files) => files.applicant_record(&input.applicant_id)?,
+        };
         let snapshot = self.sources.collect(&applicant, product, now.date_naive())?;
         let mut decision = decide(product, &snapshot, self.fraud.as_ref(), now);
         // One decision per application: a fresh id even for the same applicant.
@@ -360,6 +443,20 @@ impl LendingService {
         f: impl FnOnce(&mut Loan, NaiveDate) -> Result<(T, Vec<Posting>), LendingError>,
     ) -> Result<(LoanRecord, Loan, NaiveDate, T, Vec<Posting>, Vec<ledger::TransferId>)> {
         let rec = self.loan(id).await?;
+        self.operate_on(rec, date, payer, f, |_, _, _| Ok(Vec::new())).await
+    }
+
+    /// [`Self::operate`] on a loaded record, with `extra` statements (from the new state, the
+    /// date and the operation's own postings) saved in the same transaction as the loan.
+    async fn operate_on<T>(
+        &self,
+        rec: LoanRecord,
+        date: Option<NaiveDate>,
+        payer: Option<AccountId>,
+        f: impl FnOnce(&mut Loan, NaiveDate) -> Result<(T, Vec<Posting>), LendingError>,
+        extra: impl FnOnce(&Loan, NaiveDate, &[Posting]) -> Result<Vec<Statement>>,
+    ) -> Result<(LoanRecord, Loan, NaiveDate, T, Vec<Posting>, Vec<ledger::TransferId>)> {
+        let id = rec.loan.id;
         let mut loan = rec.loan.clone();
         let date = date.unwrap_or_else(|| {
             let next = loan.last_eod.and_then(|d| d.succ_opt()).unwrap_or(loan.start_date);
@@ -372,10 +469,11 @@ impl LendingService {
             }
         }
         let (out, own) = f(&mut loan, date)?;
+        let statements = extra(&loan, date, &own)?;
         postings.extend(own);
         let parties = Parties { customer: rec.customer_account, payer: payer.unwrap_or(rec.repayment_account) };
         let transfers = self.post(id, &format!("v{}", rec.version), &postings, &parties).await?;
-        let stale = self.store.save_loans(&[(&rec, &loan)]).await?;
+        let stale = self.store.save_loans_with(&[(&rec, &loan)], &statements).await?;
         if !stale.is_empty() {
             return Err(LendingPlatformError::Conflict(id.0.to_string()));
         }
@@ -414,6 +512,55 @@ impl LendingService {
         let (_, loan, date, a, postings, transfers) =
             self.operate(id, date, from, |loan, d| loan.prepay(amount, d, mode)).await?;
         Ok(OperationOutcome { loan, date, allocation: Some(a), postings, transfers })
+    }
+
+    /// Writes off a loan that is at least [`WRITE_OFF_MIN_DPD`] days past due (after bringing its
+    /// end of day up to the day before; `force` skips the check). Principal, interest, penalty
+    /// and fees are charged to `gl.loan_loss_allowance` as one linked batch with deterministic
+    /// ids (loan, version, sequence: a retry replays), the loan becomes `written_off` and the
+    /// write-off (reason, analyst, amounts) is recorded in the transaction that saves the loan.
+    /// Writing off a written-off loan again returns it unchanged.
+    pub async fn write_off(&self, id: LoanId, input: &WriteOffInput, analyst: &Analyst) -> Result<WriteOffOutcome> {
+        let reason = input.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(LendingPlatformError::Invalid("reason must be 1..500 characters".into()));
+        }
+        let rec = self.loan(id).await?;
+        if rec.loan.status == lending::LoanStatus::WrittenOff {
+            return Ok(WriteOffOutcome {
+                date: rec.loan.closed_on.unwrap_or_else(today),
+                loan: rec.loan,
+                charged_off: ChargedOff::default(),
+                postings: Vec::new(),
+                transfers: Vec::new(),
+                already_written_off: true,
+            });
+        }
+        self.ensure_gl().await?;
+        let force = input.force;
+        let (_, loan, date, charged_off, postings, transfers) = self
+            .operate_on(
+                rec,
+                input.date,
+                None,
+                |loan, d| {
+                    let own = loan.write_off_overdue(d, WRITE_OFF_MIN_DPD, force)?;
+                    Ok((charged(&own), own))
+                },
+                |loan, d, own| {
+                    Ok(vec![store::insert_write_off(
+                        loan.id,
+                        d,
+                        reason,
+                        force,
+                        &analyst.id,
+                        &analyst.role,
+                        &charged(own),
+                    )])
+                },
+            )
+            .await?;
+        Ok(WriteOffOutcome { loan, date, charged_off, postings, transfers, already_written_off: false })
     }
 
     /// Posted balances of the loan's four ledger accounts.
@@ -486,6 +633,50 @@ impl LendingService {
 
     pub async fn review_queue(&self, limit: i64) -> Result<Vec<ReviewItem>> {
         self.store.review_queue(limit.clamp(1, 1000)).await
+    }
+
+    /// An analyst approves a decision in the review queue (see [`lending::approve_review`]); an
+    /// offer can then be made. Approving an approved item again returns the stored decision;
+    /// a declined one is `review_already_decided`.
+    pub async fn approve_review(&self, id: &str, input: &ReviewApproval, analyst: &Analyst) -> Result<Decision> {
+        self.settle_review(id, Outcome::Approve, |d, product| {
+            approve_review(d, product, input.grade, input.limit_minor, &input.note, analyst)
+        })
+        .await
+    }
+
+    /// An analyst declines a decision in the review queue with a listed reason code (see
+    /// [`lending::decline_review`]); the customer sees the reason on the application.
+    pub async fn decline_review(&self, id: &str, input: &ReviewDecline, analyst: &Analyst) -> Result<Decision> {
+        self.settle_review(id, Outcome::Decline, |d, _| decline_review(d, &input.reason_code, &input.note, analyst))
+            .await
+    }
+
+    async fn settle_review(
+        &self,
+        id: &str,
+        want: Outcome,
+        f: impl FnOnce(&Decision, &Product) -> Result<Decision, LendingError>,
+    ) -> Result<Decision> {
+        let done = if want == Outcome::Approve { "approved" } else { "declined" };
+        let not_found = || LendingPlatformError::NotFound("review_item", id.to_string());
+        let status = self.store.review_status(id).await?.ok_or_else(not_found)?;
+        match status.as_str() {
+            "open" => {}
+            s if s == done => return self.decision(id).await,
+            s => return Err(bad(LendingError::ReviewAlreadyDecided(s.to_string()))),
+        }
+        let decision = self.decision(id).await?;
+        let product = self.catalog.get(&decision.product_code)?;
+        let decided = f(&decision, product)?;
+        if self.store.decide_review(&decided, done).await? {
+            return Ok(decided);
+        }
+        // Decided concurrently: answer as a retry would be answered.
+        match self.store.review_status(id).await?.ok_or_else(not_found)? {
+            s if s == done => self.decision(id).await,
+            s => Err(bad(LendingError::ReviewAlreadyDecided(s))),
+        }
     }
 
     // ---- end of day -------------------------------------------------------------------------
@@ -749,6 +940,23 @@ impl LendingService {
         *guard = Some(reg);
         Ok((r, outcome))
     }
+}
+
+/// What write-off postings charged off, per receivable.
+fn charged(postings: &[Posting]) -> ChargedOff {
+    let mut c = ChargedOff::default();
+    for p in postings.iter().filter(|p| p.purpose == lending::PostingPurpose::WriteOff) {
+        let m = p.amount.minor;
+        match p.credit {
+            lending::AccountRole::LoanPrincipal => c.principal += m,
+            lending::AccountRole::InterestReceivable => c.interest += m,
+            lending::AccountRole::PenaltyReceivable => c.penalty += m,
+            lending::AccountRole::FeeReceivable => c.fees += m,
+            _ => {}
+        }
+        c.total += m;
+    }
+    c
 }
 
 /// Ok when every transfer committed (now or earlier); else the first real failure (a

@@ -185,6 +185,66 @@ impl LendingStore {
             .collect()
     }
 
+    /// Status of a review item (`open`, `approved`, `declined`), `None` when the decision never
+    /// went to review.
+    pub async fn review_status(&self, decision_id: &str) -> Result<Option<String>> {
+        Ok(storage::read!(&self.db, |conn| sqlx::query_scalar(
+            "SELECT status FROM lending_review_queue WHERE decision_id = $1"
+        )
+        .bind(decision_id)
+        .fetch_optional(conn)
+        .await)?)
+    }
+
+    /// Records an analyst's decision (`d.manual_review` must be set): the review item leaves
+    /// `open` with `status`, analyst, time, note and reason code, and the decision row gets the
+    /// new outcome, grade and record, in one transaction. Returns `false`, with nothing written,
+    /// when the item was no longer open (decided concurrently).
+    pub async fn decide_review(&self, d: &Decision, status: &str) -> Result<bool> {
+        let review =
+            d.manual_review.clone().ok_or_else(|| LendingPlatformError::Corrupt("review without analyst".into()))?;
+        let json = serde_json::to_string(d)?;
+        let id = d.id.0.to_string();
+        let grade = d.grade.map(|g| format!("{g:?}"));
+        storage::transaction!(&self.db, |tx| {
+            async {
+            let n = sqlx::query(
+                "UPDATE lending_review_queue SET status = $1, decided_by = $2, decided_role = $3, decided_at = $4, \
+                 note = $5, reason_code = $6 WHERE decision_id = $7 AND status = 'open'",
+            )
+            .bind(status)
+            .bind(&review.analyst)
+            .bind(&review.analyst_role)
+            .bind(review.decided_at.timestamp_micros())
+            .bind(&review.note)
+            .bind(&review.reason_code)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok::<bool, LendingPlatformError>(false);
+            }
+            let n = sqlx::query(
+                "UPDATE lending_decisions SET outcome = $1, grade = $2, decision = $3 WHERE id = $4 AND outcome = 'review'",
+            )
+            .bind(d.outcome.as_str())
+            .bind(&grade)
+            .bind(&json)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                // Roll the queue update back: the stored decision is not the one in review.
+                return Err(LendingPlatformError::Corrupt(format!("decision {id} is not in review")));
+            }
+            Ok(true)
+        }
+        .await
+        })
+    }
+
     /// Stores an offer (idempotent: one offer per decision) and returns the stored one.
     pub async fn insert_offer(&self, o: &Offer) -> Result<Offer> {
         let json = serde_json::to_string(o)?;
@@ -297,6 +357,13 @@ impl LendingStore {
     /// Saves new states of loans whose stored version is still `rec.version` (one transaction).
     /// Returns the ids whose version had moved (not saved).
     pub async fn save_loans(&self, updates: &[(&LoanRecord, &Loan)]) -> Result<Vec<LoanId>> {
+        self.save_loans_with(updates, &[]).await
+    }
+
+    /// [`LendingStore::save_loans`] plus `extra` statements in the same transaction; when a
+    /// version had moved and there are extra statements, nothing is written
+    /// ([`LendingPlatformError::Conflict`]).
+    pub async fn save_loans_with(&self, updates: &[(&LoanRecord, &Loan)], extra: &[Statement]) -> Result<Vec<LoanId>> {
         struct Row {
             id: String,
             version: i64,
@@ -391,6 +458,14 @@ impl LendingStore {
                 .rows_affected();
                 if n == 0 {
                     stale.push(LoanId(Uuid::parse_str(&r.id).map_err(|e| LendingPlatformError::Corrupt(e.to_string()))?));
+                }
+            }
+            if !extra.is_empty() {
+                if let Some(id) = stale.first() {
+                    return Err(LendingPlatformError::Conflict(id.0.to_string()));
+                }
+                for s in extra {
+                    s.query().execute(&mut *tx).await?;
                 }
             }
             Ok::<Vec<LoanId>, LendingPlatformError>(stale)
@@ -605,6 +680,46 @@ pub fn update_receivable(r: &Receivable, loan_id: Option<String>) -> Result<Stat
             Arg::Text(r.id.clone()),
         ],
     ))
+}
+
+/// What a write-off charged off, per receivable (minor units).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargedOff {
+    pub principal: i64,
+    pub interest: i64,
+    pub penalty: i64,
+    pub fees: i64,
+    pub total: i64,
+}
+
+/// Statement recording a write-off (who, why, what).
+pub fn insert_write_off(
+    loan: LoanId,
+    date: NaiveDate,
+    reason: &str,
+    forced: bool,
+    by: &str,
+    role: &str,
+    c: &ChargedOff,
+) -> Statement {
+    Statement::new(
+        "INSERT INTO lending_write_offs (loan_id, business_date, reason, forced, written_off_by, written_off_role, \
+         principal_minor, interest_minor, penalty_minor, fees_minor, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        vec![
+            Arg::Text(loan.0.to_string()),
+            Arg::Text(date_text(date)),
+            Arg::Text(reason.to_string()),
+            Arg::Int(i64::from(forced)),
+            Arg::Text(by.to_string()),
+            Arg::Text(role.to_string()),
+            Arg::Int(c.principal),
+            Arg::Int(c.interest),
+            Arg::Int(c.penalty),
+            Arg::Int(c.fees),
+            Arg::Int(now_micros()),
+        ],
+    )
 }
 
 /// Statements of an end-of-day run's bookkeeping.

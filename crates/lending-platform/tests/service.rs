@@ -103,3 +103,113 @@ async fn loans_reconcile_with_the_ledger_through_every_operation() {
         assert!(report.is_ok(), "{:?}", report.problems);
     }
 }
+
+fn analyst() -> lending::Analyst {
+    lending::Analyst { id: "key-test".into(), role: "operator".into(), at: chrono::Utc::now() }
+}
+
+#[tokio::test]
+async fn write_off_charges_everything_to_the_loss_allowance_once() {
+    for db in storage::testing::all().await {
+        let ledger = Ledger::new(&db.db);
+        let service = LendingService::new(db.db.clone(), ledger.clone());
+        let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
+        let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
+        let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_00, Currency::CNY);
+        ledger.submit_batch(&[fund]).await.unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let contract = direct_contract(
+            &Product::instant_consumer(),
+            "c1",
+            Amount::new(30_000_00, Currency::CNY),
+            Decimal::new(12, 2),
+            12,
+            RepaymentMethod::EqualInstallment,
+            start,
+        )
+        .unwrap();
+        let id = service.open_contract(contract, deposit, deposit).await.unwrap().loan.id;
+        let input = |date: NaiveDate| lending_platform::WriteOffInput {
+            reason: "uncollectable".into(),
+            force: false,
+            date: Some(date),
+        };
+        // 60 days in: not old enough, nothing written.
+        service.run_eod(start + Duration::days(60), |_, _| {}).await.unwrap();
+        let before = service.loan(id).await.unwrap();
+        let e = service.write_off(id, &input(start + Duration::days(61)), &analyst()).await.unwrap_err();
+        assert!(matches!(
+            e,
+            lending_platform::LendingPlatformError::Lending(lending::LendingError::NotOverdueEnough { .. })
+        ));
+        assert_eq!(service.loan(id).await.unwrap().version, before.version);
+
+        service.run_eod(start + Duration::days(150), |_, _| {}).await.unwrap();
+        let l = service.loan(id).await.unwrap().loan;
+        let owed = l.total_outstanding();
+        assert!(l.dpd >= lending::WRITE_OFF_MIN_DPD && l.penalty > 0);
+        let allowance = lending_platform::accounts::gl_account("gl.loan_loss_allowance", Currency::CNY);
+        let allowance_before = ledger.balance(allowance, None).await.unwrap().posted;
+        let out = service.write_off(id, &input(start + Duration::days(151)), &analyst()).await.unwrap();
+        assert!(!out.already_written_off);
+        assert_eq!(out.charged_off.total, owed);
+        assert_eq!(out.loan.status, LoanStatus::WrittenOff);
+        assert_eq!(ledger.balance(allowance, None).await.unwrap().posted, allowance_before + owed);
+        reconciled(&service, id).await;
+        // Again: nothing more.
+        let again = service.write_off(id, &input(start + Duration::days(152)), &analyst()).await.unwrap();
+        assert!(again.already_written_off && again.postings.is_empty());
+        assert_eq!(ledger.balance(allowance, None).await.unwrap().posted, allowance_before + owed);
+        // End of day no longer reads it; repayments are refused.
+        let r = service.run_eod(start + Duration::days(200), |_, _| {}).await.unwrap();
+        assert_eq!(r.loans_seen, 0);
+        assert!(service.repay(id, Amount::new(1_00, Currency::CNY), None, None).await.is_err());
+        reconciled(&service, id).await;
+        let report = ledger.verify(|_, _| {}).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_approve_and_decline_of_one_review_item_leave_one_consistent_decision() {
+    for db in storage::testing::all().await {
+        let ledger = Ledger::new(&db.db);
+        let service = LendingService::new(db.db.clone(), ledger);
+        let mut review = None;
+        for i in 0..300 {
+            let input = lending_platform::ApplyInput {
+                applicant_id: format!("R-{i}"),
+                product_code: "instant_consumer".into(),
+                kind: None,
+            };
+            let d = service.apply(&input).await.unwrap();
+            if d.outcome == lending::Outcome::Review {
+                review = Some(d);
+                break;
+            }
+        }
+        let id = review.expect("a review among 300").id.0.to_string();
+        let approve = lending_platform::ReviewApproval { note: "fine".into(), ..Default::default() };
+        let decline = lending_platform::ReviewDecline { reason_code: "other".into(), note: "not fine".into() };
+        let who = analyst();
+        let (a, b) =
+            tokio::join!(service.approve_review(&id, &approve, &who), service.decline_review(&id, &decline, &who));
+        assert!(a.is_ok() != b.is_ok(), "exactly one wins: {a:?} / {b:?}");
+        let loser = a.as_ref().err().or(b.as_ref().err()).unwrap();
+        assert!(
+            matches!(
+                loser,
+                lending_platform::LendingPlatformError::Lending(lending::LendingError::ReviewAlreadyDecided(_))
+            ),
+            "{loser:?}"
+        );
+        let stored = service.decision(&id).await.unwrap();
+        let status = service.store().review_status(&id).await.unwrap().unwrap();
+        match stored.outcome {
+            lending::Outcome::Approve => assert_eq!(status, "approved"),
+            lending::Outcome::Decline => assert_eq!(status, "declined"),
+            other => panic!("still {other:?}"),
+        }
+        assert_eq!(stored.manual_review.unwrap().outcome, stored.outcome);
+    }
+}

@@ -214,10 +214,15 @@ fn check_key(key: &str) -> Result<(), LendingError> {
     Ok(())
 }
 
-/// JSON files in a directory: `<dir>/<source>/<key>.json` with `<source>` one of `bureau`,
-/// `social_security`, `housing_fund`, `tax`, `erp` and `<key>` the applicant id (or receivable id
-/// for `erp`). A missing file means "the source has no record" (`Ok(None)`); a malformed file is
-/// an error. Keys are restricted to `[A-Za-z0-9_.:-]`, not starting with `.`, so a key cannot
+/// JSON files in a directory: `<dir>/<source>/<key>.json` with `<source>` one of `applicant`,
+/// `bureau`, `social_security`, `housing_fund`, `tax`, `erp` and `<key>` the applicant id (or
+/// receivable id for `erp`). Each file holds one record as serialised by this crate
+/// ([`Applicant`], [`BureauReport`], [`SocialSecurityRecord`], [`HousingFundRecord`],
+/// [`TaxRecord`], [`ErpReceivable`]). A missing source file means "the source has no record"
+/// (`Ok(None)`; the decision rules then decide, e.g. `no_bureau_report`); a malformed file is
+/// an error. The `applicant` file is the bank's own record of the applicant (kind, birth date,
+/// KYC, receivable to finance): [`FileSource::applicant_record`] reports a missing one as a
+/// [`LendingError::DataSource`] error, since there is nothing to decide on. Keys are restricted to `[A-Za-z0-9_.:-]`, not starting with `.`, so a key cannot
 /// escape the directory.
 #[derive(Debug, Clone)]
 pub struct FileSource {
@@ -244,6 +249,14 @@ impl FileSource {
         serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| LendingError::DataSource { source_name: source, message: format!("{}: {e}", path.display()) })
+    }
+
+    /// The applicant record `<dir>/applicant/<id>.json`; missing → [`LendingError::DataSource`].
+    pub fn applicant_record(&self, id: &str) -> Result<Applicant, LendingError> {
+        self.read("applicant", id)?.ok_or_else(|| LendingError::DataSource {
+            source_name: "applicant",
+            message: format!("no applicant record applicant/{id}.json in the lending data directory"),
+        })
     }
 
     /// Writes a record (used to export simulated data and by tests).
@@ -652,6 +665,15 @@ mod tests {
         let applicant = sim.applicant("P1", CustomerKind::Individual);
         let snap = sources.collect(&applicant, &Product::instant_consumer(), sim.base_date).unwrap();
         assert!(snap.bureau.is_some() && snap.social_security.is_none());
+        // Applicant records: missing is a clear error, written ones read back.
+        let e = files.applicant_record("P1").unwrap_err();
+        assert!(matches!(&e, LendingError::DataSource { source_name: "applicant", .. }), "{e}");
+        assert!(e.to_string().contains("P1.json"), "{e}");
+        files.write("applicant", "P1", &applicant).unwrap();
+        assert_eq!(files.applicant_record("P1").unwrap(), applicant);
+        // Partial data still gives a decision with reasons (never a panic).
+        let d = crate::decide(&Product::instant_consumer(), &snap, &crate::NoFraudCheck, chrono::Utc::now());
+        assert!(!d.reasons.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

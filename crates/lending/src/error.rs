@@ -65,6 +65,22 @@ pub enum LendingError {
     InvalidKey(String),
     #[error("data source {source_name}: {message}")]
     DataSource { source_name: &'static str, message: String },
+    #[error("loan {0} is written off; repayments, draws, prepayments and fees are refused")]
+    LoanWrittenOff(String),
+    #[error("loan is {dpd} days past due; a write-off needs at least {required}")]
+    NotOverdueEnough { dpd: u32, required: u32 },
+    #[error("decision outcome is {0}; only a decision in manual review can be approved or declined")]
+    NotInReview(String),
+    #[error("review item was already {0}")]
+    ReviewAlreadyDecided(String),
+    #[error("grade {0} is not offered by this product")]
+    GradeNotOffered(String),
+    #[error("limit {limit} is above the grid limit {max} for the grade (minor units)")]
+    LimitAboveGrid { limit: i64, max: i64 },
+    #[error("invalid review: {0}")]
+    InvalidReview(String),
+    #[error("unknown decline reason code `{0}`")]
+    UnknownDeclineReason(String),
     #[error("rate solver did not converge")]
     IrrNoConvergence,
     #[error(transparent)]
@@ -106,6 +122,14 @@ impl LendingError {
             ReceivableMatured(..) => "receivable_matured",
             InvalidKey(_) => "invalid_key",
             DataSource { .. } => "data_source_error",
+            LoanWrittenOff(_) => "loan_written_off",
+            NotOverdueEnough { .. } => "loan_not_overdue_enough",
+            NotInReview(_) => "not_in_review",
+            ReviewAlreadyDecided(_) => "review_already_decided",
+            GradeNotOffered(_) => "grade_not_offered",
+            LimitAboveGrid { .. } => "limit_above_grid",
+            InvalidReview(_) => "invalid_review",
+            UnknownDeclineReason(_) => "unknown_decline_reason",
             IrrNoConvergence => "irr_no_convergence",
             Money(money::MoneyError::CurrencyMismatch(..)) => "currency_mismatch",
             Money(money::MoneyError::Overflow) => "overflow",

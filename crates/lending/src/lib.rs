@@ -50,14 +50,15 @@ pub use data::{
     TaxSource, TaxYear,
 };
 pub use decision::{
-    decide, eligibility, Decision, DecisionId, FactorScore, FraudCheck, FraudOutcome, FraudVerdict, NoFraudCheck,
-    Outcome, Reason, SimpleFraudCheck, MODEL_VERSION,
+    approve_review, decide, decline_review, eligibility, Analyst, Decision, DecisionId, FactorScore, FraudCheck,
+    FraudOutcome, FraudVerdict, ManualReview, NoFraudCheck, Outcome, Reason, SimpleFraudCheck, DECLINE_REASONS,
+    MODEL_VERSION,
 };
 pub use error::LendingError;
 pub use grade::RiskGrade;
 pub use loan::{
     eod, AccountRole, Allocation, Due, EodOutcome, Loan, LoanId, LoanStatus, LoanStore, MemoryLoanStore, PaidToDate,
-    Posting, PostingPurpose,
+    Posting, PostingPurpose, WRITE_OFF_MIN_DPD,
 };
 pub use monitor::{early_warnings, loan_alerts, recent_change_pct, Alert, Bucket, Severity};
 pub use offer::{

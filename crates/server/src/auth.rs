@@ -54,8 +54,10 @@ pub enum Permission {
     LendingRead,
     /// Apply, accept (disburse), repay, draw, prepay; register documents and receivables, finance.
     LendingWrite,
-    /// Run end of day.
+    /// Run end of day; write off loans.
     LendingAdmin,
+    /// Approve or decline applications in the manual review queue (lending officers).
+    LendingReview,
 }
 
 /// Roles bundle permissions; least privilege means picking the smallest role that works.

@@ -111,7 +111,8 @@ impl Modify for BearerAuth {
         routes::lending::list_products, routes::lending::apply, routes::lending::get_application,
         routes::lending::make_offer, routes::lending::accept_offer, routes::lending::get_loan, routes::lending::repay,
         routes::lending::draw, routes::lending::prepay, routes::lending::list_loans, routes::lending::run_eod,
-        routes::lending::review_queue, routes::lending::register_document, routes::lending::register_receivable,
+        routes::lending::review_queue, routes::lending::approve_review, routes::lending::decline_review,
+        routes::lending::write_off, routes::lending::register_document, routes::lending::register_receivable,
         routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
@@ -187,8 +188,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/lending/loans/{id}/repayments", post(ln::repay))
         .route("/v1/lending/loans/{id}/draws", post(ln::draw))
         .route("/v1/lending/loans/{id}/prepayments", post(ln::prepay))
+        .route("/v1/lending/loans/{id}/write-off", post(ln::write_off))
         .route("/v1/lending/eod", post(ln::run_eod))
         .route("/v1/lending/review-queue", get(ln::review_queue))
+        .route("/v1/lending/review-queue/{decision_id}/approve", post(ln::approve_review))
+        .route("/v1/lending/review-queue/{decision_id}/decline", post(ln::decline_review))
         .route("/v1/lending/documents", post(ln::register_document))
         .route("/v1/lending/receivables", post(ln::register_receivable))
         .route("/v1/lending/receivables/{id}", get(ln::get_receivable))

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::data::{AdapterSnapshot, Applicant};
 use crate::product::{Product, ProductKind};
-use crate::RiskGrade;
+use crate::{LendingError, RiskGrade};
 
 /// Version of the decision pipeline itself (rules order, limit formula).
 pub const MODEL_VERSION: &str = "lending-decision-1";
@@ -169,6 +169,151 @@ pub struct Decision {
     pub fraud: FraudOutcome,
     pub reasons: Vec<Reason>,
     pub inputs: AdapterSnapshot,
+    /// Set when an analyst decided a `review` outcome by hand ([`approve_review`],
+    /// [`decline_review`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_review: Option<ManualReview>,
+}
+
+/// An analyst's manual decision of an application that was in the review queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManualReview {
+    /// `approve` or `decline`.
+    pub outcome: Outcome,
+    /// Who decided (API key id) and with which role.
+    pub analyst: String,
+    pub analyst_role: String,
+    pub decided_at: DateTime<Utc>,
+    /// Internal note of the analyst.
+    pub note: String,
+    /// Declines: the reason code from [`DECLINE_REASONS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
+    /// Approvals: the automated grade and limit before the analyst's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_grade: Option<RiskGrade>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_limit_minor: Option<i64>,
+}
+
+/// The reason codes an analyst can decline with, and what the customer is told.
+pub const DECLINE_REASONS: [(&str, &str); 7] = [
+    ("insufficient_income", "declined after manual review: income does not support the requested credit"),
+    ("high_indebtedness", "declined after manual review: existing debt is too high"),
+    ("adverse_credit_history", "declined after manual review: adverse credit history"),
+    ("unverifiable_information", "declined after manual review: the application data could not be verified"),
+    ("suspected_fraud", "declined after manual review: the application did not pass our checks"),
+    ("policy_exception_refused", "declined after manual review: outside the product policy"),
+    ("other", "declined after manual review"),
+];
+
+/// Who decides a review item, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analyst {
+    pub id: String,
+    pub role: String,
+    pub at: DateTime<Utc>,
+}
+
+fn check_note(note: &str) -> Result<(), LendingError> {
+    if note.trim().is_empty() || note.chars().count() > 2000 {
+        return Err(LendingError::InvalidReview("note must be 1..2000 characters".into()));
+    }
+    Ok(())
+}
+
+/// Approves a decision that is in review. The analyst may change the grade to another offered
+/// grade of the product (its grid rate then applies) and may set the limit: at least the product
+/// minimum, at most the grid limit of the grade and the product maximum. Without a limit the
+/// proposed one is kept, capped by the grade's grid limit. Pure: returns the approved decision.
+pub fn approve_review(
+    decision: &Decision,
+    product: &Product,
+    grade: Option<RiskGrade>,
+    limit_minor: Option<i64>,
+    note: &str,
+    analyst: &Analyst,
+) -> Result<Decision, LendingError> {
+    if decision.outcome != Outcome::Review {
+        return Err(LendingError::NotInReview(decision.outcome.as_str().into()));
+    }
+    check_note(note)?;
+    let grade = grade.or(decision.grade).ok_or_else(|| LendingError::NotInReview("no grade".into()))?;
+    let row = product
+        .row_for_grade(grade)
+        .filter(|r| r.offered)
+        .ok_or_else(|| LendingError::GradeNotOffered(grade.as_str().into()))?;
+    let max = row.max_limit_minor.min(product.max_amount_minor);
+    let proposed = decision.limit.map(|l| l.minor);
+    let limit = match (limit_minor, proposed) {
+        (Some(l), _) => l,
+        (None, Some(p)) => p.min(max),
+        (None, None) => return Err(LendingError::InvalidReview("limit_minor is required".into())),
+    };
+    if limit > max {
+        return Err(LendingError::LimitAboveGrid { limit, max });
+    }
+    if limit < product.min_amount_minor {
+        return Err(LendingError::AmountBelowMinimum { amount: limit, minimum: product.min_amount_minor });
+    }
+    let mut d = decision.clone();
+    d.outcome = Outcome::Approve;
+    d.grade = Some(grade);
+    d.limit = Some(Amount::new(limit, product.currency));
+    d.quoted_rate = Some(row.rate);
+    d.annual_rate = Some(product.annual_rate(row.rate));
+    d.reasons.push(Reason::new(
+        "manual_review_approved",
+        format!("approved after manual review: grade {grade}, limit {} CNY", yuan(limit)),
+    ));
+    d.manual_review = Some(ManualReview {
+        outcome: Outcome::Approve,
+        analyst: analyst.id.clone(),
+        analyst_role: analyst.role.clone(),
+        decided_at: analyst.at,
+        note: note.to_string(),
+        reason_code: None,
+        proposed_grade: decision.grade,
+        proposed_limit_minor: proposed,
+    });
+    Ok(d)
+}
+
+/// Declines a decision that is in review with a reason code from [`DECLINE_REASONS`]: the
+/// decision becomes a final decline and its reasons (what the customer sees) are replaced by the
+/// code and its customer-facing message. The scorecard (`factors`, `score`, `grade`) stays in
+/// the record; the analyst's note is kept in `manual_review`.
+pub fn decline_review(
+    decision: &Decision,
+    reason_code: &str,
+    note: &str,
+    analyst: &Analyst,
+) -> Result<Decision, LendingError> {
+    if decision.outcome != Outcome::Review {
+        return Err(LendingError::NotInReview(decision.outcome.as_str().into()));
+    }
+    let (code, message) = DECLINE_REASONS
+        .iter()
+        .find(|(c, _)| *c == reason_code)
+        .ok_or_else(|| LendingError::UnknownDeclineReason(reason_code.into()))?;
+    check_note(note)?;
+    let mut d = decision.clone();
+    d.outcome = Outcome::Decline;
+    d.limit = None;
+    d.quoted_rate = None;
+    d.annual_rate = None;
+    d.reasons = vec![Reason::new(code, *message)];
+    d.manual_review = Some(ManualReview {
+        outcome: Outcome::Decline,
+        analyst: analyst.id.clone(),
+        analyst_role: analyst.role.clone(),
+        decided_at: analyst.at,
+        note: note.to_string(),
+        reason_code: Some(code.to_string()),
+        proposed_grade: decision.grade,
+        proposed_limit_minor: decision.limit.map(|l| l.minor),
+    });
+    Ok(d)
 }
 
 fn yuan(minor: i64) -> String {
@@ -602,6 +747,7 @@ pub fn decide(product: &Product, snapshot: &AdapterSnapshot, fraud: &dyn FraudCh
         fraud: FraudOutcome::allow(),
         reasons: Vec::new(),
         inputs: snapshot.clone(),
+        manual_review: None,
     };
     let failed = eligibility(product, snapshot);
     if !failed.is_empty() {

@@ -283,3 +283,65 @@ fn simulated_population_gives_varied_decisions() {
     let sme = distribution(&Product::tax_sme(), CustomerKind::Sme, 2000);
     assert!(sme.contains_key("ineligible:tax_below_minimum"), "{sme:?}");
 }
+
+fn in_review() -> Decision {
+    let fraud = SimpleFraudCheck { max_inquiries_3m: Some(3), ..Default::default() };
+    let mut s = good_person();
+    s.bureau.as_mut().unwrap().inquiries_3m = 6;
+    let d = decide(&Product::instant_consumer(), &s, &fraud, now());
+    assert_eq!(d.outcome, Outcome::Review);
+    d
+}
+
+fn analyst() -> Analyst {
+    Analyst { id: "key-1".into(), role: "operator".into(), at: now() }
+}
+
+#[test]
+fn an_analyst_approves_within_the_grid_and_the_offer_follows() {
+    let product = Product::instant_consumer();
+    let d = in_review();
+    let proposed = d.limit.unwrap().minor;
+    let grade = d.grade.unwrap();
+    let max = product.row_for_grade(grade).unwrap().max_limit_minor.min(product.max_amount_minor);
+    // Above the grid limit of the grade: refused.
+    assert_eq!(
+        approve_review(&d, &product, None, Some(max + 1), "ok", &analyst()),
+        Err(LendingError::LimitAboveGrid { limit: max + 1, max })
+    );
+    assert!(matches!(approve_review(&d, &product, None, None, "  ", &analyst()), Err(LendingError::InvalidReview(_))));
+    assert!(matches!(
+        approve_review(&d, &product, Some(RiskGrade::D), None, "ok", &analyst()),
+        Err(LendingError::GradeNotOffered(_))
+    ));
+    // Lowering the limit works, the offer is built on it.
+    let lower = (proposed / 2).max(product.min_amount_minor);
+    let a = approve_review(&d, &product, None, Some(lower), "verified payslips", &analyst()).unwrap();
+    assert_eq!(a.outcome, Outcome::Approve);
+    assert_eq!(a.limit.unwrap().minor, lower);
+    let review = a.manual_review.as_ref().unwrap();
+    assert_eq!((review.analyst.as_str(), review.proposed_limit_minor), ("key-1", Some(proposed)));
+    let offer = crate::make_offer(&a, &product, now()).unwrap();
+    assert_eq!(offer.limit.minor, lower);
+    // A decided decision is no longer in review.
+    assert!(matches!(approve_review(&a, &product, None, None, "again", &analyst()), Err(LendingError::NotInReview(_))));
+}
+
+#[test]
+fn an_analyst_declines_with_a_listed_reason_the_customer_sees() {
+    let d = in_review();
+    assert_eq!(
+        decline_review(&d, "because", "note", &analyst()),
+        Err(LendingError::UnknownDeclineReason("because".into()))
+    );
+    let x = decline_review(&d, "insufficient_income", "payslips do not match", &analyst()).unwrap();
+    assert_eq!(x.outcome, Outcome::Decline);
+    assert_eq!(x.reasons.len(), 1);
+    assert_eq!(x.reasons[0].code, "insufficient_income");
+    assert!(x.limit.is_none());
+    assert!(crate::make_offer(&x, &Product::instant_consumer(), now()).is_err());
+    // Stored decisions without the field still load.
+    let mut json = serde_json::to_value(&d).unwrap();
+    json.as_object_mut().unwrap().remove("manual_review");
+    assert_eq!(serde_json::from_value::<Decision>(json).unwrap(), d);
+}

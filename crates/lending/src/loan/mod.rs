@@ -57,6 +57,9 @@ use crate::product::days_in_year;
 use crate::schedule::{due_date, reschedule_after_prepayment, Installment, PrepayMode, RepaymentMethod};
 use crate::LendingError;
 
+/// Days past due from which a loan may be written off (M3+ and at least 90 days).
+pub const WRITE_OFF_MIN_DPD: u32 = 90;
+
 /// Typed loan id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -333,6 +336,9 @@ impl Loan {
     }
 
     fn check_operation(&self, date: NaiveDate, amount: Amount) -> Result<(), LendingError> {
+        if self.status == LoanStatus::WrittenOff {
+            return Err(LendingError::LoanWrittenOff(self.id.0.to_string()));
+        }
         if amount.currency != self.currency {
             return Err(LendingError::CurrencyMismatch { expected: self.currency, got: amount.currency });
         }
@@ -568,7 +574,28 @@ impl Loan {
         Ok((a, postings))
     }
 
-    /// Writes the loan off: every receivable is charged to the loss allowance.
+    /// Writes off a loan that is at least `min_dpd` days past due (see [`WRITE_OFF_MIN_DPD`]);
+    /// `force` skips the ageing check (an administrator's override). Checks first, so an `Err`
+    /// leaves the loan unchanged.
+    pub fn write_off_overdue(
+        &mut self,
+        date: NaiveDate,
+        min_dpd: u32,
+        force: bool,
+    ) -> Result<Vec<Posting>, LendingError> {
+        if self.is_closed() {
+            return Err(LendingError::LoanNotActive(self.status.as_str().into()));
+        }
+        if !force && self.dpd < min_dpd {
+            return Err(LendingError::NotOverdueEnough { dpd: self.dpd, required: min_dpd });
+        }
+        self.write_off(date)
+    }
+
+    /// Writes the loan off: every receivable is charged to the loss allowance. The loan is closed
+    /// with status `written_off`: end of day no longer accrues on it and every later money
+    /// operation is refused with [`LendingError::LoanWrittenOff`] (recoveries are not booked
+    /// against the loan).
     pub fn write_off(&mut self, date: NaiveDate) -> Result<Vec<Posting>, LendingError> {
         if self.is_closed() {
             return Err(LendingError::LoanNotActive(self.status.as_str().into()));
@@ -594,6 +621,9 @@ impl Loan {
         self.dues.clear();
         self.penalty = 0;
         self.fees = 0;
+        self.interest_carry = Decimal::ZERO;
+        self.penalty_carry = Decimal::ZERO;
+        self.period_accrued = 0;
         self.status = LoanStatus::WrittenOff;
         self.closed_on = Some(date);
         Ok(postings)

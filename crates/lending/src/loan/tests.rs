@@ -194,7 +194,41 @@ fn overdue_ageing_penalty_and_waterfall_order() {
     assert_eq!(loan.status, LoanStatus::WrittenOff);
     assert_eq!(loan.total_outstanding(), 0);
     assert_reconciles(&loan, &journal);
-    assert!(loan.repay(cny(1), day(2026, 7, 3)).is_err());
+    assert!(matches!(loan.repay(cny(1), day(2026, 7, 3)), Err(LendingError::LoanWrittenOff(_))));
+}
+
+#[test]
+fn write_off_needs_ninety_days_past_due_unless_forced_and_stops_accrual() {
+    let (mut loan, mut journal) = installment_loan(12_000_00, "0.12", 12, RepaymentMethod::EqualInstallment);
+    journal.extend(eod(&mut loan, day(2026, 3, 1)).unwrap().postings);
+    assert!(loan.dpd > 0 && loan.dpd < WRITE_OFF_MIN_DPD, "dpd {}", loan.dpd);
+    let before = loan.clone();
+    assert!(matches!(
+        loan.write_off_overdue(day(2026, 3, 2), WRITE_OFF_MIN_DPD, false),
+        Err(LendingError::NotOverdueEnough { required: WRITE_OFF_MIN_DPD, .. })
+    ));
+    assert_eq!(loan, before);
+    // A forced write-off of a loan that is not old enough works (administrator override).
+    let mut forced = loan.clone();
+    assert!(!forced.write_off_overdue(day(2026, 3, 2), WRITE_OFF_MIN_DPD, true).unwrap().is_empty());
+    assert_eq!(forced.status, LoanStatus::WrittenOff);
+
+    journal.extend(eod(&mut loan, day(2026, 6, 1)).unwrap().postings);
+    assert!(loan.dpd >= WRITE_OFF_MIN_DPD);
+    let owed = loan.total_outstanding();
+    let postings = loan.write_off_overdue(day(2026, 6, 2), WRITE_OFF_MIN_DPD, false).unwrap();
+    assert_eq!(postings.iter().map(|p| p.amount.minor).sum::<i64>(), owed);
+    assert!(postings
+        .iter()
+        .all(|p| p.debit == AccountRole::LoanLossAllowance && p.purpose == PostingPurpose::WriteOff));
+    journal.extend(postings);
+    assert_reconciles(&loan, &journal);
+    // End of day no longer accrues anything on it.
+    let out = eod(&mut loan, day(2026, 9, 1)).unwrap();
+    assert!(out.postings.is_empty());
+    assert_eq!(loan.total_outstanding(), 0);
+    assert!(matches!(loan.write_off(day(2026, 9, 2)), Err(LendingError::LoanNotActive(_))));
+    assert!(matches!(loan.prepay(cny(1), day(2026, 9, 2), PrepayMode::KeepTerm), Err(LendingError::LoanWrittenOff(_))));
 }
 
 #[test]

@@ -14,14 +14,14 @@ use ledger::AccountId;
 use lending::{DocumentKind, LendingError, LoanId, PrepayMode, Product};
 use lending_platform::{
     AcceptInput, AcceptOutcome, ApplyInput, EodReport, FinanceInput, LendingPlatformError, LoanSummary, LoanView,
-    OperationOutcome, ReceivableInput, ReviewItem,
+    OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, ReviewItem, WriteOffInput, WriteOffOutcome,
 };
 use money::{Amount, Currency};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Permission};
+use crate::auth::{Caller, Permission, Role};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -34,6 +34,9 @@ fn lending_status(e: &LendingError) -> StatusCode {
         | DuplicateReceivable(_)
         | ReceivableAlreadyFinanced(_)
         | NotApproved(_)
+        | LoanWrittenOff(_)
+        | NotInReview(_)
+        | ReviewAlreadyDecided(_)
         | EodDateInPast { .. }
         | OperationBeforeLastEod { .. } => StatusCode::CONFLICT,
         RegistryTampered { .. } | IrrNoConvergence | InvalidProduct { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -146,7 +149,13 @@ pub async fn get_application(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ApplicationView>, ApiError> {
     caller.require(Permission::LendingRead)?;
-    Ok(Json(application_view(state.lending.decision(&id.to_string()).await?)))
+    let mut d = state.lending.decision(&id.to_string()).await?;
+    if !caller.role.allows(Permission::LendingReview) {
+        // The analyst and the internal note are for lending officers; the outcome and the
+        // reasons stay visible.
+        d.manual_review = None;
+    }
+    Ok(Json(application_view(d)))
 }
 
 #[utoipa::path(post, path = "/v1/lending/applications/{id}/offer", tag = "lending", params(("id" = String, Path)),
@@ -218,6 +227,7 @@ impl MoneyRequest {
 #[utoipa::path(post, path = "/v1/lending/loans/{id}/repayments", tag = "lending", params(("id" = String, Path)),
     request_body = MoneyRequest,
     responses((status = 200, description = "Allocation by the waterfall, postings and the loan after", body = Object),
+              (status = 409, description = "loan_written_off: recoveries on written-off loans are refused", body = ErrorBody),
               (status = 422, description = "currency_mismatch, insufficient_funds, ...", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn repay(
@@ -330,6 +340,103 @@ pub struct ReviewQueue {
 pub async fn review_queue(State(state): State<AppState>, caller: Caller) -> Result<Json<ReviewQueue>, ApiError> {
     caller.require(Permission::LendingRead)?;
     Ok(Json(ReviewQueue { items: state.lending.review_queue(1000).await? }))
+}
+
+fn analyst(caller: &Caller) -> lending::Analyst {
+    lending::Analyst { id: caller.key_id.to_string(), role: caller.role.as_str().to_string(), at: chrono::Utc::now() }
+}
+
+/// An analyst's approval of an application in manual review.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewApproveRequest {
+    /// Internal note (required).
+    pub note: String,
+    /// Approved limit in minor units; default the proposed limit. At most the product's grid
+    /// limit for the grade, at least the product minimum.
+    pub limit_minor: Option<i64>,
+    /// Another offered grade (AAA, AA, A, BBB, BB, B, CCC, ...); its grid rate applies.
+    #[schema(value_type = Option<String>)]
+    pub grade: Option<lending::RiskGrade>,
+}
+
+/// An analyst's decline of an application in manual review.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDeclineRequest {
+    /// insufficient_income, high_indebtedness, adverse_credit_history, unverifiable_information,
+    /// suspected_fraud, policy_exception_refused or other. The customer sees its message.
+    pub reason_code: String,
+    /// Internal note (required).
+    pub note: String,
+}
+
+#[utoipa::path(post, path = "/v1/lending/review-queue/{decision_id}/approve", tag = "lending",
+    params(("decision_id" = String, Path)), request_body = ReviewApproveRequest,
+    responses((status = 200, description = "The approved application (idempotent: approving it again returns the same)", body = ApplicationView),
+              (status = 404, description = "review_item_not_found", body = ErrorBody),
+              (status = 409, description = "review_already_decided (it was declined)", body = ErrorBody),
+              (status = 422, description = "limit_above_grid, amount_below_minimum, grade_not_offered, invalid_review", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn approve_review(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<ReviewApproveRequest>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    caller.require(Permission::LendingReview)?;
+    let input = ReviewApproval { note: r.note, limit_minor: r.limit_minor, grade: r.grade };
+    Ok(Json(application_view(state.lending.approve_review(&id.to_string(), &input, &analyst(&caller)).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/lending/review-queue/{decision_id}/decline", tag = "lending",
+    params(("decision_id" = String, Path)), request_body = ReviewDeclineRequest,
+    responses((status = 200, description = "The declined application with the reason the customer sees (idempotent)", body = ApplicationView),
+              (status = 404, description = "review_item_not_found", body = ErrorBody),
+              (status = 409, description = "review_already_decided (it was approved)", body = ErrorBody),
+              (status = 422, description = "unknown_decline_reason, invalid_review", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn decline_review(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<ReviewDeclineRequest>,
+) -> Result<Json<ApplicationView>, ApiError> {
+    caller.require(Permission::LendingReview)?;
+    let input = ReviewDecline { reason_code: r.reason_code, note: r.note };
+    Ok(Json(application_view(state.lending.decline_review(&id.to_string(), &input, &analyst(&caller)).await?)))
+}
+
+/// A write-off request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteOffRequest {
+    pub reason: String,
+    /// Write off a loan less than 90 days past due (administrators only).
+    #[serde(default)]
+    pub force: bool,
+    /// Business date; default today (or the day after the last end of day if later).
+    pub date: Option<NaiveDate>,
+}
+
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/write-off", tag = "lending", params(("id" = String, Path)),
+    request_body = WriteOffRequest,
+    responses((status = 200, description = "Amounts charged off to gl.loan_loss_allowance, postings, transfers and the written-off loan; `already_written_off` on a repeat", body = Object),
+              (status = 404, description = "loan_not_found", body = ErrorBody),
+              (status = 422, description = "loan_not_overdue_enough (under 90 days past due), loan_not_active (paid off), invalid_request", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn write_off(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(r): ApiJson<WriteOffRequest>,
+) -> Result<Json<WriteOffOutcome>, ApiError> {
+    caller.require(Permission::LendingAdmin)?;
+    if r.force && caller.role != Role::Admin {
+        return Err(ApiError::forbidden("only an admin may force a write-off"));
+    }
+    let input = WriteOffInput { reason: r.reason, force: r.force, date: r.date };
+    Ok(Json(state.lending.write_off(LoanId(id), &input, &analyst(&caller)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
