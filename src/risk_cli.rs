@@ -317,7 +317,7 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
     for mode in ["durable", "buffered"] {
         let mut child = tokio::process::Command::new(&exe)
             .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url, "--decision-log", mode])
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", std::env::var("DIGIBANK_BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()))
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;

@@ -412,6 +412,9 @@ fn finish_batch(batch: &mut Vec<LogItem>, result: Result<(), String>) {
     }
 }
 
+/// A decision log commit slower than this is logged (it delays every request in its batch).
+const SLOW_LOG_COMMIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 const LOG_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn spawn_log_writer(db: Database) -> mpsc::Sender<LogItem> {
@@ -431,7 +434,15 @@ fn spawn_log_writer(db: Database) -> mpsc::Sender<LogItem> {
                 let mut batch = Vec::with_capacity(LOG_BATCH);
                 while let Some(first) = rx.blocking_recv() {
                     fill_batch(&mut rx, first, &mut batch);
+                    let started = std::time::Instant::now();
                     let mut result = write(&mut conn, &batch).map_err(|e| e.to_string());
+                    if started.elapsed() > SLOW_LOG_COMMIT {
+                        tracing::warn!(
+                            decisions = batch.len(),
+                            millis = started.elapsed().as_millis() as u64,
+                            "slow decision log commit"
+                        );
+                    }
                     if result.is_err() {
                         conn = None;
                         std::thread::sleep(LOG_RETRY_PAUSE);
