@@ -80,7 +80,10 @@ fn record_from_row(row: LoanRow) -> Result<LoanRecord> {
     })
 }
 
-const LOAN_COLUMNS: &str = "state, applicant_id, customer_account, version, repayment_account, schedule";
+const LOAN_COLUMNS: &str = "l.state, l.applicant_id, l.customer_account, l.version, l.repayment_account, s.schedule";
+
+/// The schedule lives in its own table (see migration 0009).
+const LOAN_SCHEDULE_JOIN: &str = "LEFT JOIN lending_loan_schedules s ON s.loan_id = l.id";
 
 /// A loan's stored state without its schedule, and the schedule, as JSON. The schedule only
 /// changes when it is recalculated (prepayment, draw), so saving a night's accrual writes the
@@ -89,6 +92,9 @@ fn state_json(loan: &Loan) -> Result<(String, String)> {
     let slim = Loan { schedule: Vec::new(), ..loan.clone() };
     Ok((serde_json::to_string(&slim)?, serde_json::to_string(&loan.schedule)?))
 }
+
+const UPSERT_SCHEDULE: &str = "INSERT INTO lending_loan_schedules (loan_id, schedule) VALUES ($1, $2) \
+    ON CONFLICT (loan_id) DO UPDATE SET schedule = excluded.schedule";
 
 /// Loans saved per multi-row `UPDATE` (8 bound values each, well under both databases' limits).
 const SAVE_CHUNK: usize = 500;
@@ -311,8 +317,8 @@ impl LendingStore {
             .await?;
             sqlx::query(
                 "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
-                 customer_account, repayment_account, version, state, created_at, updated_at, schedule) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+                 customer_account, repayment_account, version, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
             )
             .bind(&id)
             .bind(contract.id.0.to_string())
@@ -327,9 +333,9 @@ impl LendingStore {
             .bind(rec.version)
             .bind(&state)
             .bind(now)
-            .bind(&schedule)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(UPSERT_SCHEDULE).bind(&id).bind(&schedule).execute(&mut *tx).await?;
             for (role, _) in LOAN_ROLES {
                 sqlx::query("INSERT INTO lending_loan_accounts (loan_id, role, account_id) VALUES ($1, $2, $3)")
                     .bind(&id)
@@ -348,7 +354,7 @@ impl LendingStore {
     }
 
     pub async fn loan(&self, id: LoanId) -> Result<Option<LoanRecord>> {
-        let sql = format!("SELECT {LOAN_COLUMNS} FROM lending_loans WHERE id = $1");
+        let sql = format!("SELECT {LOAN_COLUMNS} FROM lending_loans l {LOAN_SCHEDULE_JOIN} WHERE l.id = $1");
         let row: Option<LoanRow> =
             storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id.0.to_string()).fetch_optional(conn).await)?;
         row.map(record_from_row).transpose()
@@ -442,7 +448,7 @@ impl LendingStore {
             for r in rescheduled {
                 let n = sqlx::query(
                     "UPDATE lending_loans SET state = $1, status = $2, bucket = $3, dpd = $4, last_eod = $5, \
-                     version = version + 1, updated_at = $6, schedule = $7 WHERE id = $8 AND version = $9",
+                     version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
                 )
                 .bind(&r.state)
                 .bind(r.status)
@@ -450,13 +456,14 @@ impl LendingStore {
                 .bind(r.dpd)
                 .bind(&r.last_eod)
                 .bind(now)
-                .bind(&r.schedule)
                 .bind(&r.id)
                 .bind(r.version)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if n == 0 {
+                if n == 1 {
+                    sqlx::query(UPSERT_SCHEDULE).bind(&r.id).bind(&r.schedule).execute(&mut *tx).await?;
+                } else {
                     stale.push(LoanId(Uuid::parse_str(&r.id).map_err(|e| LendingPlatformError::Corrupt(e.to_string()))?));
                 }
             }
@@ -480,7 +487,8 @@ impl LendingStore {
         // page; the partial index walks them in id order. PostgreSQL chooses it from statistics.
         let hint = if matches!(self.db, Database::Sqlite(_)) { "INDEXED BY lending_loans_open" } else { "" };
         let sql = format!(
-            "SELECT {LOAN_COLUMNS} FROM lending_loans {hint} WHERE status IN ('active', 'overdue') AND id > $1 ORDER BY id LIMIT $2"
+            "SELECT {LOAN_COLUMNS} FROM lending_loans l {hint} {LOAN_SCHEDULE_JOIN} \
+             WHERE l.status IN ('active', 'overdue') AND l.id > $1 ORDER BY l.id LIMIT $2"
         );
         let rows: Vec<LoanRow> =
             storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(after).bind(limit).fetch_all(conn).await)?;
