@@ -160,8 +160,9 @@ pub struct RiskService {
     pub engine: Arc<RiskEngine>,
     pub config: RiskConfig,
     log: mpsc::Sender<LogItem>,
-    /// Serialises rule-set version creation and activation.
-    pub admin: tokio::sync::Mutex<()>,
+    /// Serialises rule-set creation and activation, list edits and the refresher's pass, so the
+    /// refresher never sees a row stored but not yet applied to the engine (or the reverse).
+    pub admin: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Turns `?` placeholders into PostgreSQL's `$1, $2, ...`.
@@ -476,7 +477,7 @@ fn spawn_log_writer(db: Database) -> mpsc::Sender<LogItem> {
 /// Adds stored rule-set versions the engine does not have yet and activates the one activated
 /// last (by time, then version). Start-up loads everything through this; the refresher picks up
 /// versions created or activated by another node.
-async fn sync_rule_sets(db: &Database, engine: &RiskEngine) -> Result<(), ApiError> {
+pub(crate) async fn sync_rule_sets(db: &Database, engine: &RiskEngine) -> Result<(), ApiError> {
     let known = engine.rules.latest_version().map_or(0, i64::from);
     let rows: Vec<(i64, String)> = storage::read!(db, |conn| sqlx::query_as(
         "SELECT version, body FROM risk_rule_sets WHERE version > $1 ORDER BY version"
@@ -562,7 +563,7 @@ async fn refresh_once(
 
 /// Keeps a running server in step with the database: `digibank risk train` on another process,
 /// rule sets activated or list entries edited through another node of a PostgreSQL cluster.
-fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig) {
+fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig, admin: Arc<tokio::sync::Mutex<()>>) {
     tokio::spawn(async move {
         let mut lists = list_fingerprint(&db).await.unwrap_or_default();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(u64::from(config.refresh_secs)));
@@ -570,6 +571,7 @@ fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig) {
         tick.tick().await;
         loop {
             tick.tick().await;
+            let _turn = admin.lock().await;
             if let Err(e) = refresh_once(&db, &engine, &config, &mut lists).await {
                 tracing::warn!(error = %e.message, "risk refresh failed; will retry");
             }
@@ -656,10 +658,11 @@ impl RiskService {
                 "velocity and graph rebuilt from the decision log"
             );
         }
+        let admin = Arc::new(tokio::sync::Mutex::new(()));
         if config.refresh_secs > 0 {
-            spawn_refresher(db.clone(), Arc::clone(&engine), config.clone());
+            spawn_refresher(db.clone(), Arc::clone(&engine), config.clone(), Arc::clone(&admin));
         }
-        Ok(RiskService { engine, config, log: spawn_log_writer(db.clone()), admin: tokio::sync::Mutex::new(()) })
+        Ok(RiskService { engine, config, log: spawn_log_writer(db.clone()), admin })
     }
 
     /// Decides an event and returns once the decision (and its case) is stored, or, with

@@ -183,6 +183,8 @@ pub async fn create_rule_set(
 ) -> Result<(StatusCode, Json<RuleSetView>), ApiError> {
     caller.require(Permission::RiskAdmin)?;
     let _guard = state.risk.admin.lock().await;
+    // Versions another node stored since the last refresh come first, so this one is numbered after them.
+    svc::sync_rule_sets(&state.db, &state.risk.engine).await?;
     let rules = &state.risk.engine.rules;
     let set = RuleSet {
         name: input.name,
@@ -426,6 +428,7 @@ pub async fn add_list_entry(
         added_at: now,
         expires_at,
     };
+    let _guard = state.risk.admin.lock().await;
     svc::store_list_entry(&state.db, &entry).await?;
     state.risk.engine.lists.add(entry.clone());
     Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.role.allows(Permission::CustomersPii)))))
@@ -442,6 +445,7 @@ pub async fn delete_list_entry(
     caller.require(Permission::RiskAdmin)?;
     let kind: ListKind = parse_param("kind")(&kind)?;
     let subject: ListSubject = parse_param("subject")(&subject)?;
+    let _guard = state.risk.admin.lock().await;
     let stored = svc::delete_list_entry(&state.db, kind, subject, &value).await?;
     let live = state.risk.engine.lists.remove(kind, subject, &value);
     if stored || live {
