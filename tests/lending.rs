@@ -8,41 +8,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
-
-async fn funded_deposit(server: &Server, owner: &str, cash: &str, amount: i64) -> String {
-    let acct = open(server, deposit(owner)).await;
-    if amount > 0 {
-        let (status, t) = server.call("POST", "/v1/transfers", Some(transfer(cash, &acct, amount))).await;
-        assert_eq!(status, 201, "{t}");
-    }
-    acct
-}
-
-async fn loan(server: &Server, id: &str) -> Value {
-    let (status, view) = server.call("GET", &format!("/v1/lending/loans/{id}"), None).await;
-    assert_eq!(status, 200, "{view}");
-    view
-}
-
-/// Loan balances equal the loan's ledger accounts to the fen.
-fn assert_reconciled(view: &Value) {
-    let l = &view["loan"];
-    let overdue_interest: i64 = l["dues"].as_array().unwrap().iter().map(|d| d["interest"].as_i64().unwrap()).sum();
-    assert_eq!(view["ledger"]["principal"], l["principal"], "{view}");
-    assert_eq!(
-        view["ledger"]["interest_receivable"].as_i64().unwrap(),
-        l["accrued_interest"].as_i64().unwrap() + overdue_interest
-    );
-    assert_eq!(view["ledger"]["penalty_receivable"], l["penalty"]);
-    assert_eq!(view["ledger"]["fee_receivable"], l["fees"]);
-    assert_eq!(view["reconciled"], true, "{view}");
-}
-
-fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn loan_from_application_to_repayment_through_the_ledger() {
