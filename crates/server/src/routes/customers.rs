@@ -71,35 +71,24 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
         closed_at,
         merged_into,
     } = row;
-    if clear {
-        return CustomerView {
-            id,
-            kind,
-            name,
-            id_document_type,
-            id_number,
-            phone,
-            kyc_status,
-            created_at,
-            status,
-            closed_at,
-            merged_into,
-            masked: false,
-        };
-    }
+    let (name, id_number, phone) = if clear {
+        (name, id_number, phone)
+    } else {
+        (mask_name(&name), mask_id_number(&id_number), phone.as_deref().map(mask_phone))
+    };
     CustomerView {
         id,
         kind,
-        name: mask_name(&name),
+        name,
         id_document_type,
-        id_number: mask_id_number(&id_number),
-        phone: phone.as_deref().map(mask_phone),
+        id_number,
+        phone,
         kyc_status,
         created_at,
         status,
         closed_at,
         merged_into,
-        masked: true,
+        masked: !clear,
     }
 }
 
