@@ -222,7 +222,7 @@ pub struct TagsBenchArgs {
     lookups: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Directory for the SQLite benchmark file.
+    /// Directory for the SQLite benchmark file (deleted afterwards unless DIGIBANK_BENCH_KEEP is set).
     #[arg(long, default_value = "data/bench")]
     dir: PathBuf,
     /// Ignore DATABASE_URL and benchmark SQLite only.

@@ -85,12 +85,12 @@ const LOAN_COLUMNS: &str = "l.state, l.applicant_id, l.customer_account, l.versi
 /// The schedule lives in its own table (see migration 0009).
 const LOAN_SCHEDULE_JOIN: &str = "LEFT JOIN lending_loan_schedules s ON s.loan_id = l.id";
 
-/// A loan's stored state without its schedule, and the schedule, as JSON. The schedule only
-/// changes when it is recalculated (prepayment, draw), so saving a night's accrual writes the
-/// small part only.
-fn state_json(loan: &Loan) -> Result<(String, String)> {
+/// A loan's stored state without its schedule, as JSON. The schedule is stored apart
+/// ([`UPSERT_SCHEDULE`]) and only changes when it is recalculated (prepayment, draw), so saving a
+/// night's accrual serializes and writes the small part only.
+fn state_json(loan: &Loan) -> Result<String> {
     let slim = Loan { schedule: Vec::new(), ..loan.clone() };
-    Ok((serde_json::to_string(&slim)?, serde_json::to_string(&loan.schedule)?))
+    Ok(serde_json::to_string(&slim)?)
 }
 
 const UPSERT_SCHEDULE: &str = "INSERT INTO lending_loan_schedules (loan_id, schedule) VALUES ($1, $2) \
@@ -299,7 +299,8 @@ impl LendingStore {
     /// financing) run in the same transaction through `extra`.
     pub async fn insert_loan(&self, contract: &Contract, rec: &LoanRecord, extra: &[Statement]) -> Result<()> {
         let contract_json = serde_json::to_string(contract)?;
-        let (state, schedule) = state_json(&rec.loan)?;
+        let state = state_json(&rec.loan)?;
+        let schedule = serde_json::to_string(&rec.loan.schedule)?;
         let loan = &rec.loan;
         let id = loan.id.0.to_string();
         let now = now_micros();
@@ -383,12 +384,14 @@ impl LendingStore {
         }
         let mut rows = Vec::with_capacity(updates.len());
         for (rec, loan) in updates {
-            let (state, schedule) = state_json(loan)?;
+            let state = state_json(loan)?;
+            let schedule =
+                if loan.schedule == rec.loan.schedule { None } else { Some(serde_json::to_string(&loan.schedule)?) };
             rows.push(Row {
                 id: loan.id.0.to_string(),
                 version: rec.version,
                 state,
-                schedule: (loan.schedule != rec.loan.schedule).then_some(schedule),
+                schedule,
                 status: loan.status.as_str(),
                 bucket: bucket_name(loan.bucket()),
                 dpd: i64::from(loan.dpd),
