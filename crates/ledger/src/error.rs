@@ -28,6 +28,9 @@ pub enum LedgerError {
     Storage(#[from] storage::StorageError),
     #[error("sqlite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A statement written along with a batch found its rows moved on; nothing was written.
+    #[error("a write along with the batch was refused, nothing was written: {0}")]
+    AlongConflict(#[from] storage::RowCountMismatch),
     #[error("the ledger could not commit: {0}")]
     Unavailable(String),
     #[error("the ledger is shutting down")]

@@ -35,7 +35,7 @@ pub use engine::{Head, MAX_BATCH};
 pub use error::LedgerError;
 pub use journal::{Problem, VerifyReport};
 use storage::Database;
-pub use store::LedgerStore;
+pub use store::{AlongWithBatch, LedgerStore};
 pub use types::*;
 
 /// The ledger: the one entry point the server, the CLI and other domains use.
@@ -104,6 +104,25 @@ impl Ledger {
             return Err(LedgerError::BatchTooLarge(requests.len(), MAX_BATCH));
         }
         self.store.write_batch(requests.to_vec(), self.now(), false).await
+    }
+
+    /// [`Ledger::submit_batch`] with another domain's writes in the same transaction: `along`
+    /// gets the outcomes and returns the statements to run before the commit. Everything
+    /// commits together or nothing does, so a domain's record of an operation can never
+    /// disagree with the ledger. A statement that changes another number of rows than it
+    /// requires rolls all back with [`LedgerError::AlongConflict`].
+    pub async fn submit_batch_with(
+        &self,
+        requests: Vec<TransferRequest>,
+        along: AlongWithBatch,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        if requests.is_empty() {
+            return Err(LedgerError::EmptyBatch);
+        }
+        if requests.len() > MAX_BATCH {
+            return Err(LedgerError::BatchTooLarge(requests.len(), MAX_BATCH));
+        }
+        self.store.write_batch_with(requests, self.now(), false, Some(along)).await
     }
 
     /// Submits one transfer through group commit (see the batcher module).

@@ -451,3 +451,63 @@ async fn verify_on_a_live_ledger_reads_one_snapshot() {
         assert!(b.ledger.verify(|_, _| {}).await.unwrap().is_ok());
     }
 }
+
+/// Another domain's writes (any table; a customer-platform one here) along with a batch commit with it, see its outcomes, and a row
+/// expectation that fails rolls back the transfers too.
+#[tokio::test]
+async fn writes_along_with_a_batch_commit_or_roll_back_together() {
+    use storage::{Arg, Statement};
+    let key = |name: &str| {
+        Statement::new(
+            "INSERT INTO customer_computed_rules (rule_id, version) VALUES ($1, $2)",
+            vec![Arg::Text(name.to_string()), Arg::Int(1)],
+        )
+    };
+    for db in testing::all().await {
+        let b = bank(db).await;
+        fund(&b, b.alice, 10_000).await;
+        let created = TransferId::new();
+        let refused = TransferRequest::posted(TransferId::new(), b.alice, b.bob, 1_000_000, CNY);
+        let along: AlongWithBatch = Box::new(move |outcomes: &[TransferOutcome]| {
+            outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!(o, TransferOutcome::Created { .. }))
+                .map(|(i, _)| key(&format!("along-{i}")).expecting(1))
+                .collect()
+        });
+        let outs = b
+            .ledger
+            .submit_batch_with(vec![TransferRequest::posted(created, b.alice, b.bob, 100, CNY), refused], along)
+            .await
+            .unwrap();
+        assert!(matches!(outs[0], TransferOutcome::Created { .. }));
+        assert_eq!(code(&outs[1]), Some(TransferError::InsufficientFunds));
+        let names: Vec<(String,)> = storage::read!(&b._db.db, |c| sqlx::query_as("SELECT rule_id FROM customer_computed_rules ORDER BY rule_id")
+            .fetch_all(c)
+            .await)
+        .unwrap();
+        assert_eq!(names, vec![("along-0".to_string(),)]);
+
+        // An update that must change one row and changes none: the transfer is not written either.
+        let rolled_back = TransferId::new();
+        let along: AlongWithBatch = Box::new(|_: &[TransferOutcome]| {
+            vec![Statement::new("UPDATE customer_computed_rules SET version = 2 WHERE rule_id = $1", vec![Arg::Text("nope".into())])
+                .expecting(1)]
+        });
+        let err = b
+            .ledger
+            .submit_batch_with(vec![TransferRequest::posted(rolled_back, b.alice, b.bob, 100, CNY)], along)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::AlongConflict(_)), "{err:?}");
+        assert!(matches!(b.ledger.transfer(rolled_back).await, Err(LedgerError::TransferNotFound(_))));
+        assert_eq!(b.ledger.balance(b.bob, None).await.unwrap().posted, 100);
+        // The writer is still usable and its cached balances are right after the rollback.
+        let again = one(&b, TransferRequest::posted(TransferId::new(), b.alice, b.bob, 50, CNY)).await;
+        assert!(matches!(again, TransferOutcome::Created { .. }));
+        assert_eq!(b.ledger.balance(b.alice, None).await.unwrap().posted, 10_000 - 150);
+        let report = b.ledger.verify(|_, _| {}).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+    }
+}

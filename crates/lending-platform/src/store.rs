@@ -597,43 +597,7 @@ impl LendingStore {
     }
 }
 
-/// A write statement with its text bound values, to run inside another operation's transaction.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub sql: &'static str,
-    pub args: Vec<Arg>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-}
-
-impl Statement {
-    pub fn new(sql: &'static str, args: Vec<Arg>) -> Self {
-        Statement { sql, args }
-    }
-
-    fn query<DB>(&self) -> sqlx::query::Query<'_, DB, <DB as sqlx::Database>::Arguments<'_>>
-    where
-        DB: sqlx::Database,
-        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-        i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        let mut q = sqlx::query::<DB>(self.sql);
-        for a in &self.args {
-            q = match a {
-                Arg::Text(s) => q.bind(s.clone()),
-                Arg::OptText(s) => q.bind(s.clone()),
-                Arg::Int(i) => q.bind(*i),
-            };
-        }
-        q
-    }
-}
+pub use storage::{Arg, Statement};
 
 /// Statement appending a registry entry.
 pub fn insert_entry(e: &RegistryEntry) -> Result<Statement> {

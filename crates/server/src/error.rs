@@ -128,6 +128,7 @@ impl From<LedgerError> for ApiError {
             InvalidAccount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_account"),
             BatchTooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             EmptyBatch => (StatusCode::BAD_REQUEST, "empty_batch"),
+            AlongConflict(_) => (StatusCode::CONFLICT, "concurrent_modification"),
             Unavailable(_) | ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Corrupt(_) | Database(_) | Storage(_) | Sqlite(_) => return ApiError::internal(e),
         };

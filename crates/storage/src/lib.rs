@@ -22,6 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
+mod statement;
+pub use statement::{check_rows, Arg, RowCountMismatch, Statement};
+
 /// Errors opening or migrating the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -13,6 +13,10 @@ use crate::LedgerError;
 pub mod postgres;
 pub mod sqlite;
 
+/// Another domain's writes that commit or roll back with a ledger batch, chosen once the
+/// batch's outcomes are known (a loan's new state is saved only if its transfers were created).
+pub type AlongWithBatch = Box<dyn FnOnce(&[TransferOutcome]) -> Vec<storage::Statement> + Send>;
+
 /// Persistence for accounts, the journal and holds.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
@@ -37,6 +41,19 @@ pub trait LedgerStore: Send + Sync + 'static {
         requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        self.write_batch_with(requests, now, allow_system, None).await
+    }
+
+    /// [`LedgerStore::write_batch`], then the statements `along` returns for the outcomes, in
+    /// the same transaction. A statement that changes another number of rows than it requires
+    /// rolls everything back ([`LedgerError::AlongConflict`]).
+    async fn write_batch_with(
+        &self,
+        requests: Vec<TransferRequest>,
+        now: i64,
+        allow_system: bool,
+        along: Option<AlongWithBatch>,
     ) -> Result<Vec<TransferOutcome>, LedgerError>;
 
     /// Brings secondary indexes up to date with the journal (SQLite builds its per-account index

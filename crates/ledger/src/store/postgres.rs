@@ -235,11 +235,12 @@ impl LedgerStore for PgLedgerStore {
         convert_all(rows)
     }
 
-    async fn write_batch(
+    async fn write_batch_with(
         &self,
         requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
+        along: Option<AlongWithBatch>,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -247,6 +248,12 @@ impl LedgerStore for PgLedgerStore {
             let mut batch = PgBatch { conn: &mut tx };
             run_batch(&mut batch, &requests, now, allow_system).await?
         };
+        if let Some(along) = along {
+            for statement in along(&plan.outcomes) {
+                let changed = statement.query().execute(&mut *tx).await?.rows_affected();
+                storage::check_rows(&statement, changed)?;
+            }
+        }
         tx.commit().await?;
         Ok(plan.outcomes)
     }

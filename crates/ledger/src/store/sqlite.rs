@@ -187,6 +187,22 @@ impl SqliteLedgerStore {
     }
 }
 
+/// Runs another domain's statement on the journal writer, binding by position (see
+/// [`storage::Statement::sqlite_sql`]).
+fn run_statement(conn: &rusqlite::Connection, statement: &storage::Statement) -> Result<(), LedgerError> {
+    let mut stmt = conn.prepare_cached(&statement.sqlite_sql())?;
+    for (i, arg) in statement.args.iter().enumerate() {
+        match arg {
+            storage::Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s)?,
+            storage::Arg::OptText(s) => stmt.raw_bind_parameter(i + 1, s)?,
+            storage::Arg::Int(n) => stmt.raw_bind_parameter(i + 1, n)?,
+        }
+    }
+    let changed = stmt.raw_execute()? as u64;
+    storage::check_rows(statement, changed)?;
+    Ok(())
+}
+
 async fn accounts_by_ids(conn: &mut SqliteConnection, ids: &[AccountId]) -> Result<Vec<Account>, LedgerError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(MAX_PARAMS) {
@@ -459,11 +475,12 @@ impl LedgerStore for SqliteLedgerStore {
         convert_all(rows)
     }
 
-    async fn write_batch(
+    async fn write_batch_with(
         &self,
         requests: Vec<TransferRequest>,
         now: i64,
         allow_system: bool,
+        along: Option<AlongWithBatch>,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
         let (outcomes, backlog) = self
             .journal_write(move |writer| {
@@ -473,6 +490,11 @@ impl LedgerStore for SqliteLedgerStore {
                 }
                 let mut batch = JournalBatch { conn, cache, indexed_seq: 0, head_seq: 0 };
                 let plan = futures::executor::block_on(run_batch(&mut batch, &requests, now, allow_system))?;
+                if let Some(along) = along {
+                    for statement in along(&plan.outcomes) {
+                        run_statement(batch.conn, &statement)?;
+                    }
+                }
                 let backlog = plan.head.map(|h| h.seq - batch.indexed_seq).unwrap_or(0);
                 if tail.is_none() && batch.head_seq == batch.indexed_seq {
                     *tail = Some(Vec::new());
