@@ -483,17 +483,22 @@ async fn writes_along_with_a_batch_commit_or_roll_back_together() {
             .unwrap();
         assert!(matches!(outs[0], TransferOutcome::Created { .. }));
         assert_eq!(code(&outs[1]), Some(TransferError::InsufficientFunds));
-        let names: Vec<(String,)> = storage::read!(&b._db.db, |c| sqlx::query_as("SELECT rule_id FROM customer_computed_rules ORDER BY rule_id")
-            .fetch_all(c)
-            .await)
+        let names: Vec<(String,)> = storage::read!(&b._db.db, |c| sqlx::query_as(
+            "SELECT rule_id FROM customer_computed_rules ORDER BY rule_id"
+        )
+        .fetch_all(c)
+        .await)
         .unwrap();
         assert_eq!(names, vec![("along-0".to_string(),)]);
 
         // An update that must change one row and changes none: the transfer is not written either.
         let rolled_back = TransferId::new();
         let along: AlongWithBatch = Box::new(|_: &[TransferOutcome]| {
-            vec![Statement::new("UPDATE customer_computed_rules SET version = 2 WHERE rule_id = $1", vec![Arg::Text("nope".into())])
-                .expecting(1)]
+            vec![Statement::new(
+                "UPDATE customer_computed_rules SET version = 2 WHERE rule_id = $1",
+                vec![Arg::Text("nope".into())],
+            )
+            .expecting(1)]
         });
         let err = b
             .ledger

@@ -22,9 +22,11 @@
 //! It knows nothing about HTTP; the server maps [`LendingPlatformError`] to responses.
 
 pub mod accounts;
+pub mod import;
 pub mod service;
 pub mod store;
 
+pub use import::{ImportReport, ImportedLoan, MIGRATION_CLEARING};
 pub use service::{
     AcceptInput, AcceptOutcome, ApplyInput, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
     OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, WriteOffInput, WriteOffOutcome,
@@ -46,6 +48,9 @@ pub enum LendingPlatformError {
     /// Someone else changed the loan in the meantime; retry.
     #[error("loan {0} was changed concurrently; retry")]
     Conflict(String),
+    /// A statement's row expectation failed (a version moved on); nothing was written.
+    #[error(transparent)]
+    Stale(#[from] storage::RowCountMismatch),
     #[error("ledger error: {0}")]
     Ledger(#[from] ledger::LedgerError),
     #[error("database error: {0}")]

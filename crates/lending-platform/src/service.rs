@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use customer::CustomerKind;
-use ledger::{AccountId, Ledger, TransferError, TransferOutcome, TransferRequest, MAX_BATCH};
+use ledger::{
+    AccountId, AlongWithBatch, Ledger, LedgerError, TransferError, TransferOutcome, TransferRequest, MAX_BATCH,
+};
 use lending::{
     accept, approve_review, decide, decline_review, direct_contract, early_warnings, eod, loan_alerts, make_offer,
     AcceptRequest, Alert, Analyst, Catalog, Contract, ContractId, DataSources, Decision, DocumentKind,
@@ -20,7 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 use uuid::Uuid;
 
 use crate::accounts::{self, gl_accounts, loan_account, Parties, LOAN_ROLES, NS};
-use crate::store::{self, ChargedOff, LendingStore, LoanRecord, LoanSummary, ReviewItem, Statement};
+use crate::store::{self, ChargedOff, LendingStore, LoanRecord, LoanSave, LoanSummary, ReviewItem, Statement};
 use crate::{LendingPlatformError, Result};
 
 /// Seed of the simulated external data sources (bureau, social security, housing fund, tax, ERP).
@@ -28,6 +30,9 @@ pub const SIMULATOR_SEED: u64 = 2026;
 
 /// Loans per end-of-day page (read, computed, posted as ledger batches, saved in one transaction).
 pub const EOD_PAGE: i64 = 2_000;
+
+/// Reads of one end-of-day page before giving up when its loans keep changing underneath.
+const EOD_PAGE_ATTEMPTS: u32 = 5;
 
 /// Input of [`LendingService::apply`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,7 +295,7 @@ impl LendingService {
         &self.catalog
     }
 
-    async fn ensure_gl(&self) -> Result<()> {
+    pub(crate) async fn ensure_gl(&self) -> Result<()> {
         self.gl_ready
             .get_or_try_init(|| async {
                 self.ledger.open_accounts(&gl_accounts(Currency::CNY)).await?;
@@ -393,7 +398,6 @@ impl LendingService {
             .open_accounts(&accounts::loan_accounts(loan_id, &contract.applicant_id, contract.principal.currency))
             .await?;
         let (loan, postings) = Loan::open(&contract);
-        let transfers = self.post(loan_id, "v0", &postings, &parties).await?;
         let rec = LoanRecord {
             loan: loan.clone(),
             applicant_id: contract.applicant_id.clone(),
@@ -401,17 +405,28 @@ impl LendingService {
             repayment_account: parties.payer,
             version: 1,
         };
-        self.store.insert_loan(&contract, &rec, &extra).await?;
+        let statements = [LendingStore::insert_contract_loan(&contract, &rec)?, extra].concat();
+        let transfers = if postings.is_empty() {
+            self.store.execute(&statements).await?;
+            Vec::new()
+        } else {
+            // The disbursement and the stored loan commit together.
+            let along: AlongWithBatch =
+                Box::new(move |outcomes| if check(outcomes).is_ok() { statements } else { Vec::new() });
+            self.post(loan_id, "v0", &postings, &parties, along).await?
+        };
         Ok(AcceptOutcome { contract, loan, transfers, created: true })
     }
 
-    /// Submits one operation's postings as one linked chain; any failed leg fails all.
+    /// Submits one operation's postings as one linked chain (any failed leg fails all), with
+    /// the statements `along` returns committed in the same transaction.
     async fn post(
         &self,
         loan: LoanId,
         op: &str,
         postings: &[Posting],
         parties: &Parties,
+        along: AlongWithBatch,
     ) -> Result<Vec<ledger::TransferId>> {
         if postings.is_empty() {
             return Ok(Vec::new());
@@ -420,9 +435,10 @@ impl LendingService {
         if requests.len() > MAX_BATCH {
             return Err(LendingPlatformError::Invalid(format!("{} postings in one operation", requests.len())));
         }
-        let outcomes = self.ledger.submit_batch(&requests).await?;
+        let ids = requests.iter().map(|r| r.id).collect();
+        let outcomes = self.ledger.submit_batch_with(requests, along).await?;
         check(&outcomes)?;
-        Ok(requests.iter().map(|r| r.id).collect())
+        Ok(ids)
     }
 
     // ---- loan operations --------------------------------------------------------------------
@@ -472,11 +488,21 @@ impl LendingService {
         let statements = extra(&loan, date, &own)?;
         postings.extend(own);
         let parties = Parties { customer: rec.customer_account, payer: payer.unwrap_or(rec.repayment_account) };
-        let transfers = self.post(id, &format!("v{}", rec.version), &postings, &parties).await?;
-        let stale = self.store.save_loans_with(&[(&rec, &loan)], &statements).await?;
-        if !stale.is_empty() {
-            return Err(LendingPlatformError::Conflict(id.0.to_string()));
-        }
+        let statements = [store::save_loans([&LoanSave::new(&rec, &loan)?]), statements].concat();
+        let saved = if postings.is_empty() {
+            self.store.execute(&statements).await.map(|()| Vec::new())
+        } else {
+            // The new state commits in the same transaction as the transfers, or neither does.
+            let along: AlongWithBatch =
+                Box::new(move |outcomes| if check(outcomes).is_ok() { statements } else { Vec::new() });
+            self.post(id, &format!("v{}", rec.version), &postings, &parties, along).await
+        };
+        let transfers = match saved {
+            Err(LendingPlatformError::Stale(_)) | Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(_))) => {
+                return Err(LendingPlatformError::Conflict(id.0.to_string()))
+            }
+            other => other?,
+        };
         Ok((rec, loan, date, out, postings, transfers))
     }
 
@@ -682,10 +708,10 @@ impl LendingService {
     // ---- end of day -------------------------------------------------------------------------
 
     /// End of day for `date` over every open loan, page by page: each page's accruals go to the
-    /// ledger as batches of per-loan linked chains, then the page's loans are saved in one
-    /// transaction. Idempotent per date: once a date is done, running it again reports
-    /// `already_run` and writes nothing; a run that stopped half-way resumes (loans already at
-    /// `date` are skipped, ledger transfers replay). `progress(done, total)` after each page.
+    /// ledger as batches of per-loan linked chains, and each batch saves its loans' new states
+    /// in the same transaction. Idempotent per date: once a date is done, running it again
+    /// reports `already_run` and writes nothing; a run that stopped half-way resumes (loans
+    /// already at `date` are skipped). `progress(done, total)` after each page.
     pub async fn run_eod(&self, date: NaiveDate, mut progress: impl FnMut(u64, u64) + Send) -> Result<EodReport> {
         let t0 = std::time::Instant::now();
         if let Some((status, report)) = self.store.eod_run(date).await? {
@@ -710,12 +736,24 @@ impl LendingService {
         let mut after = String::new();
         loop {
             let read_started = std::time::Instant::now();
-            let page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+            let mut page = self.store.open_loans_after(&after, EOD_PAGE).await?;
             report.phases_millis.read += read_started.elapsed().as_millis() as u64;
+            let mut attempt = 1;
+            loop {
+                match self.eod_page(&page, date, &mut report).await {
+                    Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(e))) if attempt < EOD_PAGE_ATTEMPTS => {
+                        // A loan of the page was changed (a repayment) since it was read. What
+                        // committed is at `date` now and is skipped; the rest is read again.
+                        tracing::info!(attempt, error = %e, "end of day re-reads a page changed meanwhile");
+                        attempt += 1;
+                        page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+                    }
+                    other => break other?,
+                }
+            }
             let Some(last) = page.last() else { break };
             after = last.loan.id.0.to_string();
             report.loans_seen += page.len() as u64;
-            self.eod_page(&page, date, &mut report).await?;
             progress(report.loans_seen.min(total), total);
             if (page.len() as i64) < EOD_PAGE {
                 break;
@@ -726,9 +764,13 @@ impl LendingService {
         Ok(report)
     }
 
+    /// One page of end of day. Each ledger batch of whole per-loan chains commits together with
+    /// the saved states of the loans whose chains it created, so a loan's state and its ledger
+    /// accounts never disagree, even after a crash. A loan changed since the page was read
+    /// rolls its batch back ([`LedgerError::AlongConflict`]); the caller re-reads the page.
     async fn eod_page(&self, page: &[LoanRecord], date: NaiveDate, report: &mut EodReport) -> Result<()> {
         let compute_started = std::time::Instant::now();
-        // (record, new state, postings) of loans that changed.
+        // (new state, postings, save) of loans that changed.
         let mut work: Vec<(&LoanRecord, Loan, Vec<Posting>)> = Vec::new();
         for rec in page {
             let mut loan = rec.loan.clone();
@@ -744,14 +786,14 @@ impl LendingService {
                 }
             }
         }
+        let saves = work.iter().map(|(rec, loan, _)| LoanSave::new(rec, loan)).collect::<Result<Vec<_>>>()?;
         report.phases_millis.compute += compute_started.elapsed().as_millis() as u64;
         let ledger_started = std::time::Instant::now();
-        // Ledger batches of whole per-loan chains.
-        let mut ok = vec![true; work.len()];
         let mut start = 0;
         while start < work.len() {
             let mut end = start;
             let mut requests: Vec<TransferRequest> = Vec::new();
+            // (index into work, first request, chain length)
             let mut spans = Vec::new();
             while end < work.len() {
                 let (rec, _, postings) = &work[end];
@@ -764,40 +806,45 @@ impl LendingService {
                 requests.extend(chain);
                 end += 1;
             }
-            if !requests.is_empty() {
-                let outcomes = self.ledger.submit_batch(&requests).await?;
-                for (i, from, len) in spans {
-                    if check(&outcomes[from..from + len]).is_err() {
-                        ok[i] = false;
+            let created =
+                |outcomes: &[TransferOutcome], from: usize, len: usize| check(&outcomes[from..from + len]).is_ok();
+            let outcomes = if requests.is_empty() {
+                self.store.execute(&store::save_loans(&saves[start..end])).await?;
+                Vec::new()
+            } else {
+                let batch_saves: Vec<LoanSave> = saves[start..end].to_vec();
+                let batch_spans = spans.clone();
+                let along: AlongWithBatch = Box::new(move |outcomes| {
+                    let saved = batch_spans
+                        .iter()
+                        .filter(|(_, from, len)| *len == 0 || created(outcomes, *from, *len))
+                        .map(|(i, _, _)| &batch_saves[i - start]);
+                    store::save_loans(saved)
+                });
+                self.ledger.submit_batch_with(requests, along).await?
+            };
+            for (i, from, len) in spans {
+                if len > 0 && !created(&outcomes, from, len) {
+                    report.loans_failed += 1;
+                    continue;
+                }
+                let (_, loan, postings) = &work[i];
+                report.loans_processed += 1;
+                report.postings += postings.len() as u64;
+                for p in postings {
+                    match p.purpose {
+                        lending::PostingPurpose::InterestAccrual => report.interest_accrued_minor += p.amount.minor,
+                        lending::PostingPurpose::PenaltyAccrual => report.penalty_accrued_minor += p.amount.minor,
+                        _ => {}
                     }
+                }
+                if loan.status == lending::LoanStatus::Overdue {
+                    report.overdue_loans += 1;
                 }
             }
             start = end;
         }
-        let updates: Vec<(&LoanRecord, &Loan)> =
-            work.iter().zip(&ok).filter(|(_, ok)| **ok).map(|((rec, loan, _), _)| (*rec, loan)).collect();
         report.phases_millis.ledger += ledger_started.elapsed().as_millis() as u64;
-        let save_started = std::time::Instant::now();
-        let stale = self.store.save_loans(&updates).await?;
-        report.phases_millis.save += save_started.elapsed().as_millis() as u64;
-        report.loans_failed += (ok.iter().filter(|o| !**o).count() + stale.len()) as u64;
-        for ((_, loan, postings), ok) in work.iter().zip(&ok) {
-            if !*ok || stale.contains(&loan.id) {
-                continue;
-            }
-            report.loans_processed += 1;
-            report.postings += postings.len() as u64;
-            for p in postings {
-                match p.purpose {
-                    lending::PostingPurpose::InterestAccrual => report.interest_accrued_minor += p.amount.minor,
-                    lending::PostingPurpose::PenaltyAccrual => report.penalty_accrued_minor += p.amount.minor,
-                    _ => {}
-                }
-            }
-            if loan.status == lending::LoanStatus::Overdue {
-                report.overdue_loans += 1;
-            }
-        }
         Ok(())
     }
 
@@ -961,7 +1008,7 @@ fn charged(postings: &[Posting]) -> ChargedOff {
 
 /// Ok when every transfer committed (now or earlier); else the first real failure (a
 /// `linked_event_failed` only when nothing else is known).
-fn check(outcomes: &[TransferOutcome]) -> Result<()> {
+pub(crate) fn check(outcomes: &[TransferOutcome]) -> Result<()> {
     let failures: Vec<(TransferError, &String)> = outcomes
         .iter()
         .filter_map(|o| match o {

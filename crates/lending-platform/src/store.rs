@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use ledger::AccountId;
-use lending::{Bucket, Contract, Decision, Loan, LoanId, Offer, Outcome, Receivable, RegistryEntry};
+use lending::{AccountRole, Bucket, Contract, Decision, Loan, LoanId, Offer, Outcome, Receivable, RegistryEntry};
 use serde::{Deserialize, Serialize};
 use storage::Database;
 use uuid::Uuid;
@@ -294,64 +294,21 @@ impl LendingStore {
 
     // ---- loans ------------------------------------------------------------------------------
 
-    /// Stores a new contract and its loan (state after disbursement, version 1) with the loan's
-    /// ledger accounts, in one transaction. Extra statements (e.g. registry entries of a
-    /// financing) run in the same transaction through `extra`.
-    pub async fn insert_loan(&self, contract: &Contract, rec: &LoanRecord, extra: &[Statement]) -> Result<()> {
-        let contract_json = serde_json::to_string(contract)?;
-        let state = state_json(&rec.loan)?;
-        let schedule = serde_json::to_string(&rec.loan.schedule)?;
-        let loan = &rec.loan;
-        let id = loan.id.0.to_string();
-        let now = now_micros();
-        storage::transaction!(&self.db, |tx| {
-            async {
-            sqlx::query(
-                "INSERT INTO lending_contracts (id, offer_id, applicant_id, contract, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(contract.id.0.to_string())
-            .bind(contract.offer_id.0.to_string())
-            .bind(&contract.applicant_id)
-            .bind(&contract_json)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
-                 customer_account, repayment_account, version, state, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-            )
-            .bind(&id)
-            .bind(contract.id.0.to_string())
-            .bind(&rec.applicant_id)
-            .bind(&loan.product_code)
-            .bind(loan.status.as_str())
-            .bind(bucket_name(loan.bucket()))
-            .bind(i64::from(loan.dpd))
-            .bind(loan.last_eod.map(date_text))
-            .bind(rec.customer_account.0.to_string())
-            .bind(rec.repayment_account.0.to_string())
-            .bind(rec.version)
-            .bind(&state)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(UPSERT_SCHEDULE).bind(&id).bind(&schedule).execute(&mut *tx).await?;
-            for (role, _) in LOAN_ROLES {
-                sqlx::query("INSERT INTO lending_loan_accounts (loan_id, role, account_id) VALUES ($1, $2, $3)")
-                    .bind(&id)
-                    .bind(role_name(role))
-                    .bind(loan_account(loan.id, role).0.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for s in extra {
-                s.query().execute(&mut *tx).await?;
-            }
-            Ok::<(), LendingPlatformError>(())
-        }
-        .await
-        })
+    /// Statements storing a new contract and its loan (state after disbursement, version 1)
+    /// with the loan's ledger accounts. A contract stored before makes them fail.
+    pub fn insert_contract_loan(contract: &Contract, rec: &LoanRecord) -> Result<Vec<Statement>> {
+        let mut out = vec![Statement::new(
+            "INSERT INTO lending_contracts (id, offer_id, applicant_id, contract, created_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Arg::Text(contract.id.0.to_string()),
+                Arg::Text(contract.offer_id.0.to_string()),
+                Arg::Text(contract.applicant_id.clone()),
+                Arg::Text(serde_json::to_string(contract)?),
+                Arg::Int(now_micros()),
+            ],
+        )];
+        out.extend(insert_loans(&[LoanInsert::new(rec)?]));
+        Ok(out)
     }
 
     pub async fn loan(&self, id: LoanId) -> Result<Option<LoanRecord>> {
@@ -361,127 +318,22 @@ impl LendingStore {
         row.map(record_from_row).transpose()
     }
 
-    /// Saves new states of loans whose stored version is still `rec.version` (one transaction).
-    /// Returns the ids whose version had moved (not saved).
-    pub async fn save_loans(&self, updates: &[(&LoanRecord, &Loan)]) -> Result<Vec<LoanId>> {
-        self.save_loans_with(updates, &[]).await
-    }
-
-    /// [`LendingStore::save_loans`] plus `extra` statements in the same transaction; when a
-    /// version had moved and there are extra statements, nothing is written
-    /// ([`LendingPlatformError::Conflict`]).
-    pub async fn save_loans_with(&self, updates: &[(&LoanRecord, &Loan)], extra: &[Statement]) -> Result<Vec<LoanId>> {
-        struct Row {
-            id: String,
-            version: i64,
-            state: String,
-            /// Only when it changed.
-            schedule: Option<String>,
-            status: &'static str,
-            bucket: &'static str,
-            dpd: i64,
-            last_eod: Option<String>,
+    /// Which of `ids` are stored loans.
+    pub async fn stored_loan_ids(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(SAVE_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT id FROM lending_loans WHERE id IN ({})", placeholders.join(", "));
+            let rows: Vec<(String,)> = storage::read!(&self.db, |conn| {
+                let mut q = sqlx::query_as(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(conn).await
+            })?;
+            found.extend(rows.into_iter().map(|(id,)| id));
         }
-        let mut rows = Vec::with_capacity(updates.len());
-        for (rec, loan) in updates {
-            let state = state_json(loan)?;
-            let schedule =
-                if loan.schedule == rec.loan.schedule { None } else { Some(serde_json::to_string(&loan.schedule)?) };
-            rows.push(Row {
-                id: loan.id.0.to_string(),
-                version: rec.version,
-                state,
-                schedule,
-                status: loan.status.as_str(),
-                bucket: bucket_name(loan.bucket()),
-                dpd: i64::from(loan.dpd),
-                last_eod: loan.last_eod.map(date_text),
-            });
-        }
-        let now = now_micros();
-        // Unchanged schedules in multi-row updates; changed ones (rare: prepayments, draws) row by row.
-        let (plain, rescheduled): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.schedule.is_none());
-        storage::transaction!(&self.db, |tx| {
-            async {
-            let mut stale = Vec::new();
-            for chunk in plain.chunks(SAVE_CHUNK) {
-                let mut sql = String::from(
-                    "UPDATE lending_loans SET state = v.column3, status = v.column4, bucket = v.column5, \
-                     dpd = v.column6, last_eod = v.column7, version = lending_loans.version + 1, updated_at = v.column8 \
-                     FROM (VALUES ",
-                );
-                for i in 0..chunk.len() {
-                    let p = i * 8;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8
-                    ));
-                }
-                sql.push_str(") AS v WHERE lending_loans.id = v.column1 AND lending_loans.version = v.column2");
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(&r.id)
-                        .bind(r.version)
-                        .bind(&r.state)
-                        .bind(r.status)
-                        .bind(r.bucket)
-                        .bind(r.dpd)
-                        .bind(&r.last_eod)
-                        .bind(now);
-                }
-                let n = q.execute(&mut *tx).await?.rows_affected();
-                if n < chunk.len() as u64 {
-                    // Someone saved some of these loans in between: find which (their version moved on
-                    // by something other than this update).
-                    for r in chunk {
-                        let (version,): (i64,) = sqlx::query_as("SELECT version FROM lending_loans WHERE id = $1")
-                            .bind(&r.id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        if version != r.version + 1 {
-                            stale.push(LoanId(Uuid::parse_str(&r.id).map_err(|e| LendingPlatformError::Corrupt(e.to_string()))?));
-                        }
-                    }
-                }
-            }
-            for r in rescheduled {
-                let n = sqlx::query(
-                    "UPDATE lending_loans SET state = $1, status = $2, bucket = $3, dpd = $4, last_eod = $5, \
-                     version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
-                )
-                .bind(&r.state)
-                .bind(r.status)
-                .bind(r.bucket)
-                .bind(r.dpd)
-                .bind(&r.last_eod)
-                .bind(now)
-                .bind(&r.id)
-                .bind(r.version)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 1 {
-                    sqlx::query(UPSERT_SCHEDULE).bind(&r.id).bind(&r.schedule).execute(&mut *tx).await?;
-                } else {
-                    stale.push(LoanId(Uuid::parse_str(&r.id).map_err(|e| LendingPlatformError::Corrupt(e.to_string()))?));
-                }
-            }
-            if !extra.is_empty() {
-                if let Some(id) = stale.first() {
-                    return Err(LendingPlatformError::Conflict(id.0.to_string()));
-                }
-                for s in extra {
-                    s.query().execute(&mut *tx).await?;
-                }
-            }
-            Ok::<Vec<LoanId>, LendingPlatformError>(stale)
-        }
-        .await
-        })
+        Ok(found)
     }
 
     /// Open loans (active or overdue) with ids after `after`, in id order.
@@ -565,11 +417,12 @@ impl LendingStore {
         row.map(|(j, l)| Ok((serde_json::from_str(&j)?, l))).transpose()
     }
 
-    /// Runs statements in one transaction.
+    /// Runs statements in one transaction (all or nothing, row expectations checked).
     pub async fn execute(&self, statements: &[Statement]) -> Result<()> {
         storage::transaction!(&self.db, |tx| async {
             for s in statements {
-                s.query().execute(&mut *tx).await?;
+                let changed = s.query().execute(&mut *tx).await?.rows_affected();
+                storage::check_rows(s, changed)?;
             }
             Ok::<(), LendingPlatformError>(())
         }
@@ -598,6 +451,240 @@ impl LendingStore {
 }
 
 pub use storage::{Arg, Statement};
+
+/// A loan's new state, serialized (outside any transaction) and ready to save over the version
+/// it was read at.
+#[derive(Debug, Clone)]
+pub struct LoanSave {
+    id: String,
+    version: i64,
+    state: String,
+    /// Only when it changed.
+    schedule: Option<String>,
+    status: &'static str,
+    bucket: &'static str,
+    dpd: i64,
+    last_eod: Option<String>,
+}
+
+impl LoanSave {
+    /// `loan` is the new state of the stored `rec`.
+    pub fn new(rec: &LoanRecord, loan: &Loan) -> Result<Self> {
+        Ok(LoanSave {
+            id: loan.id.0.to_string(),
+            version: rec.version,
+            state: state_json(loan)?,
+            schedule: if loan.schedule == rec.loan.schedule {
+                None
+            } else {
+                Some(serde_json::to_string(&loan.schedule)?)
+            },
+            status: loan.status.as_str(),
+            bucket: bucket_name(loan.bucket()),
+            dpd: i64::from(loan.dpd),
+            last_eod: loan.last_eod.map(date_text),
+        })
+    }
+}
+
+/// A new loan row with its schedule and account mapping, serialized and ready to insert.
+#[derive(Debug, Clone)]
+pub struct LoanInsert {
+    loan: LoanId,
+    id: String,
+    contract_id: String,
+    applicant_id: String,
+    product_code: String,
+    status: &'static str,
+    bucket: &'static str,
+    dpd: i64,
+    last_eod: Option<String>,
+    customer_account: String,
+    repayment_account: String,
+    version: i64,
+    state: String,
+    schedule: String,
+}
+
+impl LoanInsert {
+    pub fn new(rec: &LoanRecord) -> Result<Self> {
+        let loan = &rec.loan;
+        Ok(LoanInsert {
+            loan: loan.id,
+            id: loan.id.0.to_string(),
+            contract_id: loan.contract_id.0.to_string(),
+            applicant_id: rec.applicant_id.clone(),
+            product_code: loan.product_code.clone(),
+            status: loan.status.as_str(),
+            bucket: bucket_name(loan.bucket()),
+            dpd: i64::from(loan.dpd),
+            last_eod: loan.last_eod.map(date_text),
+            customer_account: rec.customer_account.0.to_string(),
+            repayment_account: rec.repayment_account.0.to_string(),
+            version: rec.version,
+            state: state_json(loan)?,
+            schedule: serde_json::to_string(&loan.schedule)?,
+        })
+    }
+}
+
+/// Multi-row `INSERT ... VALUES` statements of `rows` × `columns` values, `per_statement` rows each.
+fn insert_rows<T>(
+    head: &str,
+    tail: &str,
+    columns: usize,
+    per_statement: usize,
+    rows: &[T],
+    values: impl Fn(&T) -> Vec<Arg>,
+) -> Vec<Statement> {
+    rows.chunks(per_statement)
+        .map(|chunk| {
+            let mut sql = String::from(head);
+            let mut args = Vec::with_capacity(chunk.len() * columns);
+            for (i, row) in chunk.iter().enumerate() {
+                sql.push_str(if i == 0 { " VALUES (" } else { ", (" });
+                for c in 0..columns {
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", i * columns + c + 1));
+                }
+                sql.push(')');
+                args.extend(values(row));
+            }
+            sql.push(' ');
+            sql.push_str(tail);
+            Statement::new(sql, args)
+        })
+        .collect()
+}
+
+/// Statements inserting new loans, their schedules and their account mappings. A loan whose
+/// id is already stored is left as it is (so an import can run again). No contract row: an
+/// imported loan's contract lives in the system it came from.
+pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
+    let now = now_micros();
+    let mut out = insert_rows(
+        "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
+         customer_account, repayment_account, version, state, created_at, updated_at)",
+        "ON CONFLICT (id) DO NOTHING",
+        14,
+        SAVE_CHUNK / 4,
+        rows,
+        |r| {
+            vec![
+                Arg::Text(r.id.clone()),
+                Arg::Text(r.contract_id.clone()),
+                Arg::Text(r.applicant_id.clone()),
+                Arg::Text(r.product_code.clone()),
+                Arg::Text(r.status.into()),
+                Arg::Text(r.bucket.into()),
+                Arg::Int(r.dpd),
+                Arg::OptText(r.last_eod.clone()),
+                Arg::Text(r.customer_account.clone()),
+                Arg::Text(r.repayment_account.clone()),
+                Arg::Int(r.version),
+                Arg::Text(r.state.clone()),
+                Arg::Int(now),
+                Arg::Int(now),
+            ]
+        },
+    );
+    out.extend(insert_rows(
+        "INSERT INTO lending_loan_schedules (loan_id, schedule)",
+        "ON CONFLICT (loan_id) DO NOTHING",
+        2,
+        SAVE_CHUNK,
+        rows,
+        |r| vec![Arg::Text(r.id.clone()), Arg::Text(r.schedule.clone())],
+    ));
+    let mappings: Vec<(LoanId, AccountRole)> =
+        rows.iter().flat_map(|r| LOAN_ROLES.iter().map(move |(role, _)| (r.loan, *role))).collect();
+    out.extend(insert_rows(
+        "INSERT INTO lending_loan_accounts (loan_id, role, account_id)",
+        "ON CONFLICT (loan_id, role) DO NOTHING",
+        3,
+        SAVE_CHUNK,
+        &mappings,
+        |(loan, role)| {
+            vec![
+                Arg::Text(loan.0.to_string()),
+                Arg::Text(role_name(*role).into()),
+                Arg::Text(loan_account(*loan, *role).0.to_string()),
+            ]
+        },
+    ));
+    out
+}
+
+/// Statements saving new loan states, each bumping the version. Every statement requires all
+/// the rows it names to change, so a loan saved by someone else since it was read (its version
+/// moved) rolls back the whole transaction they run in, ledger transfers included. Unchanged
+/// schedules go in multi-row updates; changed ones (rare: prepayments, draws) row by row with
+/// their schedule.
+pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Statement> {
+    let now = now_micros();
+    let (plain, rescheduled): (Vec<&LoanSave>, Vec<&LoanSave>) = saves.into_iter().partition(|r| r.schedule.is_none());
+    let mut out = Vec::new();
+    for chunk in plain.chunks(SAVE_CHUNK) {
+        let mut sql = String::from(
+            "UPDATE lending_loans SET state = v.column3, status = v.column4, bucket = v.column5, \
+             dpd = v.column6, last_eod = v.column7, version = lending_loans.version + 1, updated_at = v.column8 \
+             FROM (VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 8);
+        for (i, r) in chunk.iter().enumerate() {
+            let p = i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8
+            ));
+            args.extend([
+                Arg::Text(r.id.clone()),
+                Arg::Int(r.version),
+                Arg::Text(r.state.clone()),
+                Arg::Text(r.status.into()),
+                Arg::Text(r.bucket.into()),
+                Arg::Int(r.dpd),
+                Arg::OptText(r.last_eod.clone()),
+                Arg::Int(now),
+            ]);
+        }
+        sql.push_str(") AS v WHERE lending_loans.id = v.column1 AND lending_loans.version = v.column2");
+        out.push(Statement::new(sql, args).expecting(chunk.len() as u64));
+    }
+    for r in rescheduled {
+        out.push(
+            Statement::new(
+                "UPDATE lending_loans SET state = $1, status = $2, bucket = $3, dpd = $4, last_eod = $5, \
+                 version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
+                vec![
+                    Arg::Text(r.state.clone()),
+                    Arg::Text(r.status.into()),
+                    Arg::Text(r.bucket.into()),
+                    Arg::Int(r.dpd),
+                    Arg::OptText(r.last_eod.clone()),
+                    Arg::Int(now),
+                    Arg::Text(r.id.clone()),
+                    Arg::Int(r.version),
+                ],
+            )
+            .expecting(1),
+        );
+        out.push(Statement::new(UPSERT_SCHEDULE, vec![Arg::Text(r.id.clone()), Arg::OptText(r.schedule.clone())]));
+    }
+    out
+}
 
 /// Statement appending a registry entry.
 pub fn insert_entry(e: &RegistryEntry) -> Result<Statement> {

@@ -78,11 +78,9 @@ impl Statement {
 /// The outcome of a statement against its expectation.
 pub fn check_rows(statement: &Statement, changed: u64) -> Result<(), RowCountMismatch> {
     match statement.expect_rows {
-        Some(want) if want != changed => Err(RowCountMismatch {
-            expected: want,
-            changed,
-            sql: statement.sql.chars().take(80).collect(),
-        }),
+        Some(want) if want != changed => {
+            Err(RowCountMismatch { expected: want, changed, sql: statement.sql.chars().take(80).collect() })
+        }
         _ => Ok(()),
     }
 }

@@ -72,6 +72,9 @@ impl From<LendingPlatformError> for ApiError {
                 "concurrent_modification",
                 format!("loan {id} was changed concurrently; retry"),
             ),
+            e @ LendingPlatformError::Stale(_) => {
+                ApiError::new(StatusCode::CONFLICT, "concurrent_modification", e.to_string())
+            }
             LendingPlatformError::Ledger(e) => e.into(),
             other => ApiError::internal(other),
         }
