@@ -344,16 +344,15 @@ pub async fn lending(args: LendingBenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens `persisted_loans` loans through the service (ledger accounts, disbursements), then
-/// times one stored end of day over them: read pages, compute, post to the ledger, save.
+/// Imports `persisted_loans` aged loans ([`lending::bench::build_portfolio`], the in-memory
+/// portfolio) as a loan book (ledger accounts, opening balances, loan rows), then times one
+/// stored end of day over them: read pages, compute, post to the ledger and save.
 async fn persisted_eod(args: &LendingBenchArgs) -> Result<()> {
-    use lending::{direct_contract, Product, RepaymentMethod};
     std::fs::create_dir_all(&args.dir)?;
     let path = args.dir.join(format!("lending-{}.db", uuid::Uuid::now_v7().simple()));
     let db = Database::connect(&format!("sqlite://{}", path.display())).await?;
     let ledger = Ledger::new(&db);
     let service = lending_platform::LendingService::new(db.clone(), ledger.clone());
-    let start = chrono::Utc::now().date_naive() - chrono::Duration::days(40);
     let deposit = AccountId(uuid::Uuid::now_v7());
     ledger
         .open_account(NewAccount {
@@ -369,44 +368,46 @@ async fn persisted_eod(args: &LendingBenchArgs) -> Result<()> {
             overdraft_limit: 0,
         })
         .await?;
-    let product = Product::instant_consumer();
-    let bar = progress_bar(args.persisted_loans as u64, "open loans");
+    let n = args.persisted_loans;
+    let book: Vec<lending_platform::ImportedLoan> =
+        tokio::task::spawn_blocking(move || lending::bench::build_portfolio(n, 11))
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(i, loan)| lending_platform::ImportedLoan {
+                loan,
+                applicant_id: format!("B{i}"),
+                customer_account: deposit,
+                repayment_account: deposit,
+            })
+            .collect();
+    let bar = progress_bar(n as u64, "import loans");
     let t0 = Instant::now();
-    for i in 0..args.persisted_loans {
-        let c = direct_contract(
-            &product,
-            &format!("B{i}"),
-            money::Amount::new(10_000_00 + (i as i64 % 400) * 1_000_00, Currency::CNY),
-            rust_decimal::Decimal::new(72, 3),
-            12,
-            RepaymentMethod::EqualInstallment,
-            start,
-        )?;
-        service.open_contract(c, deposit, deposit).await?;
-        bar.inc(1);
-    }
+    let imported = service.import_loans(&book, |done, _| bar.set_position(done)).await?;
     bar.finish_and_clear();
-    let open_s = t0.elapsed().as_secs_f64();
-    // Catch up to yesterday (40 days), then time one single business day.
-    let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
-    let catch_up = service.run_eod(yesterday - chrono::Duration::days(1), |_, _| {}).await?;
+    drop(book);
+    let import_s = t0.elapsed().as_secs_f64();
+    let date = lending::bench::bench_date();
+    let bar = progress_bar(n as u64, "end of day");
     let t1 = Instant::now();
-    let r = service.run_eod(yesterday, |_, _| {}).await?;
+    let r = service.run_eod(date, |done, _| bar.set_position(done)).await?;
     let s = t1.elapsed().as_secs_f64();
+    bar.finish_and_clear();
     println!(
-        "end of day (persisted, SQLite, through the ledger): {} loans opened in {:.1} s; catch-up of 39 days took {:.1} s; \
-         one business day over {} loans: {:.2} s = {:.0} loans/s ({} postings; ms read {}, compute {}, ledger {}, save {})",
-        args.persisted_loans,
-        open_s,
-        catch_up.millis as f64 / 1000.0,
+        "end of day (persisted, SQLite, through the ledger): {} loans imported in {:.1} s ({:.0} loans/s, {} opening-balance transfers); \
+         one business day over {} open loans: {:.2} s = {:.0} loans/s ({} postings, {} overdue; ms read {}, compute {}, ledger and save {})",
+        imported.imported,
+        import_s,
+        imported.imported as f64 / import_s.max(1e-9),
+        imported.transfers,
         r.loans_processed,
         s,
         r.loans_processed as f64 / s.max(1e-9),
         r.postings,
+        r.overdue_loans,
         r.phases_millis.read,
         r.phases_millis.compute,
         r.phases_millis.ledger,
-        r.phases_millis.save
     );
     db.close().await;
     if std::env::var_os("DIGIBANK_BENCH_KEEP").is_none() {

@@ -161,6 +161,15 @@ enum LendingCommand {
         #[arg(long)]
         date: chrono::NaiveDate,
     },
+    /// Import a loan book from another system: one JSON object per line with `loan` (the
+    /// loan's state as `GET /v1/lending/loans/{id}` shows it), `applicant_id`,
+    /// `customer_account` and `repayment_account`. Balances arrive from the clearing account
+    /// `gl.loan_migration`. The whole file is checked before anything is written; importing
+    /// the same file again changes nothing.
+    Import {
+        /// The JSON-lines file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -287,6 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
         Command::Lending { command: LendingCommand::Eod { date } } => lending_eod(&cli.database_url, date).await,
+        Command::Lending { command: LendingCommand::Import { file } } => lending_import(&cli.database_url, &file).await,
     }
 }
 
@@ -352,6 +362,72 @@ async fn lending_eod(url: &str, date: chrono::NaiveDate) -> Result<()> {
         );
     }
     println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Loans read from an import file at a time.
+const IMPORT_READ_CHUNK: usize = 10_000;
+
+/// Calls `each` with the file's loans, [`IMPORT_READ_CHUNK`] at a time, so a large book never
+/// sits in memory whole. Errors name the line.
+async fn for_each_import_chunk(
+    file: &std::path::Path,
+    mut each: impl AsyncFnMut(&[lending_platform::ImportedLoan]) -> Result<()>,
+) -> Result<()> {
+    use std::io::BufRead;
+    let reader =
+        std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
+    let mut chunk = Vec::with_capacity(IMPORT_READ_CHUNK);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        chunk.push(serde_json::from_str(&line).with_context(|| format!("{} line {}", file.display(), n + 1))?);
+        if chunk.len() == IMPORT_READ_CHUNK {
+            each(&chunk).await?;
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        each(&chunk).await?;
+    }
+    Ok(())
+}
+
+async fn lending_import(url: &str, file: &std::path::Path) -> Result<()> {
+    let db = connect(url).await?;
+    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db));
+    let mut check = lending_platform::ImportCheck::default();
+    let bar = progress_bar(0, "check");
+    for_each_import_chunk(file, async |chunk| {
+        service.check_import(&mut check, chunk).await?;
+        bar.inc(chunk.len() as u64);
+        Ok(())
+    })
+    .await?;
+    let total = bar.position();
+    bar.finish_and_clear();
+    let bar = progress_bar(total, "import");
+    let mut report = lending_platform::ImportReport::default();
+    for_each_import_chunk(file, async |chunk| {
+        // `done` counts from the start of the file: the report accumulates.
+        service.import_checked(chunk, &mut report, |done, _| bar.set_position(done)).await?;
+        Ok(())
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "imported {} loans ({} already present) in {} ms: {} opening-balance transfers, {} minor units from {}",
+        report.imported,
+        report.already_present,
+        report.millis,
+        report.transfers,
+        report.opening_balance_minor,
+        lending_platform::MIGRATION_CLEARING
+    );
+    println!("{}", serde_json::to_string(&report)?);
+    db.close().await;
     Ok(())
 }
 

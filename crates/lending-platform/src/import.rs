@@ -15,7 +15,7 @@ use lending::{AccountRole, Loan, LoanStatus};
 use money::Currency;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, gl_account, loan_account};
+use crate::accounts::{self, gl_account, loan_account, AccountScheme};
 use crate::service::{check, LendingService};
 use crate::store::{self, LoanInsert, LoanRecord};
 use crate::{LendingPlatformError, Result};
@@ -103,23 +103,37 @@ fn invalid(loan: &Loan) -> Option<String> {
     None
 }
 
+/// What checking a book has seen so far, so a large book can be checked in pieces
+/// ([`LendingService::check_import`]) before any of it is imported.
+#[derive(Debug, Default)]
+pub struct ImportCheck {
+    seen: HashSet<lending::LoanId>,
+    party_currency: HashMap<AccountId, Currency>,
+}
+
 impl LendingService {
-    /// Imports a loan book (see the module docs). The whole book is checked first: a loan with
-    /// a negative amount, an unknown product, a currency its accounts do not hold, a missing
-    /// customer or repayment account, or an id given twice fails the import before anything
-    /// is written, naming the loan. `progress(done, total)` after each chunk.
+    /// Imports a loan book (see the module docs): [`Self::check_import`] over the whole book,
+    /// then [`Self::import_checked`]. `progress(done, total)` after each chunk.
     pub async fn import_loans(
         &self,
         book: &[ImportedLoan],
-        mut progress: impl FnMut(u64, u64) + Send,
+        progress: impl FnMut(u64, u64) + Send,
     ) -> Result<ImportReport> {
-        let started = std::time::Instant::now();
-        let mut seen = HashSet::with_capacity(book.len());
-        let mut party_currency: HashMap<AccountId, Currency> = HashMap::new();
+        self.check_import(&mut ImportCheck::default(), book).await?;
+        let mut report = ImportReport::default();
+        self.import_checked(book, &mut report, progress).await?;
+        Ok(report)
+    }
+
+    /// Checks loans before anything is written: a negative amount, an unknown product, a
+    /// currency its accounts do not hold, a missing customer or repayment account, or an id
+    /// given twice (also across pieces checked with the same `check`) is an error naming the
+    /// loan.
+    pub async fn check_import(&self, check: &mut ImportCheck, book: &[ImportedLoan]) -> Result<()> {
         for item in book {
             let loan = &item.loan;
             let fail = |why: String| LendingPlatformError::Invalid(format!("loan {}: {why}", loan.id.0));
-            if !seen.insert(loan.id) {
+            if !check.seen.insert(loan.id) {
                 return Err(fail("given twice".into()));
             }
             if let Some(why) = invalid(loan) {
@@ -127,11 +141,11 @@ impl LendingService {
             }
             self.catalog().get(&loan.product_code).map_err(|e| fail(e.to_string()))?;
             for account in [item.customer_account, item.repayment_account] {
-                let currency = match party_currency.get(&account) {
+                let currency = match check.party_currency.get(&account) {
                     Some(c) => *c,
                     None => {
                         let found = self.ledger().account(account).await.map_err(|e| fail(e.to_string()))?;
-                        party_currency.insert(account, found.currency);
+                        check.party_currency.insert(account, found.currency);
                         found.currency
                     }
                 };
@@ -143,12 +157,22 @@ impl LendingService {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Imports loans already checked with [`Self::check_import`], adding to `report`.
+    pub async fn import_checked(
+        &self,
+        book: &[ImportedLoan],
+        report: &mut ImportReport,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
         self.ensure_gl().await?;
         let currencies: HashSet<Currency> = book.iter().map(|i| i.loan.currency).collect();
         let clearing: Vec<NewAccount> = currencies.into_iter().map(migration_clearing_account).collect();
         self.ledger().open_accounts(&clearing).await?;
-
-        let mut report = ImportReport { loans: book.len() as u64, ..Default::default() };
+        report.loans += book.len() as u64;
         for chunk in book.chunks(IMPORT_CHUNK) {
             let ids: Vec<String> = chunk.iter().map(|i| i.loan.id.0.to_string()).collect();
             let stored = self.store().stored_loan_ids(&ids).await?;
@@ -156,12 +180,12 @@ impl LendingService {
                 chunk.iter().filter(|i| !stored.contains(&i.loan.id.0.to_string())).collect();
             report.already_present += (chunk.len() - fresh.len()) as u64;
             if !fresh.is_empty() {
-                self.import_chunk(&fresh, &mut report).await?;
+                self.import_chunk(&fresh, report).await?;
             }
             progress(report.imported + report.already_present, report.loans);
         }
-        report.millis = started.elapsed().as_millis() as u64;
-        Ok(report)
+        report.millis += started.elapsed().as_millis() as u64;
+        Ok(())
     }
 
     /// Accounts, then one transaction with the chunk's opening balances (one linked chain, so
@@ -182,7 +206,7 @@ impl LendingService {
                 requests.push(
                     TransferRequest::posted(
                         accounts::transfer_id(loan.id, "import", seq),
-                        loan_account(loan.id, role),
+                        loan_account(loan.id, role, AccountScheme::Clustered),
                         clearing,
                         amount,
                         loan.currency,
@@ -199,6 +223,7 @@ impl LendingService {
                 customer_account: item.customer_account,
                 repayment_account: item.repayment_account,
                 version: 1,
+                account_scheme: AccountScheme::Clustered,
             })?);
         }
         if requests.len() > MAX_BATCH {

@@ -26,7 +26,7 @@ pub mod import;
 pub mod service;
 pub mod store;
 
-pub use import::{ImportReport, ImportedLoan, MIGRATION_CLEARING};
+pub use import::{ImportCheck, ImportReport, ImportedLoan, MIGRATION_CLEARING};
 pub use service::{
     AcceptInput, AcceptOutcome, ApplyInput, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
     OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, WriteOffInput, WriteOffOutcome,

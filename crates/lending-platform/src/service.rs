@@ -21,7 +21,7 @@ use storage::Database;
 use tokio::sync::{Mutex, OnceCell};
 use uuid::Uuid;
 
-use crate::accounts::{self, gl_accounts, loan_account, Parties, LOAN_ROLES, NS};
+use crate::accounts::{self, gl_accounts, AccountScheme, Parties, LOAN_ROLES, NS};
 use crate::store::{self, ChargedOff, LendingStore, LoanRecord, LoanSave, LoanSummary, ReviewItem, Statement};
 use crate::{LendingPlatformError, Result};
 
@@ -126,10 +126,12 @@ pub struct EodReport {
 /// Milliseconds per phase of an end-of-day run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EodPhases {
+    /// Reading pages of open loans.
     pub read: u64,
+    /// Ageing and accrual in memory, and serializing the new states.
     pub compute: u64,
+    /// Ledger batches with the loans' new states saved in the same transactions.
     pub ledger: u64,
-    pub save: u64,
 }
 
 /// Input of [`LendingService::register_receivable`].
@@ -363,7 +365,11 @@ impl LendingService {
             accepted_at: Utc::now(),
         };
         let contract = accept(&offer, &req)?;
-        let parties = Parties { customer: input.deposit_account_id, payer: input.deposit_account_id };
+        let parties = Parties {
+            customer: input.deposit_account_id,
+            payer: input.deposit_account_id,
+            scheme: AccountScheme::Clustered,
+        };
         self.open_loan(contract, parties, Vec::new()).await
     }
 
@@ -375,7 +381,7 @@ impl LendingService {
         customer: AccountId,
         payer: AccountId,
     ) -> Result<AcceptOutcome> {
-        self.open_loan(contract, Parties { customer, payer }, Vec::new()).await
+        self.open_loan(contract, Parties { customer, payer, scheme: AccountScheme::Clustered }, Vec::new()).await
     }
 
     /// Opens the loan of a contract: ledger accounts, disbursement batch, then the stored rows.
@@ -404,6 +410,7 @@ impl LendingService {
             customer_account: parties.customer,
             repayment_account: parties.payer,
             version: 1,
+            account_scheme: parties.scheme,
         };
         let statements = [LendingStore::insert_contract_loan(&contract, &rec)?, extra].concat();
         let transfers = if postings.is_empty() {
@@ -487,7 +494,7 @@ impl LendingService {
         let (out, own) = f(&mut loan, date)?;
         let statements = extra(&loan, date, &own)?;
         postings.extend(own);
-        let parties = Parties { customer: rec.customer_account, payer: payer.unwrap_or(rec.repayment_account) };
+        let parties = rec.parties(payer);
         let statements = [store::save_loans([&LoanSave::new(&rec, &loan)?]), statements].concat();
         let saved = if postings.is_empty() {
             self.store.execute(&statements).await.map(|()| Vec::new())
@@ -590,10 +597,10 @@ impl LendingService {
     }
 
     /// Posted balances of the loan's four ledger accounts.
-    pub async fn ledger_balances(&self, id: LoanId) -> Result<LedgerBalances> {
+    pub async fn ledger_balances(&self, rec: &LoanRecord) -> Result<LedgerBalances> {
         let mut b = [0i64; 4];
         for (i, (role, _)) in LOAN_ROLES.iter().enumerate() {
-            b[i] = self.ledger.balance(loan_account(id, *role), None).await?.posted;
+            b[i] = self.ledger.balance(rec.account(*role), None).await?.posted;
         }
         Ok(LedgerBalances {
             principal: b[0],
@@ -606,7 +613,7 @@ impl LendingService {
     /// The loan, its schedule, its ledger balances and alerts.
     pub async fn view(&self, id: LoanId) -> Result<LoanView> {
         let rec = self.loan(id).await?;
-        let ledger = self.ledger_balances(id).await?;
+        let ledger = self.ledger_balances(&rec).await?;
         let l = &rec.loan;
         let expected = LedgerBalances {
             principal: l.principal,
@@ -800,7 +807,7 @@ impl LendingService {
                 if !requests.is_empty() && requests.len() + postings.len() > MAX_BATCH {
                     break;
                 }
-                let parties = Parties { customer: rec.customer_account, payer: rec.repayment_account };
+                let parties = rec.parties(None);
                 let chain = accounts::transfers(rec.loan.id, &format!("v{}", rec.version), postings, &parties);
                 spans.push((end, requests.len(), chain.len()));
                 requests.extend(chain);
@@ -982,7 +989,11 @@ impl LendingService {
             extra.push(store::insert_entry(e)?);
         }
         extra.push(store::update_receivable(&r, Some(contract.id.0.to_string()))?);
-        let parties = Parties { customer: input.deposit_account_id, payer: input.repayment_account_id };
+        let parties = Parties {
+            customer: input.deposit_account_id,
+            payer: input.repayment_account_id,
+            scheme: AccountScheme::Clustered,
+        };
         let outcome = self.open_loan(contract, parties, extra).await?;
         *guard = Some(reg);
         Ok((r, outcome))

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use storage::Database;
 use uuid::Uuid;
 
-use crate::accounts::{date_text, loan_account, role_name, LOAN_ROLES};
+use crate::accounts::{date_text, loan_account, role_name, AccountScheme, Parties, LOAN_ROLES};
 use crate::{LendingPlatformError, Result};
 
 fn now_micros() -> i64 {
@@ -34,6 +34,23 @@ pub struct LoanRecord {
     pub repayment_account: AccountId,
     /// Bumped by every save; the operation key of the ledger transfers.
     pub version: i64,
+    /// How the loan's own account ids are derived.
+    pub account_scheme: AccountScheme,
+}
+
+impl LoanRecord {
+    /// Where the loan's postings go, with repayments from `payer` (default: its repayment account).
+    pub fn parties(&self, payer: Option<AccountId>) -> Parties {
+        Parties {
+            customer: self.customer_account,
+            payer: payer.unwrap_or(self.repayment_account),
+            scheme: self.account_scheme,
+        }
+    }
+
+    pub fn account(&self, role: AccountRole) -> AccountId {
+        loan_account(self.loan.id, role, self.account_scheme)
+    }
 }
 
 /// A row of the loan list.
@@ -59,14 +76,14 @@ pub struct ReviewItem {
     pub created_at: i64,
 }
 
-type LoanRow = (String, String, String, i64, String, Option<String>);
+type LoanRow = (String, String, String, i64, String, Option<String>, i64);
 
 fn parse_account(s: &str) -> Result<AccountId> {
     Uuid::parse_str(s).map(AccountId).map_err(|e| LendingPlatformError::Corrupt(format!("account id {s}: {e}")))
 }
 
 fn record_from_row(row: LoanRow) -> Result<LoanRecord> {
-    let (state, applicant_id, customer, version, repayment, schedule) = row;
+    let (state, applicant_id, customer, version, repayment, schedule, scheme) = row;
     let mut loan: Loan = serde_json::from_str(&state)?;
     if let Some(schedule) = schedule {
         loan.schedule = serde_json::from_str(&schedule)?;
@@ -77,10 +94,13 @@ fn record_from_row(row: LoanRow) -> Result<LoanRecord> {
         customer_account: parse_account(&customer)?,
         repayment_account: parse_account(&repayment)?,
         version,
+        account_scheme: AccountScheme::from_code(scheme)
+            .ok_or_else(|| LendingPlatformError::Corrupt(format!("account scheme {scheme}")))?,
     })
 }
 
-const LOAN_COLUMNS: &str = "l.state, l.applicant_id, l.customer_account, l.version, l.repayment_account, s.schedule";
+const LOAN_COLUMNS: &str =
+    "l.state, l.applicant_id, l.customer_account, l.version, l.repayment_account, s.schedule, l.account_scheme";
 
 /// The schedule lives in its own table (see migration 0009).
 const LOAN_SCHEDULE_JOIN: &str = "LEFT JOIN lending_loan_schedules s ON s.loan_id = l.id";
@@ -502,6 +522,7 @@ pub struct LoanInsert {
     customer_account: String,
     repayment_account: String,
     version: i64,
+    account_scheme: AccountScheme,
     state: String,
     schedule: String,
 }
@@ -522,6 +543,7 @@ impl LoanInsert {
             customer_account: rec.customer_account.0.to_string(),
             repayment_account: rec.repayment_account.0.to_string(),
             version: rec.version,
+            account_scheme: rec.account_scheme,
             state: state_json(loan)?,
             schedule: serde_json::to_string(&loan.schedule)?,
         })
@@ -566,9 +588,9 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
     let now = now_micros();
     let mut out = insert_rows(
         "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
-         customer_account, repayment_account, version, state, created_at, updated_at)",
+         customer_account, repayment_account, version, state, created_at, updated_at, account_scheme)",
         "ON CONFLICT (id) DO NOTHING",
-        14,
+        15,
         SAVE_CHUNK / 4,
         rows,
         |r| {
@@ -587,6 +609,7 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
                 Arg::Text(r.state.clone()),
                 Arg::Int(now),
                 Arg::Int(now),
+                Arg::Int(r.account_scheme.code()),
             ]
         },
     );
@@ -598,19 +621,19 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
         rows,
         |r| vec![Arg::Text(r.id.clone()), Arg::Text(r.schedule.clone())],
     ));
-    let mappings: Vec<(LoanId, AccountRole)> =
-        rows.iter().flat_map(|r| LOAN_ROLES.iter().map(move |(role, _)| (r.loan, *role))).collect();
+    let mappings: Vec<(LoanId, AccountRole, AccountScheme)> =
+        rows.iter().flat_map(|r| LOAN_ROLES.iter().map(move |(role, _)| (r.loan, *role, r.account_scheme))).collect();
     out.extend(insert_rows(
         "INSERT INTO lending_loan_accounts (loan_id, role, account_id)",
         "ON CONFLICT (loan_id, role) DO NOTHING",
         3,
         SAVE_CHUNK,
         &mappings,
-        |(loan, role)| {
+        |(loan, role, scheme)| {
             vec![
                 Arg::Text(loan.0.to_string()),
                 Arg::Text(role_name(*role).into()),
-                Arg::Text(loan_account(*loan, *role).0.to_string()),
+                Arg::Text(loan_account(*loan, *role, *scheme).0.to_string()),
             ]
         },
     ));

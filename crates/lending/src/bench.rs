@@ -147,7 +147,8 @@ pub fn build_portfolio(n: usize, seed: u64) -> Vec<Loan> {
         .into_par_iter()
         .map(|k| {
             let mut loan = templates[k % templates.len()].clone();
-            loan.id = LoanId(Uuid::from_u128(k as u128 + 1));
+            // Spread over the id space like real (UUID v5) contract ids.
+            loan.id = LoanId(Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("bench-loan:{seed}:{k}").as_bytes()));
             loan
         })
         .collect()
