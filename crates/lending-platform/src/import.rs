@@ -176,8 +176,10 @@ impl LendingService {
         for chunk in book.chunks(IMPORT_CHUNK) {
             let ids: Vec<String> = chunk.iter().map(|i| i.loan.id.0.to_string()).collect();
             let stored = self.store().stored_loan_ids(&ids).await?;
-            let fresh: Vec<&ImportedLoan> =
+            let mut fresh: Vec<&ImportedLoan> =
                 chunk.iter().filter(|i| !stored.contains(&i.loan.id.0.to_string())).collect();
+            // In id order, the chunk's rows, accounts and transfer ids land on neighbouring pages.
+            fresh.sort_by_key(|i| i.loan.id);
             report.already_present += (chunk.len() - fresh.len()) as u64;
             if !fresh.is_empty() {
                 self.import_chunk(&fresh, report).await?;

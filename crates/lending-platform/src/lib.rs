@@ -59,6 +59,8 @@ pub enum LendingPlatformError {
     Json(#[from] serde_json::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = LendingPlatformError> = std::result::Result<T, E>;

@@ -740,35 +740,47 @@ impl LendingService {
         self.store.execute(&[store::start_eod(date)]).await?;
         let total = self.store.count_open_loans().await?.max(0) as u64;
         let mut report = EodReport { date, ..Default::default() };
-        let mut after = String::new();
-        loop {
+        // Pages are read one ahead: the next page is read and parsed (on another thread) while
+        // this one's ledger batches commit. Pages cover disjoint id ranges, so this page's
+        // commits never touch the next page's loans.
+        let mut cursor = String::new();
+        let mut next = Some(self.read_page(cursor.clone()));
+        while let Some(pending) = next.take() {
             let read_started = std::time::Instant::now();
-            let mut page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+            let mut page = pending.await.map_err(|e| LendingPlatformError::Internal(format!("page reader: {e}")))??;
             report.phases_millis.read += read_started.elapsed().as_millis() as u64;
+            let Some(last) = page.last().map(|r| r.loan.id.0.to_string()) else { break };
+            if page.len() as i64 == EOD_PAGE {
+                next = Some(self.read_page(last.clone()));
+            }
             let mut attempt = 1;
             loop {
                 match self.eod_page(&page, date, &mut report).await {
                     Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(e))) if attempt < EOD_PAGE_ATTEMPTS => {
                         // A loan of the page was changed (a repayment) since it was read. What
-                        // committed is at `date` now and is skipped; the rest is read again.
+                        // committed is at `date` now and is skipped; the rest is read again
+                        // (up to the page's end: the next page is already read).
                         tracing::info!(attempt, error = %e, "end of day re-reads a page changed meanwhile");
                         attempt += 1;
-                        page = self.store.open_loans_after(&after, EOD_PAGE).await?;
+                        page = self.store.open_loans_after(&cursor, EOD_PAGE).await?;
+                        page.retain(|r| r.loan.id.0.to_string() <= last);
                     }
                     other => break other?,
                 }
             }
-            let Some(last) = page.last() else { break };
-            after = last.loan.id.0.to_string();
             report.loans_seen += page.len() as u64;
             progress(report.loans_seen.min(total), total);
-            if (page.len() as i64) < EOD_PAGE {
-                break;
-            }
+            cursor = last;
         }
         report.millis = t0.elapsed().as_millis() as u64;
         self.store.execute(&[store::finish_eod(date, &serde_json::to_string(&report)?)]).await?;
         Ok(report)
+    }
+
+    /// Reads the page of open loans after `after` on another task.
+    fn read_page(&self, after: String) -> tokio::task::JoinHandle<Result<Vec<LoanRecord>>> {
+        let store = self.store.clone();
+        tokio::spawn(async move { store.open_loans_after(&after, EOD_PAGE).await })
     }
 
     /// One page of end of day. Each ledger batch of whole per-loan chains commits together with
