@@ -701,9 +701,15 @@ impl LendingService {
         }
         let decision = self.decision(id).await?;
         let product = self.catalog.get(&decision.product_code)?;
-        let decided = f(&decision, product)?;
-        if self.store.decide_review(&decided, done).await? {
-            return Ok(decided);
+        // The decision read after the status may already carry a concurrent reviewer's outcome.
+        let decided = match f(&decision, product) {
+            Err(LendingError::NotInReview(_)) if decision.outcome != Outcome::Review => None,
+            other => Some(other?),
+        };
+        if let Some(decided) = decided {
+            if self.store.decide_review(&decided, done).await? {
+                return Ok(decided);
+            }
         }
         // Decided concurrently: answer as a retry would be answered.
         match self.store.review_status(id).await?.ok_or_else(not_found)? {
