@@ -505,7 +505,11 @@ impl LendingService {
             self.post(id, &format!("v{}", rec.version), &postings, &parties, along).await
         };
         let transfers = match saved {
-            Err(LendingPlatformError::Stale(_)) | Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(_))) => {
+            // The version moved: the row check failed, or another operation took this
+            // version's transfer ids first.
+            Err(LendingPlatformError::Stale(_))
+            | Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(_)))
+            | Err(LendingPlatformError::Rejected { code: TransferError::IdempotencyConflict, .. }) => {
                 return Err(LendingPlatformError::Conflict(id.0.to_string()))
             }
             other => other?,
@@ -761,18 +765,26 @@ impl LendingService {
             }
             let mut attempt = 1;
             loop {
-                match self.eod_page(&page, date, &mut report).await {
-                    Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(e))) if attempt < EOD_PAGE_ATTEMPTS => {
-                        // A loan of the page was changed (a repayment) since it was read. What
-                        // committed is at `date` now and is skipped; the rest is read again
-                        // (up to the page's end: the next page is already read).
-                        tracing::info!(attempt, error = %e, "end of day re-reads a page changed meanwhile");
-                        attempt += 1;
-                        page = self.store.open_loans_after(&cursor, EOD_PAGE).await?;
-                        page.retain(|r| r.loan.id.0.to_string() <= last);
+                let changed = match self.eod_page(&page, date, &mut report).await {
+                    Err(LendingPlatformError::Ledger(LedgerError::AlongConflict(e))) => {
+                        tracing::info!(attempt, error = %e, "end of day: a batch's loans changed meanwhile");
+                        1
                     }
-                    other => break other?,
+                    other => other?,
+                };
+                if changed == 0 {
+                    break;
                 }
+                if attempt == EOD_PAGE_ATTEMPTS {
+                    report.loans_failed += changed;
+                    break;
+                }
+                // Loans of the page were changed (a repayment) since it was read. What committed
+                // is at `date` now and is skipped; the rest is read again (up to the page's
+                // end: the next page is already read).
+                attempt += 1;
+                page = self.store.open_loans_after(&cursor, EOD_PAGE).await?;
+                page.retain(|r| r.loan.id.0.to_string() <= last);
             }
             report.loans_seen += page.len() as u64;
             progress(report.loans_seen.min(total), total);
@@ -793,7 +805,9 @@ impl LendingService {
     /// the saved states of the loans whose chains it created, so a loan's state and its ledger
     /// accounts never disagree, even after a crash. A loan changed since the page was read
     /// rolls its batch back ([`LedgerError::AlongConflict`]); the caller re-reads the page.
-    async fn eod_page(&self, page: &[LoanRecord], date: NaiveDate, report: &mut EodReport) -> Result<()> {
+    /// Returns how many loans were left alone because they changed meanwhile.
+    async fn eod_page(&self, page: &[LoanRecord], date: NaiveDate, report: &mut EodReport) -> Result<u64> {
+        let mut moved = 0;
         let compute_started = std::time::Instant::now();
         // (new state, postings, save) of loans that changed.
         let mut work: Vec<(&LoanRecord, Loan, Vec<Posting>)> = Vec::new();
@@ -850,7 +864,14 @@ impl LendingService {
             };
             for (i, from, len) in spans {
                 if len > 0 && !created(&outcomes, from, len) {
-                    report.loans_failed += 1;
+                    match check(&outcomes[from..from + len]) {
+                        // Its transfer ids (loan, version) were taken: the loan was changed
+                        // since the page was read. Read again rather than fail it.
+                        Err(LendingPlatformError::Rejected { code: TransferError::IdempotencyConflict, .. }) => {
+                            moved += 1
+                        }
+                        _ => report.loans_failed += 1,
+                    }
                     continue;
                 }
                 let (_, loan, postings) = &work[i];
@@ -870,7 +891,7 @@ impl LendingService {
             start = end;
         }
         report.phases_millis.ledger += ledger_started.elapsed().as_millis() as u64;
-        Ok(())
+        Ok(moved)
     }
 
     // ---- documents and receivables ----------------------------------------------------------

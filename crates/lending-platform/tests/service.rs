@@ -213,3 +213,71 @@ async fn concurrent_approve_and_decline_of_one_review_item_leave_one_consistent_
         assert_eq!(stored.manual_review.unwrap().outcome, stored.outcome);
     }
 }
+
+/// End of day while repayments land on the same loans: whichever commits first, the other
+/// notices (the end of day re-reads its page, a repayment answers `Conflict`), no loan is
+/// skipped or accrued twice, every loan reconciles with its ledger accounts, and the ledger
+/// verifies.
+#[tokio::test]
+async fn end_of_day_alongside_repayments_keeps_every_loan_reconciled() {
+    for db in storage::testing::all().await {
+        let ledger = Ledger::new(&db.db);
+        let service = LendingService::new(db.db.clone(), ledger.clone());
+        let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
+        let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
+        let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_000_00, Currency::CNY);
+        ledger.submit_batch(&[fund]).await.unwrap();
+        let cny = |m: i64| Amount::new(m, Currency::CNY);
+        let start = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let consumer = Product::instant_consumer();
+        let mut ids = Vec::new();
+        for i in 0..90 {
+            let c = direct_contract(
+                &consumer,
+                &format!("c{i}"),
+                cny(10_000_00 + i * 100_00),
+                Decimal::new(72, 3),
+                12,
+                RepaymentMethod::EqualInstallment,
+                start,
+            )
+            .unwrap();
+            ids.push(service.open_contract(c, deposit, deposit).await.unwrap().loan.id);
+        }
+        let date = start + Duration::days(20);
+        service.run_eod(date - Duration::days(1), |_, _| {}).await.unwrap();
+        let repayments = async {
+            let mut outcomes = Vec::new();
+            for id in ids.iter().step_by(2) {
+                outcomes.push(service.repay(*id, cny(50_00), Some(date), None).await);
+                tokio::task::yield_now().await;
+            }
+            outcomes
+        };
+        let (eod, repaid) = tokio::join!(service.run_eod(date, |_, _| {}), repayments);
+        let booked = repaid.iter().filter(|r| r.is_ok()).count();
+        let raced =
+            repaid.iter().filter(|r| matches!(r, Err(lending_platform::LendingPlatformError::Conflict(_)))).count();
+        eprintln!("{} backend: {booked} repayments booked, {raced} told to retry", db.backend());
+        let eod = eod.unwrap();
+        assert_eq!(eod.loans_failed, 0, "{eod:?}");
+        for r in &repaid {
+            // Refused once the day is closed, or told to retry when the end of day took the
+            // loan's version first.
+            match r {
+                Ok(_)
+                | Err(lending_platform::LendingPlatformError::Conflict(_))
+                | Err(lending_platform::LendingPlatformError::Lending(
+                    lending::LendingError::OperationBeforeLastEod { .. },
+                )) => {}
+                Err(e) => panic!("repayment failed otherwise: {e:?}"),
+            }
+        }
+        for id in &ids {
+            reconciled(&service, *id).await;
+            assert_eq!(service.loan(*id).await.unwrap().loan.last_eod, Some(date), "no loan skipped");
+        }
+        let report = ledger.verify(|_, _| {}).await.unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+    }
+}
