@@ -13,10 +13,12 @@
 //!   financing) for repayments.
 //! * [`service`]: [`LendingService`]: apply, offer, accept + disburse, draw, repay, prepay,
 //!   documents and receivables, end of day, overdue lists, review queue, alerts.
-//!   Every operation's postings become one ledger batch of linked transfers whose ids are UUID v5
-//!   of (loan id, loan version, sequence), so a retry replays instead of writing twice and a
-//!   failed leg fails the whole operation. The loan state is saved only after the batch commits,
-//!   with an optimistic version check.
+//!   Every operation's postings become one ledger batch of linked transfers whose ids derive
+//!   from (loan id, loan version, sequence), so a retry replays instead of writing twice and a
+//!   failed leg fails the whole operation. The loan's new state is saved in the same database
+//!   transaction as the batch ([`ledger::Ledger::submit_batch_with`]), with an optimistic
+//!   version check, so the loan and its ledger accounts never disagree.
+//! * [`import`]: loan-book import from another system, with opening balances.
 //! * [`store`]: the SQL.
 //!
 //! It knows nothing about HTTP; the server maps [`LendingPlatformError`] to responses.

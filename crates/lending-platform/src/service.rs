@@ -457,7 +457,7 @@ impl LendingService {
     /// Runs `f` on the loan dated `date` (default: today, or the day after the last end of day
     /// if that is later), after bringing the loan's end of day up to the day before. The
     /// catch-up accruals and the operation's postings go to the ledger as one batch, and the
-    /// new state is saved only after it commits.
+    /// new state is saved in the same transaction.
     async fn operate<T>(
         &self,
         id: LoanId,
