@@ -550,13 +550,15 @@ impl LoanInsert {
     }
 }
 
-/// Multi-row `INSERT ... VALUES` statements of `rows` × `columns` values, `per_statement` rows each.
-fn insert_rows<T>(
+/// Multi-row statements: `head`, then `(values of a row), (...)` for up to `per_statement` rows,
+/// then `tail`. With `expect_all`, each statement must change every row it names.
+fn rows_statements<T>(
     head: &str,
     tail: &str,
     columns: usize,
     per_statement: usize,
     rows: &[T],
+    expect_all: bool,
     values: impl Fn(&T) -> Vec<Arg>,
 ) -> Vec<Statement> {
     rows.chunks(per_statement)
@@ -564,7 +566,7 @@ fn insert_rows<T>(
             let mut sql = String::from(head);
             let mut args = Vec::with_capacity(chunk.len() * columns);
             for (i, row) in chunk.iter().enumerate() {
-                sql.push_str(if i == 0 { " VALUES (" } else { ", (" });
+                sql.push_str(if i == 0 { "(" } else { ", (" });
                 for c in 0..columns {
                     if c > 0 {
                         sql.push_str(", ");
@@ -574,9 +576,13 @@ fn insert_rows<T>(
                 sql.push(')');
                 args.extend(values(row));
             }
-            sql.push(' ');
             sql.push_str(tail);
-            Statement::new(sql, args)
+            let statement = Statement::new(sql, args);
+            if expect_all {
+                statement.expecting(chunk.len() as u64)
+            } else {
+                statement
+            }
         })
         .collect()
 }
@@ -586,13 +592,14 @@ fn insert_rows<T>(
 /// imported loan's contract lives in the system it came from.
 pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
     let now = now_micros();
-    let mut out = insert_rows(
+    let mut out = rows_statements(
         "INSERT INTO lending_loans (id, contract_id, applicant_id, product_code, status, bucket, dpd, last_eod, \
-         customer_account, repayment_account, version, state, created_at, updated_at, account_scheme)",
-        "ON CONFLICT (id) DO NOTHING",
+         customer_account, repayment_account, version, state, created_at, updated_at, account_scheme) VALUES ",
+        " ON CONFLICT (id) DO NOTHING",
         15,
         SAVE_CHUNK / 4,
         rows,
+        false,
         |r| {
             vec![
                 Arg::Text(r.id.clone()),
@@ -613,22 +620,24 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
             ]
         },
     );
-    out.extend(insert_rows(
-        "INSERT INTO lending_loan_schedules (loan_id, schedule)",
-        "ON CONFLICT (loan_id) DO NOTHING",
+    out.extend(rows_statements(
+        "INSERT INTO lending_loan_schedules (loan_id, schedule) VALUES ",
+        " ON CONFLICT (loan_id) DO NOTHING",
         2,
         SAVE_CHUNK,
         rows,
+        false,
         |r| vec![Arg::Text(r.id.clone()), Arg::Text(r.schedule.clone())],
     ));
     let mappings: Vec<(LoanId, AccountRole, AccountScheme)> =
         rows.iter().flat_map(|r| LOAN_ROLES.iter().map(move |(role, _)| (r.loan, *role, r.account_scheme))).collect();
-    out.extend(insert_rows(
-        "INSERT INTO lending_loan_accounts (loan_id, role, account_id)",
-        "ON CONFLICT (loan_id, role) DO NOTHING",
+    out.extend(rows_statements(
+        "INSERT INTO lending_loan_accounts (loan_id, role, account_id) VALUES ",
+        " ON CONFLICT (loan_id, role) DO NOTHING",
         3,
         SAVE_CHUNK,
         &mappings,
+        false,
         |(loan, role, scheme)| {
             vec![
                 Arg::Text(loan.0.to_string()),
@@ -648,31 +657,17 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
 pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Statement> {
     let now = now_micros();
     let (plain, rescheduled): (Vec<&LoanSave>, Vec<&LoanSave>) = saves.into_iter().partition(|r| r.schedule.is_none());
-    let mut out = Vec::new();
-    for chunk in plain.chunks(SAVE_CHUNK) {
-        let mut sql = String::from(
-            "UPDATE lending_loans SET state = v.column3, status = v.column4, bucket = v.column5, \
-             dpd = v.column6, last_eod = v.column7, version = lending_loans.version + 1, updated_at = v.column8 \
-             FROM (VALUES ",
-        );
-        let mut args = Vec::with_capacity(chunk.len() * 8);
-        for (i, r) in chunk.iter().enumerate() {
-            let p = i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8
-            ));
-            args.extend([
+    let mut out = rows_statements(
+        "UPDATE lending_loans SET state = v.column3, status = v.column4, bucket = v.column5, \
+         dpd = v.column6, last_eod = v.column7, version = lending_loans.version + 1, updated_at = v.column8 \
+         FROM (VALUES ",
+        ") AS v WHERE lending_loans.id = v.column1 AND lending_loans.version = v.column2",
+        8,
+        SAVE_CHUNK,
+        &plain,
+        true,
+        |r| {
+            vec![
                 Arg::Text(r.id.clone()),
                 Arg::Int(r.version),
                 Arg::Text(r.state.clone()),
@@ -681,11 +676,9 @@ pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Stat
                 Arg::Int(r.dpd),
                 Arg::OptText(r.last_eod.clone()),
                 Arg::Int(now),
-            ]);
-        }
-        sql.push_str(") AS v WHERE lending_loans.id = v.column1 AND lending_loans.version = v.column2");
-        out.push(Statement::new(sql, args).expecting(chunk.len() as u64));
-    }
+            ]
+        },
+    );
     for r in rescheduled {
         out.push(
             Statement::new(
