@@ -825,7 +825,9 @@ impl LendingService {
                 }
             }
         }
-        let saves = work.iter().map(|(rec, loan, _)| LoanSave::new(rec, loan)).collect::<Result<Vec<_>>>()?;
+        // Serialized once, here; each batch below moves its loans' rows into its transaction.
+        let mut saves =
+            work.iter().map(|(rec, loan, _)| LoanSave::new(rec, loan).map(Some)).collect::<Result<Vec<_>>>()?;
         report.phases_millis.compute += compute_started.elapsed().as_millis() as u64;
         let ledger_started = std::time::Instant::now();
         let mut start = 0;
@@ -847,11 +849,11 @@ impl LendingService {
             }
             let created =
                 |outcomes: &[TransferOutcome], from: usize, len: usize| check(&outcomes[from..from + len]).is_ok();
+            let batch_saves: Vec<LoanSave> = saves[start..end].iter_mut().filter_map(Option::take).collect();
             let outcomes = if requests.is_empty() {
-                self.store.execute(&store::save_loans(&saves[start..end])).await?;
+                self.store.execute(&store::save_loans(&batch_saves)).await?;
                 Vec::new()
             } else {
-                let batch_saves: Vec<LoanSave> = saves[start..end].to_vec();
                 let batch_spans = spans.clone();
                 let along: AlongWithBatch = Box::new(move |outcomes| {
                     let saved = batch_spans

@@ -106,15 +106,12 @@ const LOAN_COLUMNS: &str =
 const LOAN_SCHEDULE_JOIN: &str = "LEFT JOIN lending_loan_schedules s ON s.loan_id = l.id";
 
 /// A loan's stored state without its schedule, as JSON. The schedule is stored apart
-/// ([`UPSERT_SCHEDULE`]) and only changes when it is recalculated (prepayment, draw), so saving a
+/// ([`save_loans`] writes it only when it changed) and only changes when it is recalculated (prepayment, draw), so saving a
 /// night's accrual serializes and writes the small part only.
 fn state_json(loan: &Loan) -> Result<String> {
     let slim = Loan { schedule: Vec::new(), ..loan.clone() };
     Ok(serde_json::to_string(&slim)?)
 }
-
-const UPSERT_SCHEDULE: &str = "INSERT INTO lending_loan_schedules (loan_id, schedule) VALUES ($1, $2) \
-    ON CONFLICT (loan_id) DO UPDATE SET schedule = excluded.schedule";
 
 /// Loans saved per multi-row `UPDATE` (8 bound values each, well under both databases' limits).
 const SAVE_CHUNK: usize = 500;
@@ -507,23 +504,18 @@ impl LoanSave {
     }
 }
 
-/// A new loan row with its schedule and account mapping, serialized and ready to insert.
+/// A new loan row with its schedule and account mapping, serialized and ready to insert: the
+/// columns a save writes ([`LoanSave`]) plus those fixed at opening.
 #[derive(Debug, Clone)]
 pub struct LoanInsert {
     loan: LoanId,
-    id: String,
+    row: LoanSave,
     contract_id: String,
     applicant_id: String,
     product_code: String,
-    status: &'static str,
-    bucket: &'static str,
-    dpd: i64,
-    last_eod: Option<String>,
     customer_account: String,
     repayment_account: String,
-    version: i64,
     account_scheme: AccountScheme,
-    state: String,
     schedule: String,
 }
 
@@ -532,19 +524,13 @@ impl LoanInsert {
         let loan = &rec.loan;
         Ok(LoanInsert {
             loan: loan.id,
-            id: loan.id.0.to_string(),
+            row: LoanSave::new(rec, loan)?,
             contract_id: loan.contract_id.0.to_string(),
             applicant_id: rec.applicant_id.clone(),
             product_code: loan.product_code.clone(),
-            status: loan.status.as_str(),
-            bucket: bucket_name(loan.bucket()),
-            dpd: i64::from(loan.dpd),
-            last_eod: loan.last_eod.map(date_text),
             customer_account: rec.customer_account.0.to_string(),
             repayment_account: rec.repayment_account.0.to_string(),
-            version: rec.version,
             account_scheme: rec.account_scheme,
-            state: state_json(loan)?,
             schedule: serde_json::to_string(&loan.schedule)?,
         })
     }
@@ -602,18 +588,18 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
         false,
         |r| {
             vec![
-                Arg::Text(r.id.clone()),
+                Arg::Text(r.row.id.clone()),
                 Arg::Text(r.contract_id.clone()),
                 Arg::Text(r.applicant_id.clone()),
                 Arg::Text(r.product_code.clone()),
-                Arg::Text(r.status.into()),
-                Arg::Text(r.bucket.into()),
-                Arg::Int(r.dpd),
-                Arg::OptText(r.last_eod.clone()),
+                Arg::Text(r.row.status.into()),
+                Arg::Text(r.row.bucket.into()),
+                Arg::Int(r.row.dpd),
+                Arg::OptText(r.row.last_eod.clone()),
                 Arg::Text(r.customer_account.clone()),
                 Arg::Text(r.repayment_account.clone()),
-                Arg::Int(r.version),
-                Arg::Text(r.state.clone()),
+                Arg::Int(r.row.version),
+                Arg::Text(r.row.state.clone()),
                 Arg::Int(now),
                 Arg::Int(now),
                 Arg::Int(r.account_scheme.code()),
@@ -627,7 +613,7 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
         SAVE_CHUNK,
         rows,
         false,
-        |r| vec![Arg::Text(r.id.clone()), Arg::Text(r.schedule.clone())],
+        |r| vec![Arg::Text(r.row.id.clone()), Arg::Text(r.schedule.clone())],
     ));
     let mappings: Vec<(LoanId, AccountRole, AccountScheme)> =
         rows.iter().flat_map(|r| LOAN_ROLES.iter().map(move |(role, _)| (r.loan, *role, r.account_scheme))).collect();
@@ -649,14 +635,13 @@ pub fn insert_loans(rows: &[LoanInsert]) -> Vec<Statement> {
     out
 }
 
-/// Statements saving new loan states, each bumping the version. Every statement requires all
-/// the rows it names to change, so a loan saved by someone else since it was read (its version
-/// moved) rolls back the whole transaction they run in, ledger transfers included. Unchanged
-/// schedules go in multi-row updates; changed ones (rare: prepayments, draws) row by row with
-/// their schedule.
+/// Statements saving new loan states, each bumping the version. Every state update requires
+/// all the rows it names to change, so a loan saved by someone else since it was read (its
+/// version moved) rolls back the whole transaction they run in, ledger transfers included.
+/// Schedules are written only for the loans whose schedule changed (prepayments, draws).
 pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Statement> {
     let now = now_micros();
-    let (plain, rescheduled): (Vec<&LoanSave>, Vec<&LoanSave>) = saves.into_iter().partition(|r| r.schedule.is_none());
+    let saves: Vec<&LoanSave> = saves.into_iter().collect();
     let mut out = rows_statements(
         "UPDATE lending_loans SET state = v.column3, status = v.column4, bucket = v.column5, \
          dpd = v.column6, last_eod = v.column7, version = lending_loans.version + 1, updated_at = v.column8 \
@@ -664,7 +649,7 @@ pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Stat
         ") AS v WHERE lending_loans.id = v.column1 AND lending_loans.version = v.column2",
         8,
         SAVE_CHUNK,
-        &plain,
+        &saves,
         true,
         |r| {
             vec![
@@ -679,26 +664,17 @@ pub fn save_loans<'a>(saves: impl IntoIterator<Item = &'a LoanSave>) -> Vec<Stat
             ]
         },
     );
-    for r in rescheduled {
-        out.push(
-            Statement::new(
-                "UPDATE lending_loans SET state = $1, status = $2, bucket = $3, dpd = $4, last_eod = $5, \
-                 version = version + 1, updated_at = $6 WHERE id = $7 AND version = $8",
-                vec![
-                    Arg::Text(r.state.clone()),
-                    Arg::Text(r.status.into()),
-                    Arg::Text(r.bucket.into()),
-                    Arg::Int(r.dpd),
-                    Arg::OptText(r.last_eod.clone()),
-                    Arg::Int(now),
-                    Arg::Text(r.id.clone()),
-                    Arg::Int(r.version),
-                ],
-            )
-            .expecting(1),
-        );
-        out.push(Statement::new(UPSERT_SCHEDULE, vec![Arg::Text(r.id.clone()), Arg::OptText(r.schedule.clone())]));
-    }
+    let rescheduled: Vec<(&str, &str)> =
+        saves.iter().filter_map(|r| r.schedule.as_deref().map(|s| (r.id.as_str(), s))).collect();
+    out.extend(rows_statements(
+        "INSERT INTO lending_loan_schedules (loan_id, schedule) VALUES ",
+        " ON CONFLICT (loan_id) DO UPDATE SET schedule = excluded.schedule",
+        2,
+        SAVE_CHUNK,
+        &rescheduled,
+        false,
+        |(id, schedule)| vec![Arg::Text(id.to_string()), Arg::Text(schedule.to_string())],
+    ));
     out
 }
 

@@ -90,6 +90,15 @@ async fn loans_reconcile_with_the_ledger_through_every_operation() {
         let owed = l.penalty + l.fees + l.overdue_interest() + l.overdue_principal();
         service.repay(loan, cny(owed), Some(start + Duration::days(36)), None).await.unwrap();
         reconciled(&service, loan).await;
+        // A partial prepayment recalculates the schedule; the stored one is the new one.
+        let before = service.loan(loan).await.unwrap().loan.schedule;
+        let out = service
+            .prepay(loan, cny(5_000_00), PrepayMode::KeepTerm, Some(start + Duration::days(36)), None)
+            .await
+            .unwrap();
+        assert_ne!(out.loan.schedule, before);
+        assert_eq!(service.loan(loan).await.unwrap().loan.schedule, out.loan.schedule);
+        reconciled(&service, loan).await;
         // Pay the instant loan off.
         let l = service.loan(loan).await.unwrap().loan;
         let day = start + Duration::days(37);
