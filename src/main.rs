@@ -504,18 +504,18 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         risk_cli::ensure_demo_risk(&db).await?;
     }
     let screen_channels =
-        server::risk::RiskConfig::parse_channels(&args.screen_channels).map_err(anyhow::Error::msg)?;
-    let risk_config = server::risk::RiskConfig {
+        risk_platform::RiskConfig::parse_channels(&args.screen_channels).map_err(anyhow::Error::msg)?;
+    let risk_config = risk_platform::RiskConfig {
         screen_channels,
         review_hold_secs: args.review_hold_secs,
         decision_log: if args.decision_log == "buffered" {
-            server::risk::DecisionLog::Buffered
+            risk_platform::DecisionLog::Buffered
         } else {
-            server::risk::DecisionLog::Durable
+            risk_platform::DecisionLog::Durable
         },
         refresh_secs: args.risk_refresh_secs,
         graph_history_days: args.risk_graph_history_days,
-        ..server::risk::RiskConfig::default()
+        ..risk_platform::RiskConfig::default()
     };
     let lending_data_dir = match (args.lending_data_source.as_str(), &args.lending_data_dir) {
         ("files", None) => bail!(

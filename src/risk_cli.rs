@@ -15,8 +15,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::progress_bar;
 
-fn api(e: server::error::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{}: {}", e.code, e.message)
+fn api(e: risk_platform::RiskPlatformError) -> anyhow::Error {
+    anyhow::anyhow!(e)
 }
 
 #[derive(Args, Clone)]
@@ -40,12 +40,12 @@ pub struct TrainArgs {
 
 /// Trains on the synthetic history plus the labels of resolved cases in the database.
 pub async fn train_models(db: &Database, args: &TrainArgs, quiet: bool) -> Result<TrainReport> {
-    let version = server::risk::latest_model_version(db, synthetic::GBDT_NAME)
+    let version = risk_platform::store::latest_model_version(db, synthetic::GBDT_NAME)
         .await
         .map_err(api)?
-        .max(server::risk::latest_model_version(db, synthetic::SCORECARD_NAME).await.map_err(api)?)
+        .max(risk_platform::store::latest_model_version(db, synthetic::SCORECARD_NAME).await.map_err(api)?)
         + 1;
-    let labels = server::risk::case_labels(db).await.map_err(api)?;
+    let labels = risk_platform::store::case_labels(db).await.map_err(api)?;
     let config = TrainConfig {
         history: HistoryConfig { seed: args.seed, events: args.events },
         threshold: args.threshold,
@@ -69,7 +69,7 @@ pub async fn train_models(db: &Database, args: &TrainArgs, quiet: bool) -> Resul
     .await??;
     bar.finish_and_clear();
     for a in [&report.scorecard, &report.gbdt] {
-        server::risk::store_model(db, a).await.map_err(api)?;
+        risk_platform::store::store_model(db, a, chrono::Utc::now()).await.map_err(api)?;
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)?;
@@ -112,7 +112,7 @@ pub async fn train(db: &Database, args: TrainArgs) -> Result<()> {
 
 /// Demo: a trained model and an active default rule set, unless the database already has them.
 pub async fn ensure_demo_risk(db: &Database) -> Result<()> {
-    if server::risk::latest_model_version(db, synthetic::GBDT_NAME).await.map_err(api)? == 0 {
+    if risk_platform::store::latest_model_version(db, synthetic::GBDT_NAME).await.map_err(api)? == 0 {
         let args = TrainArgs { seed: 42, events: 20_000, threshold: 0.5, trees: 60, out: None };
         let report = train_models(db, &args, true).await?;
         let m = report.gbdt.metrics.as_ref().map(|m| m.auc).unwrap_or_default();
@@ -121,11 +121,11 @@ pub async fn ensure_demo_risk(db: &Database) -> Result<()> {
             report.gbdt.name, report.gbdt.version, report.events
         );
     }
-    let sets = server::risk::fetch_rule_set_count(db).await.map_err(api)?;
+    let sets = risk_platform::store::rule_set_count(db).await.map_err(api)?;
     if sets == 0 {
         let set = synthetic::default_rule_set(1, chrono::Utc::now());
-        server::risk::store_rule_set(db, &set, None).await.map_err(api)?;
-        server::risk::mark_activated(db, 1).await.map_err(api)?;
+        risk_platform::store::store_rule_set(db, &set, None).await.map_err(api)?;
+        risk_platform::store::mark_activated(db, 1, chrono::Utc::now()).await.map_err(api)?;
         println!("demo risk: rule set v1 with {} expression rules active", set.rules.len());
     }
     Ok(())
@@ -302,9 +302,9 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
     }
     let url = format!("sqlite://{}", path.display());
     let db = Database::connect(&url).await?;
-    server::risk::store_model(&db, &report.gbdt).await.map_err(api)?;
-    server::risk::store_rule_set(&db, &rule_set, None).await.map_err(api)?;
-    server::risk::mark_activated(&db, 1).await.map_err(api)?;
+    risk_platform::store::store_model(&db, &report.gbdt, chrono::Utc::now()).await.map_err(api)?;
+    risk_platform::store::store_rule_set(&db, &rule_set, None).await.map_err(api)?;
+    risk_platform::store::mark_activated(&db, 1, chrono::Utc::now()).await.map_err(api)?;
     db.close().await;
     println!(
         "HTTP: `digibank serve` child process on SQLite ({}), driven by a separate `bench risk-load` process at {}/s for {} s per row",

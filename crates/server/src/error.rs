@@ -14,9 +14,11 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     /// Where in a submitted rule the error is, for rule compile errors.
-    pub position: Option<Position>,
+    pub position: Option<Box<Position>>,
     /// Structured context for some codes (e.g. the risk decision behind `risk_rejected`).
     pub details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header (503 when shedding load).
+    pub retry_after: Option<u32>,
 }
 
 /// A position in submitted source text (1-based line and column, byte offsets).
@@ -48,7 +50,14 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), position: None, details: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            position: None,
+            details: None,
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
@@ -79,11 +88,15 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
-                position: self.position,
+                position: self.position.map(|p| *p),
                 details: self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

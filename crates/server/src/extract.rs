@@ -101,3 +101,29 @@ where
         <ApiJson<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
     }
 }
+
+/// A page size or similar client-chosen count: `default` when absent, 422
+/// `parameter_out_of_range` naming the parameter and its allowed range when outside `1..=max`
+/// (never silently clamped, so a client learns the bound instead of getting fewer rows).
+pub fn page_limit(name: &str, value: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    bounded(name, value.unwrap_or(default), 1, max)
+}
+
+/// `value` if it lies in `min..=max`, else 422 `parameter_out_of_range` naming `name`.
+pub fn bounded<T: PartialOrd + std::fmt::Display + serde::Serialize + Copy>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ApiError> {
+    if value < min || value > max {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parameter_out_of_range",
+            format!("{name} must be between {min} and {max}, got {value}"),
+        );
+        e.details = Some(serde_json::json!({ "parameter": name, "min": min, "max": max }));
+        return Err(e);
+    }
+    Ok(value)
+}

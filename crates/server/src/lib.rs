@@ -9,7 +9,6 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
-pub mod risk;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -40,13 +39,13 @@ pub struct AppState {
     pub recommender: routes::profiles::RecommenderCache,
     /// Serialises recomputations (they rewrite shared membership bitmaps).
     pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    pub risk: std::sync::Arc<risk::RiskService>,
+    pub risk: std::sync::Arc<risk_platform::RiskService>,
 }
 
 impl AppState {
     /// Builds the state with the default risk settings.
     pub async fn load(db: Database, ledger: Ledger) -> Result<Self, error::ApiError> {
-        Self::load_with(db, ledger, risk::RiskConfig::default()).await
+        Self::load_with(db, ledger, risk_platform::RiskConfig::default()).await
     }
 
     /// Builds the state, loading the customer tag rules (built-ins plus stored versions) and the
@@ -54,10 +53,10 @@ impl AppState {
     pub async fn load_with(
         db: Database,
         ledger: Ledger,
-        risk_config: risk::RiskConfig,
+        risk_config: risk_platform::RiskConfig,
     ) -> Result<Self, error::ApiError> {
         let tags = routes::tags::load_registry(&db).await?;
-        let risk = std::sync::Arc::new(risk::RiskService::load(&db, risk_config).await?);
+        let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config).await?);
         Ok(AppState {
             risk,
             db: db.clone(),

@@ -23,7 +23,9 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
 mod statement;
+mod unit_of_work;
 pub use statement::{check_rows, Arg, RowCountMismatch, Statement};
+pub use unit_of_work::{execute_all, open_sqlite_connection, UnitOfWorkError, SQLITE_PRAGMAS};
 
 /// Errors opening or migrating the database.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ pub enum StorageError {
     #[error("cannot create data directory {0}: {1}")]
     DataDir(String, std::io::Error),
 }
+
+/// How long any SQLite connection waits for another writer before giving up.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default database when nothing is configured: one SQLite file under `./data`.
 pub const DEFAULT_URL: &str = "sqlite://data/digibank.db";
@@ -78,13 +83,14 @@ impl Database {
                 std::fs::create_dir_all(parent).map_err(|e| StorageError::DataDir(parent.display().to_string(), e))?;
             }
         }
+        // The settings of [`SQLITE_PRAGMAS`], as sqlx options (rusqlite connections run the text).
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(false)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")

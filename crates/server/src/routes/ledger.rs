@@ -12,8 +12,9 @@ use uuid::Uuid;
 use crate::auth::{Caller, Permission};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::risk::{screen_transfer, submit_held, Screening};
+use crate::routes::risk::{screen_transfer, submit_held};
 use crate::AppState;
+use risk_platform::Screening;
 
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount,
     responses((status = 201, description = "Opened", body = Account),

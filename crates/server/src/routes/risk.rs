@@ -9,24 +9,96 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use ledger::{TransferId, TransferKind, TransferOutcome, TransferRequest};
+use ledger::{TransferOutcome, TransferRequest};
 use risk::market::{self, Portfolio, PriceHistory, StressScenario, VarConfig};
-use risk::{
-    backtest, CustomerFlag, EventKind, ListEntry, ListKind, ListSubject, Outcome, RiskEvent, Rule, RuleSet,
-    ScoreThresholds,
-};
+use risk::{EventKind, ListEntry, ListKind, ListSubject, RiskError, RiskEvent, Rule, RuleSet, ScoreThresholds};
+use risk_platform::store::enum_text;
+use risk_platform::{CaseStatus, RiskPlatformError, Screening};
+pub use risk_platform::{CaseView, DecisionView, ResolvedCase};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::risk::{self as svc, risk_error, CaseView, DecisionView};
+use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// The one place risk errors become HTTP: bad input 422, unknown things 404, conflicts 409,
+/// a saturated decision log 503 (with `Retry-After`), storage failures 500.
+impl From<RiskPlatformError> for ApiError {
+    fn from(e: RiskPlatformError) -> Self {
+        use RiskPlatformError as E;
+        match e {
+            E::Engine(e) => engine_error(e),
+            E::DecisionNotFound(_) | E::ModelNotFound(_) | E::ListEntryNotFound => ApiError::not_found(e.to_string()),
+            E::InvalidRequest(m) => unprocessable("invalid_request", m),
+            E::Rejected(view) => {
+                let mut err = unprocessable("risk_rejected", E::Rejected(view.clone()).to_string());
+                err.details = Some(serde_json::to_value(&*view).unwrap_or_default());
+                err
+            }
+            E::Overloaded => {
+                let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string());
+                err.retry_after = Some(1);
+                err
+            }
+            E::Ledger(e) => e.into(),
+            E::DecisionLog(_) | E::Database(_) | E::Storage(_) | E::Corrupt(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<RiskError> for ApiError {
+    fn from(e: RiskError) -> Self {
+        engine_error(e)
+    }
+}
+
+/// Engine errors on bad input as precise 4xx responses.
+fn engine_error(e: RiskError) -> ApiError {
+    use RiskError::*;
+    match e {
+        MissingField { kind, field } => {
+            let mut err = unprocessable("missing_field", format!("{kind} event is missing required field `{field}`"));
+            err.details = Some(serde_json::json!({ "field": field, "kind": kind.as_str() }));
+            err
+        }
+        InvalidField { field, reason } => unprocessable("invalid_field", format!("invalid field `{field}`: {reason}")),
+        MalformedEvent(m) => unprocessable("invalid_event", m),
+        InvalidExpression { rule, error } => {
+            let mut err = unprocessable(
+                "invalid_rule",
+                format!("rule `{rule}`: {} at {}:{}", error.message, error.line, error.column),
+            );
+            err.position = Some(Box::new(crate::error::Position {
+                line: error.line,
+                column: error.column,
+                offset: error.offset,
+                end: error.end,
+            }));
+            err.details = Some(serde_json::json!({ "rule": rule }));
+            err
+        }
+        InvalidRule { rule, reason } => {
+            let mut err = unprocessable("invalid_rule", format!("rule `{rule}`: {reason}"));
+            err.details = Some(serde_json::json!({ "rule": rule }));
+            err
+        }
+        UnknownVersion(v) => ApiError::not_found(format!("no rule set version {v}")),
+        VersionNotNewer { .. } => ApiError::new(StatusCode::CONFLICT, "version_conflict", e.to_string()),
+        CaseNotFound(id) => ApiError::not_found(format!("no case {id}")),
+        CaseAlreadyResolved(id) => {
+            ApiError::new(StatusCode::CONFLICT, "case_already_resolved", format!("case {id} is already resolved"))
+        }
+        MarketData(m) => unprocessable("invalid_market_data", m),
+        other @ (UnsupportedCondition(_) | Money(_)) => unprocessable("invalid_request", other.to_string()),
+        Model(m) => ApiError::internal(m),
+    }
 }
 
 /// Parses an event with precise errors: malformed JSON 400, unknown `kind` 422
@@ -60,7 +132,7 @@ pub fn parse_event(body: &[u8]) -> Result<RiskEvent, ApiError> {
             unprocessable("invalid_event", message)
         }
     })?;
-    event.validate().map_err(risk_error)?;
+    event.validate()?;
     Ok(event)
 }
 
@@ -92,7 +164,7 @@ pub async fn get_decision(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<DecisionView>, ApiError> {
     caller.require(Permission::RiskRead)?;
-    svc::load_decision(&state.db, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no decision {id}")))
+    Ok(Json(state.risk.decision(id).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -182,21 +254,7 @@ pub async fn create_rule_set(
     ApiJson(input): ApiJson<RuleSetInput>,
 ) -> Result<(StatusCode, Json<RuleSetView>), ApiError> {
     caller.require(Permission::RiskAdmin)?;
-    let _guard = state.risk.admin.lock().await;
-    // Versions another node stored since the last refresh come first, so this one is numbered after them.
-    svc::sync_rule_sets(&state.db, &state.risk.engine).await?;
-    let rules = &state.risk.engine.rules;
-    let set = RuleSet {
-        name: input.name,
-        version: rules.latest_version().unwrap_or(0) + 1,
-        created_at: Utc::now(),
-        thresholds: input.thresholds.unwrap_or_default(),
-        rules: input.rules,
-    };
-    // Compile first: an invalid rule set is neither stored nor activatable.
-    set.compile(&risk::ExpressionCompiler).map_err(risk_error)?;
-    svc::store_rule_set(&state.db, &set, Some(caller.key_id)).await?;
-    rules.add_version(set.clone()).map_err(risk_error)?;
+    let set = state.risk.create_rule_set(input.name, input.thresholds, input.rules, Some(caller.key_id)).await?;
     tracing::info!(version = set.version, rules = set.rules.len(), by = %caller.key_id, "risk rule set stored");
     Ok((StatusCode::CREATED, Json(RuleSetView { active: false, rule_set: set })))
 }
@@ -210,11 +268,7 @@ pub async fn activate_rule_set(
     ApiPath(version): ApiPath<u32>,
 ) -> Result<Json<RuleSetView>, ApiError> {
     caller.require(Permission::RiskAdmin)?;
-    let _guard = state.risk.admin.lock().await;
-    let rules = &state.risk.engine.rules;
-    let set = rules.get(version).ok_or_else(|| ApiError::not_found(format!("no rule set version {version}")))?;
-    svc::mark_activated(&state.db, version).await?;
-    rules.activate(version).map_err(risk_error)?;
+    let set = state.risk.activate_rule_set(version).await?;
     tracing::info!(version, by = %caller.key_id, "risk rule set activated");
     Ok(Json(RuleSetView { active: true, rule_set: set }))
 }
@@ -262,23 +316,11 @@ pub async fn backtest_rule_set(
             }
         })?
     };
-    let rules = &state.risk.engine.rules;
-    let after = rules.compile(version).map_err(risk_error)?;
-    let before = match input.against.or(rules.active_version()) {
-        Some(v) => rules.compile(v).map_err(risk_error)?,
-        None => RuleSet {
-            name: "none".into(),
-            version: 0,
-            created_at: Utc::now(),
-            thresholds: state.risk.engine.config.default_thresholds,
-            rules: Vec::new(),
-        }
-        .compile(&risk::ExpressionCompiler)
-        .map_err(risk_error)?,
-    };
-    let events = svc::replay_events(&state.db, input.limit.unwrap_or(10_000).clamp(1, 1_000_000)).await?;
-    let mut report =
-        tokio::task::spawn_blocking(move || backtest(&events, &before, &after)).await.map_err(ApiError::internal)?;
+    let limit = input.limit.unwrap_or(10_000);
+    if !(1..=1_000_000).contains(&limit) {
+        return Err(unprocessable("limit_out_of_range", format!("limit must be 1..=1000000, got {limit}")));
+    }
+    let mut report = state.risk.backtest(version, input.against, limit).await?;
     const SHOWN: usize = 100;
     report.changes.truncate(SHOWN);
     Ok(Json(BacktestView { report, changes_shown: SHOWN }))
@@ -326,8 +368,8 @@ fn mask(value: &str) -> String {
 fn entry_view(e: &ListEntry, clear: bool) -> ListEntryView {
     let sensitive = matches!(e.subject, ListSubject::IdNumber | ListSubject::Phone);
     ListEntryView {
-        kind: svc::enum_text(&e.kind),
-        subject: svc::enum_text(&e.subject),
+        kind: enum_text(&e.kind),
+        subject: enum_text(&e.subject),
         value: if sensitive && !clear { mask(&e.value) } else { e.value.clone() },
         reason: e.reason.clone(),
         added_at: e.added_at.timestamp_micros(),
@@ -359,7 +401,7 @@ pub async fn list_entries(
     caller.require(Permission::RiskRead)?;
     let kind: Option<ListKind> = q.kind.as_deref().map(parse_param("kind")).transpose()?;
     let subject: Option<ListSubject> = q.subject.as_deref().map(parse_param("subject")).transpose()?;
-    let now = Utc::now();
+    let now = state.risk.now();
     let clear = caller.role.allows(Permission::CustomersPii);
     let entries: Vec<ListEntryView> = state
         .risk
@@ -408,7 +450,7 @@ pub async fn add_list_entry(
     if input.value.trim().is_empty() || input.value.len() > 256 {
         return Err(unprocessable("invalid_request", "value must be 1..=256 bytes"));
     }
-    let now = Utc::now();
+    let now = state.risk.now();
     let expires_at = match (input.expires_at, input.ttl_secs) {
         (Some(_), Some(_)) => return Err(unprocessable("invalid_request", "give expires_at or ttl_secs, not both")),
         (Some(t), None) => Some(t),
@@ -428,9 +470,7 @@ pub async fn add_list_entry(
         added_at: now,
         expires_at,
     };
-    let _guard = state.risk.admin.lock().await;
-    svc::store_list_entry(&state.db, &entry).await?;
-    state.risk.engine.lists.add(entry.clone());
+    let entry = state.risk.add_list_entry(entry).await?;
     Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.role.allows(Permission::CustomersPii)))))
 }
 
@@ -445,14 +485,8 @@ pub async fn delete_list_entry(
     caller.require(Permission::RiskAdmin)?;
     let kind: ListKind = parse_param("kind")(&kind)?;
     let subject: ListSubject = parse_param("subject")(&subject)?;
-    let _guard = state.risk.admin.lock().await;
-    let stored = svc::delete_list_entry(&state.db, kind, subject, &value).await?;
-    let live = state.risk.engine.lists.remove(kind, subject, &value);
-    if stored || live {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("no such list entry"))
-    }
+    state.risk.delete_list_entry(kind, subject, &value).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- cases ----
@@ -460,7 +494,8 @@ pub async fn delete_list_entry(
 #[derive(Deserialize, IntoParams)]
 pub struct CaseQuery {
     /// open (default), resolved or all.
-    status: Option<String>,
+    #[param(value_type = Option<String>)]
+    status: Option<CaseStatus>,
     /// Paging cursor: cases with ids after this one.
     after: Option<u64>,
     /// Page size 1..=1000 (default 100).
@@ -481,12 +516,8 @@ pub async fn list_cases(
     ApiQuery(q): ApiQuery<CaseQuery>,
 ) -> Result<Json<CaseList>, ApiError> {
     caller.require(Permission::RiskRead)?;
-    let status = q.status.as_deref().unwrap_or("open");
-    if !matches!(status, "open" | "resolved" | "all") {
-        return Err(ApiError::bad_request("invalid_query", "status must be open, resolved or all"));
-    }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let cases = svc::list_cases(&state.db, status, q.after.unwrap_or(0), limit).await?;
+    let limit = page_limit("limit", q.limit, 100, 1000)?;
+    let cases = state.risk.cases(q.status.unwrap_or_default(), q.after.unwrap_or(0), limit).await?;
     let next_after = (cases.len() == limit as usize).then(|| cases.last().map(|c| c.id)).flatten();
     Ok(Json(CaseList { cases, next_after }))
 }
@@ -501,13 +532,6 @@ pub struct ResolveInput {
     pub note: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ResolvedCase {
-    pub case: CaseView,
-    /// For a held transfer: `posted` (false positive), `voided` (confirmed fraud) or the ledger's error code.
-    pub transfer_action: Option<String>,
-}
-
 #[utoipa::path(post, path = "/v1/risk/cases/{id}/resolve", tag = "risk", params(("id" = u64, Path)), request_body = ResolveInput,
     responses((status = 200, description = "Resolved; the resolution is a training label; a held transfer is posted or voided", body = ResolvedCase),
               (status = 404, body = ErrorBody), (status = 409, description = "case_already_resolved", body = ErrorBody)),
@@ -519,37 +543,9 @@ pub async fn resolve_case(
     ApiJson(input): ApiJson<ResolveInput>,
 ) -> Result<Json<ResolvedCase>, ApiError> {
     caller.require(Permission::CasesResolve)?;
-    let resolution = svc::enum_text(&input.resolution);
-    if !svc::close_case(&state.db, id, &resolution, &caller.name, &input.note).await? {
-        return Err(match svc::load_case(&state.db, id).await? {
-            None => ApiError::not_found(format!("no case {id}")),
-            Some(_) => risk_error(risk::RiskError::CaseAlreadyResolved(id)),
-        });
-    }
-    let case = svc::load_case(&state.db, id).await?.ok_or_else(|| ApiError::internal("resolved case vanished"))?;
-    state.risk.engine.cases.forget(id);
-    let fraud = input.resolution == risk::Resolution::ConfirmedFraud;
-    if fraud {
-        state.risk.engine.graph.write().flag_customer(&case.customer_id, CustomerFlag::ConfirmedFraud);
-    }
-    let mut transfer_action = None;
-    if let Some(t) = case.transfer_id {
-        let kind = if fraud { TransferKind::VoidPending } else { TransferKind::PostPending };
-        let request = TransferRequest {
-            kind,
-            ..TransferRequest::post(TransferId(Uuid::new_v5(&t, kind.as_str().as_bytes())), TransferId(t), None)
-        };
-        let outcome = state.ledger.submit(request).await?;
-        state.metrics.count_outcomes([&outcome]);
-        transfer_action = Some(match outcome {
-            TransferOutcome::Created { .. } | TransferOutcome::Replayed { .. } => {
-                if fraud { "voided" } else { "posted" }.to_string()
-            }
-            TransferOutcome::Failed { code, .. } => code.code().to_string(),
-        });
-    }
-    tracing::info!(case = id, resolution = %resolution, by = %caller.key_id, "risk case resolved");
-    Ok(Json(ResolvedCase { case, transfer_action }))
+    let resolved = state.risk.resolve_case(id, input.resolution, &caller.name, &input.note).await?;
+    tracing::info!(case = id, by = %caller.key_id, "risk case resolved through the API");
+    Ok(Json(resolved))
 }
 
 // ---- models ----
@@ -579,11 +575,7 @@ pub async fn get_model(State(state): State<AppState>, caller: Caller) -> Result<
               (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn reload_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
     caller.require(Permission::RiskAdmin)?;
-    let name = &state.risk.config.model;
-    let artefact = svc::latest_model(&state.db, name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no stored model {name}")))?;
-    state.risk.engine.set_model(artefact);
+    state.risk.reload_model().await?;
     get_model(State(state), caller).await
 }
 
@@ -629,8 +621,8 @@ pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Re
         return Err(unprocessable("invalid_market_data", "confidence must be between 0.5 and 1 (exclusive)"));
     }
     let cfg = VarConfig { confidence, horizon_days: input.horizon_days.unwrap_or(1).max(1), ..VarConfig::default() };
-    let historical = market::historical_var(&input.portfolio, &input.history, &cfg).map_err(risk_error)?;
-    let parametric = market::parametric_var(&input.portfolio, &input.history, &cfg).map_err(risk_error)?;
+    let historical = market::historical_var(&input.portfolio, &input.history, &cfg)?;
+    let parametric = market::parametric_var(&input.portfolio, &input.history, &cfg)?;
     let latest: HashMap<String, f64> = input
         .history
         .instruments
@@ -642,73 +634,25 @@ pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Re
         .scenarios
         .iter()
         .map(|s| market::stress_test(&input.portfolio, &latest, s, cfg.rounding))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(risk_error)?;
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(VarView { historical, parametric, stress }))
 }
 
 // ---- transfer screening ----
 
-/// What screening decided for a transfer request.
-pub enum Screening {
-    /// Not screened (channel not configured, not a new money movement, or a retry).
-    Skipped,
-    Allowed(Box<DecisionView>),
-    Review(Box<DecisionView>),
-}
-
-fn metadata_str<'a>(request: &'a TransferRequest, key: &str) -> Option<&'a str> {
-    request.metadata.as_ref()?.get(key)?.as_str()
-}
-
-/// Screens a transfer whose `metadata.channel` is configured for screening. A `reject` is an
-/// error (422 `risk_rejected`, with the decision in `details`): nothing reaches the ledger.
+/// Screens a transfer whose `metadata.channel` is configured for screening (see
+/// [`risk_platform::RiskService::screen_transfer`]) and counts the decision.
 pub async fn screen_transfer(state: &AppState, request: &TransferRequest) -> Result<Screening, ApiError> {
-    if !matches!(request.kind, TransferKind::Posted | TransferKind::Pending) {
-        return Ok(Screening::Skipped);
-    }
-    let Some(channel_text) = metadata_str(request, "channel") else { return Ok(Screening::Skipped) };
-    let Ok(channel) = serde_json::from_value::<risk::Channel>(serde_json::Value::String(channel_text.to_string()))
-    else {
-        return Ok(Screening::Skipped);
+    let screening = state.risk.screen_transfer(request).await;
+    let outcome = match &screening {
+        Ok(Screening::Allowed(v) | Screening::Review(v)) => Some(v.outcome),
+        Err(RiskPlatformError::Rejected(v)) => Some(v.outcome),
+        _ => None,
     };
-    if !state.risk.screens(channel) {
-        return Ok(Screening::Skipped);
+    if let Some(o) = outcome {
+        state.metrics.risk_decisions.with_label_values(&[o.as_str()]).inc();
     }
-    // A retry of a transfer that already exists is not a new event: the ledger replays it.
-    if state.ledger.transfer(request.id).await.is_ok() {
-        return Ok(Screening::Skipped);
-    }
-    let (Some(debit), Some(credit), Some(amount), Some(currency)) =
-        (request.debit_account_id, request.credit_account_id, request.amount, request.currency)
-    else {
-        return Ok(Screening::Skipped);
-    };
-    let customer = metadata_str(request, "customer_id").map_or_else(|| format!("account:{}", debit.0), str::to_string);
-    let mut event = RiskEvent::new(request.id.0.to_string(), EventKind::Transfer, Utc::now(), customer, channel);
-    event.account_id = Some(debit.0.to_string());
-    event.counterparty_account = Some(credit.0.to_string());
-    event.amount = Some(money::Amount::new(amount, currency));
-    event.device_fingerprint = metadata_str(request, "device_fingerprint").map(str::to_string);
-    event.ip = metadata_str(request, "ip").and_then(|ip| ip.parse().ok());
-    if event.amount.is_some_and(|a| !a.is_positive()) {
-        return Ok(Screening::Skipped); // the ledger rejects it with its own error
-    }
-    let view = state.risk.decide(&event, Some(request.id.0)).await?;
-    state.metrics.risk_decisions.with_label_values(&[view.outcome.as_str()]).inc();
-    match view.outcome.as_str() {
-        o if o == Outcome::Reject.as_str() => {
-            let codes: Vec<String> = view.reasons.iter().map(|r| format!("{} ({})", r.code, r.explanation)).collect();
-            let mut err = unprocessable(
-                "risk_rejected",
-                format!("transfer rejected by risk decision {}: {}", view.id, codes.join("; ")),
-            );
-            err.details = Some(serde_json::to_value(&view).unwrap_or_default());
-            Err(err)
-        }
-        o if o == Outcome::Review.as_str() => Ok(Screening::Review(Box::new(view))),
-        _ => Ok(Screening::Allowed(Box::new(view))),
-    }
+    Ok(screening?)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -725,12 +669,10 @@ pub struct HeldForReview {
 /// ledger's failure through.
 pub async fn submit_held(
     state: &AppState,
-    mut request: TransferRequest,
+    request: TransferRequest,
     decision: DecisionView,
 ) -> Result<Response, ApiError> {
-    request.kind = TransferKind::Pending;
-    request.timeout_secs = state.risk.config.review_hold_secs;
-    let outcome = state.ledger.submit(request).await?;
+    let outcome = state.risk.hold_for_review(request).await?;
     state.metrics.count_outcomes([&outcome]);
     Ok(match outcome {
         TransferOutcome::Created { transfer } | TransferOutcome::Replayed { transfer } => {

@@ -95,8 +95,12 @@ impl From<CustomerError> for ApiError {
                     "invalid_rule",
                     format!("rule of tag `{id}`: {} at {}:{}", source.message, source.line, source.column),
                 );
-                error.position =
-                    Some(Position { line: source.line, column: source.column, offset: source.offset, end: source.end });
+                error.position = Some(Box::new(Position {
+                    line: source.line,
+                    column: source.column,
+                    offset: source.offset,
+                    end: source.end,
+                }));
                 error
             }
             CustomerError::UnknownTag(id) => ApiError::not_found(format!("no tag `{id}`")),

@@ -1,0 +1,102 @@
+//! Case resolution is one unit of work: closing the case and posting or voiding the transfer it
+//! held commit together. Raced by many resolvers with conflicting verdicts, exactly one wins and
+//! the money ends where its verdict says; on both databases.
+
+use std::sync::Arc;
+
+use ledger::{AccountId, AccountKind, HoldStatus, Ledger, NewAccount, OwnerType, TransferId, TransferRequest};
+use money::Currency;
+use risk::{ConditionSpec, Resolution, Rule, RuleAction};
+use risk_platform::{RiskConfig, RiskPlatformError, RiskService, Screening};
+
+fn account(kind: AccountKind, owner: OwnerType, limited: bool) -> NewAccount {
+    NewAccount {
+        id: Some(AccountId(uuid::Uuid::now_v7())),
+        currency: Currency::CNY,
+        kind,
+        owner_type: owner,
+        owner_id: (owner == OwnerType::Customer).then(|| "c1".to_string()),
+        code: None,
+        name: None,
+        debits_must_not_exceed_credits: limited,
+        credits_must_not_exceed_debits: false,
+        overdraft_limit: 0,
+    }
+}
+
+fn review_everything() -> Rule {
+    serde_json::from_value(serde_json::json!({
+        "id": "review_all", "condition": {"type": "expression", "source": "event_amount > 0"},
+        "action": "review", "reason_code": "REVIEW_ALL", "explanation": "every transfer is reviewed"
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_resolvers_commit_exactly_one_verdict_with_its_money_movement() {
+    for db in storage::testing::all().await {
+        let ledger = Ledger::new(&db.db);
+        let config = RiskConfig { refresh_secs: 0, graph_history_days: 0, ..RiskConfig::default() };
+        let service = Arc::new(RiskService::load(&db.db, &ledger, config).await.unwrap());
+        let rule = review_everything();
+        assert!(matches!(rule.condition, ConditionSpec::Expression { .. }) && rule.action == RuleAction::Review);
+        let set = service.create_rule_set("fraud".into(), None, vec![rule], None).await.unwrap();
+        service.activate_rule_set(set.version).await.unwrap();
+
+        let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
+        let alice = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
+        let bob = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
+        ledger
+            .submit_batch(&[TransferRequest::posted(TransferId::new(), cash, alice, 1_000_000, Currency::CNY)])
+            .await
+            .unwrap();
+
+        for round in 0..6 {
+            let mut request = TransferRequest::posted(TransferId::new(), alice, bob, 1_000, Currency::CNY);
+            request.metadata = Some(serde_json::json!({"channel": "mobile", "customer_id": format!("C-{round}")}));
+            let Screening::Review(decision) = service.screen_transfer(&request).await.unwrap() else {
+                panic!("the rule reviews every transfer")
+            };
+            let held = request.id;
+            service.hold_for_review(request).await.unwrap();
+            let case = decision.case_id.expect("a review opens a case");
+
+            // Eight analysts at once, half saying fraud, half false positive.
+            let resolvers = (0..8).map(|i| {
+                let service = Arc::clone(&service);
+                let verdict = if i % 2 == 0 { Resolution::ConfirmedFraud } else { Resolution::FalsePositive };
+                tokio::spawn(async move {
+                    (verdict, service.resolve_case(case, verdict, &format!("analyst-{i}"), "").await)
+                })
+            });
+            let mut winners = Vec::new();
+            for r in futures_join(resolvers).await {
+                match r {
+                    (verdict, Ok(resolved)) => winners.push((verdict, resolved)),
+                    (_, Err(RiskPlatformError::Engine(risk::RiskError::CaseAlreadyResolved(c)))) => assert_eq!(c, case),
+                    (_, Err(e)) => panic!("{}: unexpected error {e}", db.backend()),
+                }
+            }
+            assert_eq!(winners.len(), 1, "{}: exactly one resolver commits", db.backend());
+            let (verdict, resolved) = &winners[0];
+            assert_eq!(resolved.case.resolution, Some(*verdict));
+            let stored = risk_platform::store::load_case(&db.db, case).await.unwrap().unwrap();
+            assert_eq!(stored.resolution, Some(*verdict), "the stored verdict is the winner's");
+            let hold = ledger.hold_status(held).await.unwrap().expect("hold");
+            let expected = if *verdict == Resolution::ConfirmedFraud { "voided" } else { "posted" };
+            assert_eq!(resolved.transfer_action.as_deref(), Some(expected));
+            let want = if *verdict == Resolution::ConfirmedFraud { HoldStatus::Voided } else { HoldStatus::Posted };
+            assert_eq!(hold, want, "{}: the hold follows the winning verdict", db.backend());
+        }
+        let report = ledger.verify(|_, _| {}).await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+}
+
+async fn futures_join<T: Send + 'static>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
