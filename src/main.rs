@@ -280,8 +280,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Verify { json } => verify(&cli.database_url, json).await,
         Command::Keys { command: KeysCommand::Create { name, role } } => {
             let db = connect(&cli.database_url).await?;
-            let role = server::Role::parse(&role).with_context(|| format!("unknown role {role:?}"))?;
-            let key = server::auth::issue_key(&db, &name, role).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let role = access::Role::parse(&role).with_context(|| format!("unknown role {role:?}"))?;
+            let key = access::KeyStore::new(db.clone()).issue(&name, role).await?;
             println!("{}", key.key);
             Ok(())
         }
@@ -305,7 +305,7 @@ async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
     let store = customer_platform::CustomerStore::new(db.clone());
     match command {
         CustomersCommand::Recompute { full } => {
-            let tags = server::routes::tags::load_registry(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            let tags = customer_platform::load_registry(&db).await?;
             let mode = if full { customer_platform::Mode::Full } else { customer_platform::Mode::Incremental };
             let bar = progress_bar(0, "recompute");
             let report = customer_platform::recompute(&store, &tags, mode, |done, total| {
@@ -528,7 +528,7 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         ("files", Some(dir)) => Some(dir.clone()),
         _ => None,
     };
-    let admin = server::auth::ensure_admin_key(&db).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let admin = access::KeyStore::new(db.clone()).ensure_admin_key().await?;
     let mut state =
         server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
     if let Some(dir) = lending_data_dir {

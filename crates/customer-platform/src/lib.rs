@@ -21,6 +21,7 @@
 //!   with held-out AUC, scoring with top contributing factors.
 //! * [`ledger_facts`]: fills balances and transaction behaviour of the facts from the ledger
 //!   (the customer's accounts and their journal entries).
+//! * [`tag_rules`]: the tag rules in force (built-ins plus stored versions) and their persistence.
 //! * [`bench`]: the `digibank bench tags` workload (1M customers, 6 months of transactions).
 //!
 //! It knows nothing about HTTP; the server maps [`PlatformError`] to responses.
@@ -31,10 +32,12 @@ pub mod ledger_facts;
 pub mod lifecycle;
 pub mod recompute;
 pub mod store;
+pub mod tag_rules;
 
 pub use lifecycle::{Actor, CustomerUpdate, HistoryEvent, MergeOutcome};
 pub use recompute::{recompute, Mode, RecomputeReport};
 pub use store::{ChurnFactor, ChurnScore, ComputedResult, CustomerRecord, CustomerStore, NewCustomerRecord};
+pub use tag_rules::{load_registry, TagRules};
 
 /// Errors of the customer platform.
 #[derive(Debug, thiserror::Error)]

@@ -308,6 +308,8 @@ impl CustomerStore {
         note: Option<&str>,
         actor: &Actor,
     ) -> Result<CustomerRecord, PlatformError> {
+        // Closing removes the customer's bits from the shared membership bitmaps.
+        let _bitmaps = self.bitmaps.lock().await;
         let now = now_micros();
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
@@ -423,6 +425,8 @@ impl CustomerStore {
             return Err(PlatformError::MergeConflict("a customer cannot be merged into itself".into()));
         }
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        // A merge removes the absorbed record's bits from the shared membership bitmaps.
+        let _bitmaps = self.bitmaps.lock().await;
         let now = now_micros();
         storage::transaction!(self.db(), |tx| {
             async {

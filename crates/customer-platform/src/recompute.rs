@@ -121,6 +121,9 @@ pub async fn recompute(
     mode: Mode,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RecomputeReport, PlatformError> {
+    // One recomputation at a time (and none during a close or merge): they rewrite shared
+    // membership bitmaps.
+    let _bitmaps = store.bitmaps.lock().await;
     let started = Instant::now();
     let run_started = chrono::Utc::now().timestamp_micros();
     let (segments, segment_defs) = segment_engine(store, tags).await?;

@@ -121,10 +121,18 @@ impl ComputedResult {
 /// Membership bitmaps keyed by (key, chunk).
 pub type Memberships = HashMap<(String, u32), RoaringBitmap>;
 
+/// The fitted recommender of the version it was parsed from.
+type RecommenderCache = std::sync::Arc<tokio::sync::RwLock<Option<(u32, std::sync::Arc<customer::Recommender>)>>>;
+
 /// The SQL store of the customer platform.
 #[derive(Clone)]
 pub struct CustomerStore {
     db: Database,
+    /// Serialises the writers of the shared membership bitmaps: recomputation, closing and
+    /// merging customers (each rewrites bits of many customers' chunks).
+    pub(crate) bitmaps: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The newest fitted recommender and its version, parsed once per version rather than per request.
+    recommender: RecommenderCache,
 }
 
 pub(crate) fn now_micros() -> i64 {
@@ -138,7 +146,7 @@ pub fn document_hash(doc_type: &str, number: &str) -> Vec<u8> {
 
 impl CustomerStore {
     pub fn new(db: Database) -> Self {
-        CustomerStore { db }
+        CustomerStore { db, bitmaps: Default::default(), recommender: Default::default() }
     }
 
     pub fn db(&self) -> &Database {
@@ -751,6 +759,21 @@ impl CustomerStore {
         .fetch_one(conn)
         .await)?;
         Ok(v.map(|v| v as u32))
+    }
+
+    /// The newest fitted recommender (`None` before the first full recomputation): a version
+    /// check per call, a parse only when a recomputation stored a new version.
+    pub async fn recommender(&self) -> Result<Option<std::sync::Arc<customer::Recommender>>, PlatformError> {
+        let Some(latest) = self.latest_model_version("recommender").await? else { return Ok(None) };
+        if let Some((version, model)) = self.recommender.read().await.as_ref() {
+            if *version == latest {
+                return Ok(Some(model.clone()));
+            }
+        }
+        let Some((version, body)) = self.latest_model("recommender").await? else { return Ok(None) };
+        let model = std::sync::Arc::new(serde_json::from_str::<customer::Recommender>(&body)?);
+        *self.recommender.write().await = Some((version, model.clone()));
+        Ok(Some(model))
     }
 
     pub async fn latest_model(&self, kind: &str) -> Result<Option<(u32, String)>, PlatformError> {

@@ -245,6 +245,8 @@ pub struct LendingService {
     /// The document registry, cached; every append is serialised here and re-checked against
     /// the stored chain length.
     registry: Arc<Mutex<Option<DocumentRegistry>>>,
+    /// One end of day at a time in this process (the stored run row guards across nodes).
+    eod: Arc<Mutex<()>>,
 }
 
 impl LendingService {
@@ -258,6 +260,7 @@ impl LendingService {
             fraud: Arc::new(SimpleFraudCheck { blocked: HashSet::new(), max_inquiries_3m: Some(8) }),
             gl_ready: Arc::new(OnceCell::new()),
             registry: Arc::new(Mutex::new(None)),
+            eod: Arc::new(Mutex::new(())),
         }
     }
 
@@ -730,6 +733,7 @@ impl LendingService {
     /// reports `already_run` and writes nothing; a run that stopped half-way resumes (loans
     /// already at `date` are skipped). `progress(done, total)` after each page.
     pub async fn run_eod(&self, date: NaiveDate, mut progress: impl FnMut(u64, u64) + Send) -> Result<EodReport> {
+        let _one_at_a_time = self.eod.lock().await;
         let t0 = std::time::Instant::now();
         if let Some((status, report)) = self.store.eod_run(date).await? {
             if status == "done" {

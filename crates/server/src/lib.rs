@@ -31,14 +31,10 @@ pub struct AppState {
     pub db: Database,
     pub ledger: Ledger,
     pub metrics: metrics::Metrics,
-    pub keys: auth::KeyCache,
-    pub tags: routes::tags::SharedTags,
+    pub keys: access::KeyStore,
+    pub tags: customer_platform::TagRules,
     pub customers: customer_platform::CustomerStore,
     pub lending: lending_platform::LendingService,
-    /// The fitted recommender and its version, parsed once per version rather than per request.
-    pub recommender: routes::profiles::RecommenderCache,
-    /// Serialises recomputations (they rewrite shared membership bitmaps).
-    pub recompute_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     pub risk: std::sync::Arc<risk_platform::RiskService>,
 }
 
@@ -55,19 +51,17 @@ impl AppState {
         ledger: Ledger,
         risk_config: risk_platform::RiskConfig,
     ) -> Result<Self, error::ApiError> {
-        let tags = routes::tags::load_registry(&db).await?;
+        let tags = customer_platform::TagRules::load(&db).await?;
         let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config).await?);
         Ok(AppState {
             risk,
             db: db.clone(),
             ledger: ledger.clone(),
             metrics: metrics::Metrics::new(),
-            keys: auth::KeyCache::default(),
-            tags: std::sync::Arc::new(tokio::sync::RwLock::new(tags)),
+            keys: access::KeyStore::new(db.clone()),
+            tags,
             customers: customer_platform::CustomerStore::new(db.clone()),
             lending: lending_platform::LendingService::new(db.clone(), ledger.clone()),
-            recompute_lock: Default::default(),
-            recommender: Default::default(),
         })
     }
 }

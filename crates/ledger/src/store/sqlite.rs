@@ -85,14 +85,8 @@ struct JournalWriter {
 
 impl JournalWriter {
     fn open(path: &str) -> Result<Self, LedgerError> {
-        let conn = rusqlite::Connection::open(path)?;
-        // Same durability as the sqlx connections: WAL, fsync at every commit.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; \
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        // Same settings (and durability) as every other connection to the file.
+        let conn = storage::open_sqlite_connection(path)?;
         Ok(JournalWriter { conn, cache: AccountCache::default(), tail: None })
     }
 }
@@ -649,8 +643,7 @@ impl LedgerStore for SqliteLedgerStore {
         let mut taken = std::mem::take(verifier);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(u64, i64)>();
         let scan = tokio::task::spawn_blocking(move || -> Result<_, LedgerError> {
-            let conn = rusqlite::Connection::open(&path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(30))?;
+            let conn = storage::open_sqlite_connection(&path)?;
             conn.execute_batch("BEGIN")?;
             let head: Head = conn
                 .query_row("SELECT seq, hash, created_at FROM journal_head WHERE id = 1", [], |r| {

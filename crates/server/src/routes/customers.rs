@@ -420,8 +420,6 @@ pub async fn close_customer(
     caller.require(Permission::CustomersAdmin)?;
     let id = parse_customer_id(&id)?;
     let reason = parse_note(body.as_ref().and_then(|ApiJson(b)| b.reason.as_deref()), "reason")?;
-    // Closing removes the customer's bits from the shared membership bitmaps.
-    let _bitmaps = state.recompute_lock.lock().await;
     let closed = state.customers.close_customer(&id, reason.as_deref(), &actor(&caller)).await?;
     Ok(Json(view(closed, caller.role.allows(Permission::CustomersPii))))
 }
@@ -576,8 +574,6 @@ pub async fn merge_customers(
         return Err(invalid("merge_into_self", "a customer cannot be merged into itself"));
     }
     let reason = parse_note(request.reason.as_deref(), "reason")?;
-    // A merge removes the absorbed record's bits from the shared membership bitmaps.
-    let _bitmaps = state.recompute_lock.lock().await;
     let outcome = state.customers.merge_customers(&survivor, &absorbed, reason.as_deref(), &actor(&caller)).await?;
     let clear = caller.role.allows(Permission::CustomersPii);
     Ok(Json(MergeView {

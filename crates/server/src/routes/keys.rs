@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{self, Caller, IssuedKey, Permission, Role};
+use crate::auth::{Caller, IssuedKey, Permission, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -31,7 +31,7 @@ pub async fn create_key(
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "name must be 1..=100 bytes"));
     }
-    let key = auth::issue_key(&state.db, request.name.trim(), request.role).await?;
+    let key = state.keys.issue(request.name.trim(), request.role).await?;
     tracing::info!(key_id = %key.id, role = key.role.as_str(), by = %caller.key_id, "api key issued");
     Ok((StatusCode::CREATED, Json(key)))
 }
@@ -44,10 +44,7 @@ pub async fn revoke_key(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Permission::KeysAdmin)?;
-    if !auth::revoke_key(&state.db, id).await? {
-        return Err(ApiError::not_found(format!("no active API key {id}")));
-    }
-    state.keys.clear();
+    state.keys.revoke(id).await?;
     tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

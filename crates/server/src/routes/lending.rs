@@ -328,7 +328,6 @@ pub async fn run_eod(
     ApiJson(r): ApiJson<EodRequest>,
 ) -> Result<Json<EodReport>, ApiError> {
     caller.require(Permission::LendingAdmin)?;
-    let _guard = state.recompute_lock.lock().await;
     Ok(Json(state.lending.run_eod(r.date, |_, _| {}).await?))
 }
 

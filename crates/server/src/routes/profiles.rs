@@ -190,28 +190,15 @@ pub async fn link_identity(
     Ok((StatusCode::CREATED, Json(IdentityView { channel, external_id, linked_at })))
 }
 
-pub type RecommenderCache = std::sync::Arc<tokio::sync::RwLock<Option<(u32, std::sync::Arc<Recommender>)>>>;
-
-/// The newest fitted recommender: a version check per request, a parse only when a full
-/// recomputation stored a new version.
+/// The newest fitted recommender, or 409 `not_trained` before the first full recomputation.
 async fn current_recommender(state: &AppState) -> Result<std::sync::Arc<Recommender>, ApiError> {
-    let not_trained = || {
+    state.customers.recommender().await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "not_trained",
             "no recommender yet: run POST /v1/customers/recompute with mode full",
         )
-    };
-    let latest = state.customers.latest_model_version("recommender").await?.ok_or_else(not_trained)?;
-    if let Some((version, model)) = state.recommender.read().await.as_ref() {
-        if *version == latest {
-            return Ok(model.clone());
-        }
-    }
-    let (version, body) = state.customers.latest_model("recommender").await?.ok_or_else(not_trained)?;
-    let model = std::sync::Arc::new(serde_json::from_str::<Recommender>(&body).map_err(ApiError::internal)?);
-    *state.recommender.write().await = Some((version, model.clone()));
-    Ok(model)
+    })
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -425,8 +412,6 @@ pub async fn recompute_all(
     ApiJson(request): ApiJson<RecomputeRequest>,
 ) -> Result<Json<RecomputeReport>, ApiError> {
     caller.require(Permission::TagsWrite)?;
-    // One recomputation at a time: two would race on the membership bitmaps.
-    let _running = state.recompute_lock.lock().await;
     let tags = state.tags.read().await.clone();
     let report = recompute(&state.customers, &tags, request.mode, |_, _| {}).await?;
     tracing::info!(mode = %enum_text(&report.mode), customers = report.customers, millis = %report.millis, "customers recomputed");

@@ -5,86 +5,18 @@
 //! API-made versions in `tag_rules` and replays them over the built-ins at start-up.
 //! (When the customer store lands, this persistence moves behind its storage trait.)
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use customer::tags::TagVersion;
-use customer::{AssignedTag, CustomerError, CustomerFacts, Dimension, Profile, TagDefinition, TagRegistry};
+use customer::{AssignedTag, CustomerError, CustomerFacts, Dimension, Profile, TagDefinition};
 use serde::{Deserialize, Serialize};
-use storage::Database;
-use tokio::sync::RwLock;
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody, Position};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
-
-pub type SharedTags = Arc<RwLock<TagRegistry>>;
-
-fn dimension_text(d: Dimension) -> String {
-    serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-/// The built-in tags plus every stored version, in the order they were made.
-pub async fn load_registry(db: &Database) -> Result<TagRegistry, ApiError> {
-    let mut registry = TagRegistry::with_builtins().map_err(ApiError::internal)?;
-    let sql = "SELECT tag_id, version, name, dimension, rule FROM tag_rules ORDER BY created_at, tag_id, version";
-    let rows: Vec<(String, i64, String, String, String)> = match db {
-        Database::Sqlite(db) => sqlx::query_as(sql).fetch_all(&db.readers).await,
-        Database::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-    }
-    .map_err(ApiError::internal)?;
-    for (id, version, name, dimension, rule) in rows {
-        let dimension: Dimension = serde_json::from_value(serde_json::Value::String(dimension))
-            .map_err(|e| ApiError::internal(format!("tag {id} v{version}: {e}")))?;
-        let def = TagDefinition { id: id.clone(), name, dimension, rule };
-        let applied = if registry.get(&id).is_some() { registry.update(def) } else { registry.add(def) };
-        applied.map_err(|e| ApiError::internal(format!("stored tag {id} v{version} no longer loads: {e}")))?;
-    }
-    Ok(registry)
-}
-
-async fn store_version(db: &Database, version: &TagVersion, caller: &Caller) -> Result<(), ApiError> {
-    let d = &version.definition;
-    let now = chrono::Utc::now().timestamp_micros();
-    let result = match db {
-        Database::Sqlite(db) => {
-            let mut conn = db.writer.lock().await;
-            sqlx::query(
-                "INSERT INTO tag_rules (tag_id, version, name, dimension, rule, created_by, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&d.id)
-            .bind(i64::from(version.version))
-            .bind(&d.name)
-            .bind(dimension_text(d.dimension))
-            .bind(&d.rule)
-            .bind(caller.key_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map(|_| ())
-        }
-        Database::Postgres(pool) => sqlx::query(
-            "INSERT INTO tag_rules (tag_id, version, name, dimension, rule, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&d.id)
-        .bind(i64::from(version.version))
-        .bind(&d.name)
-        .bind(dimension_text(d.dimension))
-        .bind(&d.rule)
-        .bind(caller.key_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ()),
-    };
-    result.map_err(ApiError::internal)
-}
 
 impl From<CustomerError> for ApiError {
     fn from(e: CustomerError) -> Self {
@@ -200,18 +132,7 @@ pub async fn put_tag(
         dimension: input.dimension,
         rule: input.rule,
     };
-    // Apply to a copy first: a rule that fails to compile, or a failed write, changes nothing.
-    let mut registry = state.tags.write().await;
-    let mut next = registry.clone();
-    let created = next.get(&id).is_none();
-    if created {
-        next.add(def)?;
-    } else {
-        next.update(def)?;
-    }
-    let version = next.get(&id).expect("just added").clone();
-    store_version(&state.db, &version, &caller).await?;
-    *registry = next;
+    let (version, created) = state.tags.save(def, Some(caller.key_id)).await?;
     tracing::info!(tag = %id, version = version.version, by = %caller.key_id, "tag rule saved");
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(TagView::from(&version))))
 }

@@ -1,0 +1,34 @@
+//! # access
+//!
+//! Who may do what, independent of HTTP:
+//!
+//! * [`Permission`]s, the [`Role`]s that bundle them (least privilege: pick the smallest role
+//!   that works) and the authenticated [`Caller`];
+//! * [`KeyStore`]: API keys (`dbk_<id>_<secret>`), stored only as argon2 hashes, verified once
+//!   per process and then cached under the key's SHA-256, revocable across nodes.
+//!
+//! The server turns a bearer token into a [`Caller`] with [`KeyStore::authenticate`] and asks
+//! [`Caller::require`] for the one permission a route needs.
+
+mod keys;
+mod roles;
+
+pub use keys::{IssuedKey, KeyStore, KEY_RECHECK};
+pub use roles::{Caller, Permission, Role};
+
+/// Why access was refused or could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("invalid or revoked API key")]
+    InvalidKey,
+    #[error("role {} lacks permission {permission:?}", role.as_str())]
+    Forbidden { role: Role, permission: Permission },
+    #[error("no active API key {0}")]
+    KeyNotFound(uuid::Uuid),
+    #[error("key hashing failed: {0}")]
+    Hash(String),
+    #[error("stored key data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
