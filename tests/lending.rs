@@ -199,3 +199,85 @@ async fn loan_from_application_to_repayment_through_the_ledger() {
         assert!(ok, "digibank verify failed: {out}");
     }
 }
+
+/// Every application's fraud check is a `loan_application` decision of the risk engine. Five
+/// customers confirmed as fraud share device `dev-FARM0071`; an applicant on that device is
+/// referred or declined with the graph reason in words, the risk decision and its case are
+/// cited on the lending decision; applicants on their own devices are allowed by the engine.
+#[tokio::test]
+async fn applications_are_fraud_checked_by_the_risk_engine() {
+    for db in database_urls().await {
+        let server = Server::start(&db, &[]).await;
+        // A fraud ring: logins are reviewed, the five ring members' cases confirmed as fraud.
+        let rule = json!({"id": "logins", "condition": {"type": "expression", "source": "event_kind == \"login\""},
+                          "action": "review", "reason_code": "LOGIN_REVIEW", "explanation": "logins are reviewed"});
+        let (status, set) = server.call("POST", "/v1/risk/rule-sets", Some(json!({"rules": [rule]}))).await;
+        assert_eq!(status, 201, "{set}");
+        let version = set["rule_set"]["version"].as_u64().unwrap();
+        assert_eq!(server.call("POST", &format!("/v1/risk/rule-sets/{version}/activate"), None).await.0, 200);
+        for m in 0..5 {
+            let login = json!({"event_id": format!("ring-login-{m}"), "kind": "login", "occurred_at": "2026-11-20T10:00:00Z",
+                               "customer_id": format!("RING-MEMBER-{m}"), "channel": "mobile", "device_fingerprint": "dev-FARM0071"});
+            let (status, d) = server.call("POST", "/v1/risk/decisions", Some(login)).await;
+            assert_eq!((status, d["outcome"].as_str()), (200, Some("review")), "{d}");
+            let case = d["case_id"].as_u64().unwrap();
+            let (status, r) = server
+                .call("POST", &format!("/v1/risk/cases/{case}/resolve"), Some(json!({"resolution": "confirmed_fraud"})))
+                .await;
+            assert_eq!(status, 200, "{r}");
+        }
+
+        // Applicants on the ring's device: the first eligible one is referred or declined by the graph.
+        let mut ring_checked = None;
+        for i in 0..40 {
+            let body = json!({"applicant_id": format!("RING-APP-{i}"), "product_code": "instant_consumer",
+                              "channel": "mobile", "device_fingerprint": "dev-FARM0071", "ip": "10.9.8.7", "phone": "13800000071"});
+            let (status, d) = server.call("POST", "/v1/lending/applications", Some(body)).await;
+            assert_eq!(status, 201, "{d}");
+            if d["risk_decision_id"].is_string() {
+                ring_checked = Some(d);
+                break;
+            }
+        }
+        let d = ring_checked.expect("an eligible applicant among 40");
+        assert!(matches!(d["fraud_verdict"].as_str(), Some("review" | "reject")), "{d}");
+        assert!(matches!(d["outcome"].as_str(), Some("review" | "decline")), "{d}");
+        assert!(d["reason_codes"].as_array().unwrap().contains(&json!("GRAPH_SHARED_DEVICE_FLAGGED")), "{d}");
+        let words = d["reasons"].as_array().unwrap().iter().filter_map(|r| r.as_str()).collect::<Vec<_>>().join(" | ");
+        assert!(words.contains("shares a device with") && words.contains("confirmed fraud"), "{words}");
+        // The risk decision is in the decision log, with the application's device, and opened a case on review.
+        let risk_id = d["risk_decision_id"].as_str().unwrap();
+        let (status, rd) = server.call("GET", &format!("/v1/risk/decisions/{risk_id}"), None).await;
+        assert_eq!((status, rd["kind"].as_str()), (200, Some("loan_application")), "{rd}");
+        assert_eq!(rd["event_id"], format!("loan-application:{}", d["id"].as_str().unwrap()));
+        if d["fraud_verdict"] == "review" {
+            let case = d["risk_case_id"].as_u64().expect("a review opens a case");
+            let (_, cases) = server.call("GET", "/v1/risk/cases?status=open", None).await;
+            assert!(cases["cases"].as_array().unwrap().iter().any(|c| c["id"] == case && c["decision_id"] == rd["id"]));
+        }
+
+        // Clean applicants on their own devices: the engine allows them; approvals still happen.
+        let mut approved = 0;
+        for i in 0..40 {
+            let body = json!({"applicant_id": format!("CLEAN-{i}"), "product_code": "instant_consumer",
+                              "device_fingerprint": format!("dev-clean-{i}")});
+            let (status, d) = server.call("POST", "/v1/lending/applications", Some(body)).await;
+            assert_eq!(status, 201, "{d}");
+            if d["risk_decision_id"].is_string() {
+                assert_eq!(d["fraud_verdict"], "allow", "{d}");
+                assert!(!d["reason_codes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c.as_str().unwrap().starts_with("GRAPH")));
+            }
+            approved += usize::from(d["outcome"] == "approve");
+        }
+        assert!(approved > 0, "clean applicants are approved");
+
+        // Bad device data is refused before anything is decided.
+        let bad = json!({"applicant_id": "X-1", "product_code": "instant_consumer", "ip": "not-an-ip"});
+        let (status, e) = server.call("POST", "/v1/lending/applications", Some(bad)).await;
+        assert_error(status, &e, 422, "invalid_request");
+    }
+}

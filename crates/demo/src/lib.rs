@@ -134,6 +134,8 @@ pub enum DemoError {
     Customers(#[from] customer_platform::PlatformError),
     #[error(transparent)]
     Lending(#[from] lending_platform::LendingPlatformError),
+    #[error(transparent)]
+    Risk(#[from] risk_platform::RiskPlatformError),
 }
 
 /// Generates the demo bank into `db`. `progress(done, total)` reports transfers submitted.
@@ -388,7 +390,10 @@ pub async fn generate(
     summary.customers_registered = platform.registered;
     summary.churn_auc = platform.churn_auc;
     summary.recompute = Some(platform.recompute);
-    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone());
+    // Demo applications are fraud-checked by the risk engine like any other.
+    let risk_config = risk_platform::RiskConfig { refresh_secs: 0, ..risk_platform::RiskConfig::default() };
+    let risk = std::sync::Arc::new(risk_platform::RiskService::load(db, &ledger, risk_config).await?);
+    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk);
     let (_, entries_before) = ledger.store().counts().await?;
     let mut book = loans::load(&lending, &customers, today).await?;
     let (_, entries_after) = ledger.store().counts().await?;

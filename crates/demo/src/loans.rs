@@ -64,8 +64,9 @@ pub(crate) async fn load(
         if !wanted && s.applications >= 30 {
             continue;
         }
-        let d =
-            service.apply(&ApplyInput { applicant_id: c.id.clone(), product_code: product.into(), kind: None }).await?;
+        let d = service
+            .apply(&ApplyInput { applicant_id: c.id.clone(), product_code: product.into(), ..ApplyInput::default() })
+            .await?;
         s.applications += 1;
         match d.outcome {
             Outcome::Approve => s.approved += 1,

@@ -24,6 +24,7 @@
 //! It knows nothing about HTTP; the server maps [`LendingPlatformError`] to responses.
 
 pub mod accounts;
+mod fraud;
 pub mod import;
 pub mod service;
 pub mod store;
@@ -63,6 +64,12 @@ pub enum LendingPlatformError {
     Corrupt(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Applications are decided only with the risk engine's fraud check, and none is configured.
+    #[error("loan applications need the risk engine's fraud check, which this process does not run")]
+    FraudCheckUnavailable,
+    /// The fraud check failed (a saturated decision log, an invalid event field, storage).
+    #[error(transparent)]
+    Risk(#[from] risk_platform::RiskPlatformError),
 }
 
 pub type Result<T, E = LendingPlatformError> = std::result::Result<T, E>;

@@ -1,6 +1,5 @@
 //! [`LendingService`]: the lending operations over the store and the ledger.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
@@ -11,9 +10,9 @@ use ledger::{
 use lending::{
     accept, approve_review, decide, decline_review, direct_contract, early_warnings, eod, loan_alerts, make_offer,
     AcceptRequest, Alert, Analyst, Catalog, Contract, ContractId, DataSources, Decision, DocumentKind,
-    DocumentRegistry, FileSource, FraudCheck, Installment, LendingError, Loan, LoanId, Offer, Outcome, Posting,
-    PrepayMode, Product, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod, RiskGrade,
-    SimpleFraudCheck, Simulator, WRITE_OFF_MIN_DPD,
+    DocumentRegistry, FileSource, Installment, LendingError, Loan, LoanId, Offer, Outcome, Posting, PrepayMode,
+    Product, ProductKind, Receivable, ReceivableBook, RegistryEntry, RepaymentMethod, RiskGrade, Simulator,
+    WRITE_OFF_MIN_DPD,
 };
 use money::{Amount, Currency};
 use serde::{Deserialize, Serialize};
@@ -35,13 +34,31 @@ pub const EOD_PAGE: i64 = 2_000;
 const EOD_PAGE_ATTEMPTS: u32 = 5;
 
 /// Input of [`LendingService::apply`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApplyInput {
     pub applicant_id: String,
     pub product_code: String,
     /// Defaults to `individual` for the consumer product and `sme` for the others.
     #[serde(default)]
     pub kind: Option<CustomerKind>,
+    /// Requested amount in minor units (for the fraud check; the decision sets the limit).
+    /// Defaults to the product maximum.
+    #[serde(default)]
+    pub amount: Option<i64>,
+    /// The channel the application came through (default `web`).
+    #[serde(default)]
+    pub channel: Option<risk::Channel>,
+    /// Device fingerprint, IP and phone, when the channel has them: the fraud check links the
+    /// applicant to them in the relationship graph.
+    #[serde(default)]
+    pub device_fingerprint: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The applicant's ID number when it is not the applicant id itself.
+    #[serde(default)]
+    pub id_number: Option<String>,
 }
 
 /// Input of [`LendingService::accept`].
@@ -240,7 +257,8 @@ pub struct LendingService {
     catalog: Arc<Catalog>,
     sources: DataSources,
     applicants: ApplicantSource,
-    fraud: Arc<dyn FraudCheck>,
+    /// The risk engine that checks every application (see [`crate::fraud`]).
+    risk: Option<Arc<risk_platform::RiskService>>,
     gl_ready: Arc<OnceCell<()>>,
     /// The document registry, cached; every append is serialised here and re-checked against
     /// the stored chain length.
@@ -257,11 +275,19 @@ impl LendingService {
             catalog: Arc::new(Catalog::builtin()),
             sources: DataSources::simulated(SIMULATOR_SEED),
             applicants: ApplicantSource::Simulated(Simulator::new(SIMULATOR_SEED)),
-            fraud: Arc::new(SimpleFraudCheck { blocked: HashSet::new(), max_inquiries_3m: Some(8) }),
+            risk: None,
             gl_ready: Arc::new(OnceCell::new()),
             registry: Arc::new(Mutex::new(None)),
             eod: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Checks applications with the risk engine. Without it, [`LendingService::apply`] refuses
+    /// with [`LendingPlatformError::FraudCheckUnavailable`]: no application is decided without
+    /// its fraud check.
+    pub fn with_risk(mut self, risk: Arc<risk_platform::RiskService>) -> Self {
+        self.risk = Some(risk);
+        self
     }
 
     /// Reads applicants and external data from JSON files under `dir` instead of the simulator
@@ -333,9 +359,20 @@ impl LendingService {
             ApplicantSource::Files(files) => files.applicant_record(&input.applicant_id)?,
         };
         let snapshot = self.sources.collect(&applicant, product, now.date_naive())?;
-        let mut decision = decide(product, &snapshot, self.fraud.as_ref(), now);
         // One decision per application: a fresh id even for the same applicant.
-        decision.id = lending::DecisionId(Uuid::now_v7());
+        let id = Uuid::now_v7();
+        // The engine sees only applications that pass eligibility (the same point at which the
+        // pure decision asks for a fraud verdict).
+        let fraud = if lending::eligibility(product, &snapshot).is_empty() {
+            let risk = self.risk.as_ref().ok_or(LendingPlatformError::FraudCheckUnavailable)?;
+            let event =
+                crate::fraud::application_event(format!("loan-application:{id}"), input, &applicant, product, now)?;
+            crate::fraud::check(risk, &event).await?
+        } else {
+            lending::FraudOutcome::allow()
+        };
+        let mut decision = decide(product, &snapshot, &fraud, now);
+        decision.id = lending::DecisionId(id);
         self.store.insert_decision(&decision).await?;
         Ok(decision)
     }

@@ -183,13 +183,15 @@ async fn write_off_charges_everything_to_the_loss_allowance_once() {
 async fn concurrent_approve_and_decline_of_one_review_item_leave_one_consistent_decision() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
-        let service = LendingService::new(db.db.clone(), ledger);
+        let config = risk_platform::RiskConfig { refresh_secs: 0, ..risk_platform::RiskConfig::default() };
+        let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db.db, &ledger, config).await.unwrap());
+        let service = LendingService::new(db.db.clone(), ledger).with_risk(risk);
         let mut review = None;
         for i in 0..300 {
             let input = lending_platform::ApplyInput {
                 applicant_id: format!("R-{i}"),
                 product_code: "instant_consumer".into(),
-                kind: None,
+                ..Default::default()
             };
             let d = service.apply(&input).await.unwrap();
             if d.outcome == lending::Outcome::Review {

@@ -104,6 +104,17 @@ impl RiskService {
     /// `decision_log = "buffered"` and no transfer, once it is queued for storage. A full queue
     /// refuses the decision at once ([`RiskPlatformError::Overloaded`]); nothing is decided.
     pub async fn decide(&self, event: &RiskEvent, transfer_id: Option<Uuid>) -> Result<DecisionView> {
+        let wait = self.config.decision_log == DecisionLog::Durable || transfer_id.is_some();
+        self.decide_logged(event, transfer_id, wait).await
+    }
+
+    /// Decides an event that another domain's record will cite (a loan application's fraud
+    /// check): always returns after the decision is stored, whatever `decision_log` says.
+    pub async fn decide_durably(&self, event: &RiskEvent) -> Result<DecisionView> {
+        self.decide_logged(event, None, true).await
+    }
+
+    async fn decide_logged(&self, event: &RiskEvent, transfer_id: Option<Uuid>, wait: bool) -> Result<DecisionView> {
         // Shed before deciding: a decision updates velocity and graph, which must not count an
         // event the log refused.
         let permit = self.log.try_reserve().map_err(|e| match e {
@@ -114,7 +125,7 @@ impl RiskService {
         let view = DecisionView::new(Uuid::now_v7(), &decision, transfer_id);
         let (ack, done) = oneshot::channel();
         permit.send(LogItem { view: view.clone(), event_json: redacted_event_json(event), ack });
-        if self.config.decision_log == DecisionLog::Buffered && transfer_id.is_none() {
+        if !wait {
             return Ok(view);
         }
         match done.await {

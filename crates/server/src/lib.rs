@@ -54,14 +54,14 @@ impl AppState {
         let tags = customer_platform::TagRules::load(&db).await?;
         let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config).await?);
         Ok(AppState {
-            risk,
+            risk: risk.clone(),
             db: db.clone(),
             ledger: ledger.clone(),
             metrics: metrics::Metrics::new(),
             keys: access::KeyStore::new(db.clone()),
             tags,
             customers: customer_platform::CustomerStore::new(db.clone()),
-            lending: lending_platform::LendingService::new(db.clone(), ledger.clone()),
+            lending: lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk.clone()),
         })
     }
 }

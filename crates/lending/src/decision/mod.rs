@@ -93,17 +93,35 @@ pub enum FraudVerdict {
 pub struct FraudOutcome {
     pub verdict: FraudVerdict,
     pub reasons: Vec<Reason>,
+    /// The risk engine's `loan_application` decision behind this verdict (look it up under
+    /// `GET /v1/risk/decisions/{id}`); absent for decisions made before the engine decided
+    /// applications, and when the application failed eligibility (no fraud check ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_decision_id: Option<Uuid>,
+    /// The risk review case the decision opened, when its outcome was `review`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_case_id: Option<u64>,
 }
 
 impl FraudOutcome {
     pub fn allow() -> FraudOutcome {
-        FraudOutcome { verdict: FraudVerdict::Allow, reasons: Vec::new() }
+        FraudOutcome { verdict: FraudVerdict::Allow, reasons: Vec::new(), risk_decision_id: None, risk_case_id: None }
     }
 }
 
-/// Fraud hook, called after eligibility. The `risk` crate's engine will implement it later.
+/// Fraud hook, called after eligibility. In the running system the verdict comes from the risk
+/// engine (a `loan_application` decision made by `lending-platform` before [`decide`]) and is
+/// passed in as a [`FraudOutcome`], which answers every check with itself; [`SimpleFraudCheck`]
+/// is a stand-in for this crate's own tests.
 pub trait FraudCheck: Send + Sync {
     fn check(&self, applicant: &Applicant, snapshot: &AdapterSnapshot) -> FraudOutcome;
+}
+
+/// A verdict decided beforehand (by the risk engine).
+impl FraudCheck for FraudOutcome {
+    fn check(&self, _: &Applicant, _: &AdapterSnapshot) -> FraudOutcome {
+        self.clone()
+    }
 }
 
 /// Allows everything.
@@ -130,6 +148,7 @@ impl FraudCheck for SimpleFraudCheck {
             return FraudOutcome {
                 verdict: FraudVerdict::Reject,
                 reasons: vec![Reason::new("fraud_blocklist", "rejected: applicant is on the fraud blocklist")],
+                ..FraudOutcome::allow()
             };
         }
         if let (Some(max), Some(b)) = (self.max_inquiries_3m, &snapshot.bureau) {
@@ -140,6 +159,7 @@ impl FraudCheck for SimpleFraudCheck {
                         "fraud_application_velocity",
                         format!("review: {} credit inquiries in 3 months (more than {max})", b.inquiries_3m),
                     )],
+                    ..FraudOutcome::allow()
                 };
             }
         }

@@ -76,6 +76,10 @@ impl From<LendingPlatformError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "concurrent_modification", e.to_string())
             }
             LendingPlatformError::Ledger(e) => e.into(),
+            LendingPlatformError::Risk(e) => e.into(),
+            e @ LendingPlatformError::FraudCheckUnavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "fraud_check_unavailable", e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }
@@ -107,9 +111,25 @@ pub struct ApplicationView {
     /// The reasons in words.
     pub reasons: Vec<String>,
     pub reason_codes: Vec<String>,
+    /// The risk engine's verdict on the application (allow, review or reject); absent when
+    /// the application failed eligibility before any fraud check.
+    pub fraud_verdict: Option<String>,
+    /// The risk engine's `loan_application` decision (`GET /v1/risk/decisions/{id}`).
+    pub risk_decision_id: Option<uuid::Uuid>,
+    /// The risk review case it opened, when the engine said review.
+    pub risk_case_id: Option<u64>,
     pub model_version: String,
     #[schema(value_type = Object)]
     pub decision: lending::Decision,
+}
+
+/// The decision's reasons, then the fraud check's that the decision did not already copy.
+fn all_reasons(d: &lending::Decision) -> impl Iterator<Item = &lending::Reason> {
+    d.reasons.iter().chain(d.fraud.reasons.iter().filter(|r| !d.reasons.contains(r)))
+}
+
+fn enum_word<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn application_view(d: lending::Decision) -> ApplicationView {
@@ -123,15 +143,18 @@ fn application_view(d: lending::Decision) -> ApplicationView {
         limit: d.limit.map(|l| l.minor),
         currency: d.limit.map(|l| l.currency.code().to_string()),
         annual_rate: d.annual_rate.map(|r| r.to_string()),
-        reasons: d.reasons.iter().chain(&d.fraud.reasons).map(|r| r.message.clone()).collect(),
-        reason_codes: d.reasons.iter().chain(&d.fraud.reasons).map(|r| r.code.clone()).collect(),
+        reasons: all_reasons(&d).map(|r| r.message.clone()).collect(),
+        reason_codes: all_reasons(&d).map(|r| r.code.clone()).collect(),
+        fraud_verdict: d.fraud.risk_decision_id.map(|_| enum_word(&d.fraud.verdict)),
+        risk_decision_id: d.fraud.risk_decision_id,
+        risk_case_id: d.fraud.risk_case_id,
         model_version: format!("{} / {}", d.model_version, d.scorecard_version),
         decision: d,
     }
 }
 
 #[utoipa::path(post, path = "/v1/lending/applications", tag = "lending",
-    request_body(content = Object, description = "{\"applicant_id\": \"...\", \"product_code\": \"instant_consumer|tax_sme|supply_chain\", \"kind\": \"individual|sme|...\" (optional)}"),
+    request_body(content = Object, description = "{\"applicant_id\": \"...\", \"product_code\": \"instant_consumer|tax_sme|supply_chain\", \"kind\": \"individual|sme|...\", \"amount\": requested minor units, \"channel\": \"web|mobile|...\", \"device_fingerprint\", \"ip\", \"phone\", \"id_number\"} (all but the first two optional; device, IP and phone feed the risk engine's fraud check)"),
     responses((status = 201, body = ApplicationView), (status = 404, description = "Unknown product", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn apply(
