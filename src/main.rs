@@ -101,11 +101,31 @@ struct ServeArgs {
     /// Directory of the `files` lending data source; must exist.
     #[arg(long, env = "DIGIBANK_LENDING_DATA_DIR")]
     lending_data_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    eod_limits: EodLimitArgs,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
     #[command(flatten)]
     demo_args: DemoArgs,
+}
+
+/// How far ahead an end of day may be dated (its work grows with the days loans catch up).
+#[derive(Args, Clone, Copy)]
+struct EodLimitArgs {
+    /// Refuse an end of day more than this many days after the last one.
+    #[arg(long = "lending-eod-max-gap-days", env = "DIGIBANK_LENDING_EOD_MAX_GAP_DAYS", default_value_t = 31)]
+    max_gap_days: u32,
+    /// Refuse an end of day more than this many days after today (1 = tomorrow). Test systems
+    /// that simulate months of business raise it.
+    #[arg(long = "lending-eod-max-days-ahead", env = "DIGIBANK_LENDING_EOD_MAX_DAYS_AHEAD", default_value_t = 1)]
+    max_days_ahead: u32,
+}
+
+impl From<EodLimitArgs> for lending_platform::EodLimits {
+    fn from(a: EodLimitArgs) -> Self {
+        lending_platform::EodLimits { max_gap_days: a.max_gap_days, max_days_ahead: a.max_days_ahead }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -160,6 +180,8 @@ enum LendingCommand {
         /// The business day, YYYY-MM-DD.
         #[arg(long)]
         date: chrono::NaiveDate,
+        #[command(flatten)]
+        limits: EodLimitArgs,
     },
     /// Import a loan book from another system: one JSON object per line with `loan` (the
     /// loan's state as `GET /v1/lending/loans/{id}` shows it), `applicant_id`,
@@ -222,6 +244,8 @@ struct RiskFileConfig {
 struct LendingFileConfig {
     data_source: Option<String>,
     data_dir: Option<String>,
+    eod_max_gap_days: Option<u32>,
+    eod_max_days_ahead: Option<u32>,
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
@@ -240,6 +264,8 @@ fn apply_config_file() -> Result<()> {
     let settings = [
         ("DIGIBANK_LENDING_DATA_SOURCE", lending.data_source),
         ("DIGIBANK_LENDING_DATA_DIR", lending.data_dir),
+        ("DIGIBANK_LENDING_EOD_MAX_GAP_DAYS", lending.eod_max_gap_days.map(|n| n.to_string())),
+        ("DIGIBANK_LENDING_EOD_MAX_DAYS_AHEAD", lending.eod_max_days_ahead.map(|n| n.to_string())),
         ("DIGIBANK_RISK_SCREEN_CHANNELS", risk.screen_channels.map(|c| c.join(","))),
         ("DIGIBANK_RISK_REVIEW_HOLD_SECS", risk.review_hold_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
@@ -295,7 +321,9 @@ async fn run(cli: Cli) -> Result<()> {
             risk_cli::train(&db, args).await
         }
         Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
-        Command::Lending { command: LendingCommand::Eod { date } } => lending_eod(&cli.database_url, date).await,
+        Command::Lending { command: LendingCommand::Eod { date, limits } } => {
+            lending_eod(&cli.database_url, date, limits.into()).await
+        }
         Command::Lending { command: LendingCommand::Import { file } } => lending_import(&cli.database_url, &file).await,
     }
 }
@@ -336,9 +364,9 @@ async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
     Ok(())
 }
 
-async fn lending_eod(url: &str, date: chrono::NaiveDate) -> Result<()> {
+async fn lending_eod(url: &str, date: chrono::NaiveDate, limits: lending_platform::EodLimits) -> Result<()> {
     let db = connect(url).await?;
-    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db));
+    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db)).with_eod_limits(limits);
     let bar = progress_bar(0, "end of day");
     let report = service
         .run_eod(date, |done, total| {
@@ -531,6 +559,7 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
     let admin = access::KeyStore::new(db.clone()).ensure_admin_key().await?;
     let mut state =
         server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    state.lending = state.lending.clone().with_eod_limits(args.eod_limits.into());
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;
         println!("lending data: JSON files under {}", dir.display());

@@ -13,7 +13,9 @@ use serde_json::json;
 #[tokio::test]
 async fn loan_from_application_to_repayment_through_the_ledger() {
     for db in database_urls().await {
-        let server = Server::start(&db, &[]).await;
+        // This bank simulates forty days of business: end of day may run that far ahead.
+        let server =
+            Server::start(&db, &["--lending-eod-max-days-ahead", "60", "--lending-eod-max-gap-days", "45"]).await;
         let cash = open(&server, gl("gl.cash")).await;
         let deposit_acct = funded_deposit(&server, "borrower-1", &cash, 10_000_00).await;
 
@@ -157,6 +159,12 @@ async fn loan_from_application_to_repayment_through_the_ledger() {
         let (status, second) = server.call("POST", "/v1/lending/eod", Some(json!({"date": today.to_string()}))).await;
         assert_eq!(status, 200, "{second}");
         assert_eq!(second["already_run"], true, "{second}");
+        assert_eq!(journal_entries(&server).await, journal_after_eod);
+
+        // A date whose work would grow without bound is refused at once, naming the allowed range.
+        let (status, e) = server.call("POST", "/v1/lending/eod", Some(json!({"date": "6505-01-01"}))).await;
+        assert_error(status, &e, 422, "eod_date_out_of_range");
+        assert_eq!(e["error"]["details"]["latest"], (today + chrono::Duration::days(45)).to_string(), "{e}");
         assert_eq!(journal_entries(&server).await, journal_after_eod);
 
         // Forty days later the first installment is overdue (M1) and accrues penalty.

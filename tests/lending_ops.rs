@@ -25,7 +25,9 @@ async fn queue_ids(server: &Server) -> Vec<String> {
 #[tokio::test]
 async fn review_decisions_write_off_and_recoveries() {
     for db in database_urls().await {
-        let server = Server::start(&db, &[]).await;
+        // Months of business are simulated: end of day may run that far ahead.
+        let server =
+            Server::start(&db, &["--lending-eod-max-days-ahead", "200", "--lending-eod-max-gap-days", "200"]).await;
         let cash = open(&server, gl("gl.cash")).await;
         let deposit_acct = funded_deposit(&server, "borrower-r", &cash, 10_000_00).await;
 

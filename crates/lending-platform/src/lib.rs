@@ -31,7 +31,7 @@ pub mod store;
 
 pub use import::{ImportCheck, ImportReport, ImportedLoan, MIGRATION_CLEARING};
 pub use service::{
-    AcceptInput, AcceptOutcome, ApplyInput, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
+    AcceptInput, AcceptOutcome, ApplyInput, EodLimits, EodPhases, EodReport, FinanceInput, LendingService, LoanView,
     OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, WriteOffInput, WriteOffOutcome,
 };
 pub use store::{ChargedOff, LoanRecord, LoanSummary, ReviewItem};
@@ -64,6 +64,10 @@ pub enum LendingPlatformError {
     Corrupt(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An end of day too far ahead: more days after today, or after the last one, than
+    /// [`EodLimits`] allows.
+    #[error("end of day {requested} is out of range: the next end of day must be {} and at most {latest}", earliest.map_or("any date".to_string(), |e| format!("after {e}")))]
+    EodDateOutOfRange { requested: chrono::NaiveDate, earliest: Option<chrono::NaiveDate>, latest: chrono::NaiveDate },
     /// Applications are decided only with the risk engine's fraud check, and none is configured.
     #[error("loan applications need the risk engine's fraud check, which this process does not run")]
     FraudCheckUnavailable,

@@ -265,6 +265,24 @@ pub struct LendingService {
     registry: Arc<Mutex<Option<DocumentRegistry>>>,
     /// One end of day at a time in this process (the stored run row guards across nodes).
     eod: Arc<Mutex<()>>,
+    eod_limits: EodLimits,
+}
+
+/// How far ahead an end of day may be dated: its work grows with the days every loan must catch
+/// up, so a date chosen by a client is bounded before any work starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EodLimits {
+    /// At most this many days after the last end of day (default 31).
+    pub max_gap_days: u32,
+    /// At most this many days after today (default 1: tomorrow). Test and training systems that
+    /// simulate months of business raise it.
+    pub max_days_ahead: u32,
+}
+
+impl Default for EodLimits {
+    fn default() -> Self {
+        EodLimits { max_gap_days: 31, max_days_ahead: 1 }
+    }
 }
 
 impl LendingService {
@@ -279,7 +297,14 @@ impl LendingService {
             gl_ready: Arc::new(OnceCell::new()),
             registry: Arc::new(Mutex::new(None)),
             eod: Arc::new(Mutex::new(())),
+            eod_limits: EodLimits::default(),
         }
+    }
+
+    /// Bounds the date of an end of day (see [`EodLimits`]); catching up further means several runs.
+    pub fn with_eod_limits(mut self, limits: EodLimits) -> Self {
+        self.eod_limits = EodLimits { max_gap_days: limits.max_gap_days.max(1), ..limits };
+        self
     }
 
     /// Checks applications with the risk engine. Without it, [`LendingService::apply`] refuses
@@ -780,11 +805,17 @@ impl LendingService {
                 return Ok(r);
             }
         }
-        if let Some(last) = self.store.last_done_eod().await? {
-            if let Ok(last) = NaiveDate::parse_from_str(&last, "%Y-%m-%d") {
-                if last > date {
-                    return Err(bad(LendingError::EodDateInPast { requested: date, last }));
-                }
+        let last = self.store.last_done_eod().await?.and_then(|l| NaiveDate::parse_from_str(&l, "%Y-%m-%d").ok());
+        // Bounded work: at most `max_gap_days` after the last run and `max_days_ahead` after today.
+        let limits = self.eod_limits;
+        let ahead = today() + chrono::Days::new(u64::from(limits.max_days_ahead));
+        let latest = last.map_or(ahead, |l| ahead.min(l + chrono::Days::new(u64::from(limits.max_gap_days))));
+        if date > latest {
+            return Err(LendingPlatformError::EodDateOutOfRange { requested: date, earliest: last, latest });
+        }
+        if let Some(last) = last {
+            if last > date {
+                return Err(bad(LendingError::EodDateInPast { requested: date, last }));
             }
         }
         self.ensure_gl().await?;

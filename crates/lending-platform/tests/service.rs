@@ -7,7 +7,9 @@
 use chrono::{Duration, NaiveDate};
 use ledger::{AccountId, AccountKind, Ledger, NewAccount, OwnerType, TransferId, TransferRequest};
 use lending::{direct_contract, LoanId, LoanStatus, PrepayMode, Product, RepaymentMethod};
-use lending_platform::LendingService;
+use lending_platform::{EodLimits, LendingPlatformError, LendingService};
+
+const SIMULATION: EodLimits = EodLimits { max_gap_days: 400, max_days_ahead: 1 };
 use money::{Amount, Currency};
 use rust_decimal::Decimal;
 
@@ -37,7 +39,8 @@ async fn reconciled(service: &LendingService, id: LoanId) {
 async fn loans_reconcile_with_the_ledger_through_every_operation() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
-        let service = LendingService::new(db.db.clone(), ledger.clone());
+        // Months of business are simulated: end of day may jump that far.
+        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 500_000_00, Currency::CNY);
@@ -121,7 +124,8 @@ fn analyst() -> lending::Analyst {
 async fn write_off_charges_everything_to_the_loss_allowance_once() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
-        let service = LendingService::new(db.db.clone(), ledger.clone());
+        // Months of business are simulated: end of day may jump that far.
+        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_00, Currency::CNY);
@@ -233,7 +237,8 @@ async fn concurrent_approve_and_decline_of_one_review_item_leave_one_consistent_
 async fn end_of_day_alongside_repayments_keeps_every_loan_reconciled() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
-        let service = LendingService::new(db.db.clone(), ledger.clone());
+        // Months of business are simulated: end of day may jump that far.
+        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_000_00, Currency::CNY);
@@ -290,5 +295,31 @@ async fn end_of_day_alongside_repayments_keeps_every_loan_reconciled() {
         }
         let report = ledger.verify(|_, _| {}).await.unwrap();
         assert!(report.is_ok(), "{:?}", report.problems);
+    }
+}
+
+#[tokio::test]
+async fn end_of_day_dates_are_bounded_before_any_work() {
+    for db in storage::testing::all().await {
+        let service = LendingService::new(db.db.clone(), Ledger::new(&db.db));
+        let today = chrono::Utc::now().date_naive();
+        let out_of_range = |r: Result<lending_platform::EodReport, LendingPlatformError>| match r {
+            Err(LendingPlatformError::EodDateOutOfRange { latest, .. }) => latest,
+            other => panic!("expected eod_date_out_of_range, got {other:?}"),
+        };
+        // Far in the future (the 6505-01-01 of the issue): refused at once, nothing recorded.
+        let far = NaiveDate::from_ymd_opt(6505, 1, 1).unwrap();
+        assert_eq!(out_of_range(service.run_eod(far, |_, _| {}).await), today + Duration::days(1));
+        assert_eq!(
+            out_of_range(service.run_eod(today + Duration::days(2), |_, _| {}).await),
+            today + Duration::days(1)
+        );
+        // A first run 40 days ago, then at most 31 days after it.
+        let first = today - Duration::days(40);
+        assert!(!service.run_eod(first, |_, _| {}).await.unwrap().already_run);
+        let latest = out_of_range(service.run_eod(today, |_, _| {}).await);
+        assert_eq!(latest, first + Duration::days(31));
+        assert!(!service.run_eod(latest, |_, _| {}).await.unwrap().already_run);
+        assert!(!service.run_eod(today, |_, _| {}).await.unwrap().already_run);
     }
 }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -297,7 +297,7 @@ pub async fn list_customers(
     ApiQuery(q): ApiQuery<CustomerQuery>,
 ) -> Result<Json<CustomerPage>, ApiError> {
     caller.require(Permission::CustomersRead)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let limit = page_limit("limit", q.limit, 100, 1000)? as usize;
     let clear = caller.role.allows(Permission::CustomersPii);
     let keys: Vec<String> =
         [("tag", &q.tag), ("segment", &q.segment), ("tier", &q.tier), ("rfm", &q.rfm), ("lifecycle", &q.lifecycle)]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Permission};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::routes::risk::{screen_transfer, submit_held};
 use crate::AppState;
 use risk_platform::Screening;
@@ -57,7 +57,7 @@ pub async fn list_accounts(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<AccountPage>, ApiError> {
     caller.require(Permission::AccountsRead)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = page_limit("limit", q.limit, 100, MAX_PAGE)?;
     let accounts = state.ledger.list_accounts(q.after.map(AccountId), limit).await?;
     let next_after = (accounts.len() == limit as usize).then(|| accounts.last().map(|a| a.id)).flatten();
     Ok(Json(AccountPage { accounts, next_after }))
@@ -167,7 +167,7 @@ pub async fn entries(
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntryPage>, ApiError> {
     caller.require(Permission::TransfersRead)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = page_limit("limit", q.limit, 100, MAX_PAGE)?;
     let entries = state.ledger.entries(AccountId(id), q.after.unwrap_or(0), limit).await?;
     let next_after = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.seq)).flatten();
     Ok(Json(EntryPage { entries, next_after }))

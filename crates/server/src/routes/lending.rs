@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Permission, Role};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{bounded, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 fn lending_status(e: &LendingError) -> StatusCode {
@@ -77,6 +77,12 @@ impl From<LendingPlatformError> for ApiError {
             }
             LendingPlatformError::Ledger(e) => e.into(),
             LendingPlatformError::Risk(e) => e.into(),
+            LendingPlatformError::EodDateOutOfRange { requested, earliest, latest } => {
+                let message = LendingPlatformError::EodDateOutOfRange { requested, earliest, latest }.to_string();
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "eod_date_out_of_range", message);
+                e.details = Some(serde_json::json!({ "requested": requested, "after": earliest, "latest": latest }));
+                e
+            }
             e @ LendingPlatformError::FraudCheckUnavailable => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "fraud_check_unavailable", e.to_string())
             }
@@ -324,7 +330,7 @@ pub async fn list_loans(
     ApiQuery(q): ApiQuery<LoanQuery>,
 ) -> Result<Json<LoanList>, ApiError> {
     caller.require(Permission::LendingRead)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = bounded("limit", q.limit.unwrap_or(100), 1, 1000)?;
     let loans = state
         .lending
         .list_loans(q.status.as_deref(), q.bucket.as_deref(), q.applicant_id.as_deref(), q.after.as_deref(), limit)
@@ -343,7 +349,8 @@ pub struct EodRequest {
 
 #[utoipa::path(post, path = "/v1/lending/eod", tag = "lending", request_body = EodRequest,
     responses((status = 200, description = "Report; `already_run` when the date was done before (nothing written)", body = Object),
-              (status = 409, description = "eod_date_in_past", body = ErrorBody)),
+              (status = 409, description = "eod_date_in_past", body = ErrorBody),
+              (status = 422, description = "eod_date_out_of_range: after tomorrow, or more than the configured number of days (default 31) after the last end of day; `details` gives the allowed range", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn run_eod(
     State(state): State<AppState>,

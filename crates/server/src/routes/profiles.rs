@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{bounded, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 fn parse_id(id: &str) -> Result<String, ApiError> {
@@ -238,7 +238,7 @@ pub async fn get_recommendations(
 ) -> Result<Json<Recommendations>, ApiError> {
     caller.require(Permission::CustomersRead)?;
     let id = parse_id(&id)?;
-    let k = q.k.unwrap_or(5).clamp(1, 20);
+    let k = bounded("k", q.k.unwrap_or(5), 1, 20)?;
     let facts = state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?.facts;
     let recommender = current_recommender(&state).await?;
     let catalog = Catalog::standard();
@@ -287,7 +287,7 @@ pub async fn churn_risk(
     ApiQuery(q): ApiQuery<ChurnQuery>,
 ) -> Result<Json<Vec<ChurnRiskEntry>>, ApiError> {
     caller.require(Permission::CustomersRead)?;
-    let top = state.customers.top_churn(q.limit.unwrap_or(20).clamp(1, 1000)).await?;
+    let top = state.customers.top_churn(bounded("limit", q.limit.unwrap_or(20), 1, 1000)?).await?;
     Ok(Json(
         top.into_iter()
             .map(|r| ChurnRiskEntry {

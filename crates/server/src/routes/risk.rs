@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{bounded, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 
 fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
@@ -316,10 +316,7 @@ pub async fn backtest_rule_set(
             }
         })?
     };
-    let limit = input.limit.unwrap_or(10_000);
-    if !(1..=1_000_000).contains(&limit) {
-        return Err(unprocessable("limit_out_of_range", format!("limit must be 1..=1000000, got {limit}")));
-    }
+    let limit = bounded("limit", input.limit.unwrap_or(10_000), 1, 1_000_000)?;
     let mut report = state.risk.backtest(version, input.against, limit).await?;
     const SHOWN: usize = 100;
     report.changes.truncate(SHOWN);
@@ -454,9 +451,7 @@ pub async fn add_list_entry(
     let expires_at = match (input.expires_at, input.ttl_secs) {
         (Some(_), Some(_)) => return Err(unprocessable("invalid_request", "give expires_at or ttl_secs, not both")),
         (Some(t), None) => Some(t),
-        (None, Some(s)) => {
-            Some(now + chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400)))
-        }
+        (None, Some(s)) => Some(now + chrono::Duration::seconds(bounded("ttl_secs", s, 1, 10 * 365 * 86_400)? as i64)),
         (None, None) => None,
     };
     if expires_at.is_some_and(|t| t <= now) {
@@ -620,7 +615,11 @@ pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Re
     if !(confidence > 0.5 && confidence < 1.0) {
         return Err(unprocessable("invalid_market_data", "confidence must be between 0.5 and 1 (exclusive)"));
     }
-    let cfg = VarConfig { confidence, horizon_days: input.horizon_days.unwrap_or(1).max(1), ..VarConfig::default() };
+    let cfg = VarConfig {
+        confidence,
+        horizon_days: bounded("horizon_days", input.horizon_days.unwrap_or(1), 1, 250)?,
+        ..VarConfig::default()
+    };
     let historical = market::historical_var(&input.portfolio, &input.history, &cfg)?;
     let parametric = market::parametric_var(&input.portfolio, &input.history, &cfg)?;
     let latest: HashMap<String, f64> = input
