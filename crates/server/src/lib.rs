@@ -6,6 +6,7 @@
 //! translate between HTTP and those crates.
 
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use contract::SharedResponses;
 use ledger::Ledger;
 use storage::Database;
 use tower_http::trace::TraceLayer;
@@ -109,7 +111,7 @@ impl Modify for BearerAuth {
         routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedResponses),
     tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "system"))
 )]
 pub struct ApiDoc;

@@ -92,7 +92,7 @@ impl From<LendingPlatformError> for ApiError {
 }
 
 #[utoipa::path(get, path = "/v1/lending/products", tag = "lending",
-    responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Object)),
+    responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Vec<Object>)),
     security(("api_key" = [])))]
 pub async fn list_products(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Product>>, ApiError> {
     caller.require(Permission::LendingRead)?;

@@ -470,16 +470,16 @@ pub async fn add_list_entry(
 }
 
 #[utoipa::path(delete, path = "/v1/risk/lists/{kind}/{subject}/{value}", tag = "risk",
-    params(("kind" = String, Path), ("subject" = String, Path), ("value" = String, Path)),
+    params(("kind" = String, Path, description = "black, white or watch"),
+           ("subject" = String, Path, description = "device, ip, id_number, account, phone or customer"),
+           ("value" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_list_entry(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath((kind, subject, value)): ApiPath<(String, String, String)>,
+    ApiPath((kind, subject, value)): ApiPath<(ListKind, ListSubject, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Permission::RiskAdmin)?;
-    let kind: ListKind = parse_param("kind")(&kind)?;
-    let subject: ListSubject = parse_param("subject")(&subject)?;
     state.risk.delete_list_entry(kind, subject, &value).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,85 @@
+//! The statuses every operation shares, added to the OpenAPI document in one place so the
+//! document lists every status the server can answer (the contract test in `tests/contract.rs`
+//! checks that it does). Each handler documents its own success and domain errors; this adds,
+//! where they apply and when the handler did not already describe them:
+//!
+//! * 401 and 403 on operations that need an API key (missing / bad key; role lacks permission);
+//! * 400 `malformed_json`, 413 `payload_too_large`, 415 `unsupported_media_type` and 422
+//!   `invalid_request` on operations with a JSON body;
+//! * 400 `invalid_path` and 404 on operations with path parameters;
+//! * 400 `invalid_query` and 422 `parameter_out_of_range` on operations with query parameters;
+//! * 500 `internal` and 503 `unavailable` on every operation.
+
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::Modify;
+
+pub struct SharedResponses;
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build(),
+    )
+}
+
+fn add(op: &mut Operation, status: &str, description: &str) {
+    op.responses.responses.entry(status.to_string()).or_insert_with(|| error_response(description));
+}
+
+fn document_shared(op: &mut Operation) {
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    if secured {
+        add(op, "401", "unauthorized: missing, malformed, unknown or revoked API key");
+        add(op, "403", "forbidden: the key's role lacks the permission this operation needs");
+    }
+    if op.request_body.is_some() {
+        add(op, "400", "malformed_json: the body is not JSON");
+        add(op, "413", "payload_too_large: the body is over 8 MiB");
+        add(op, "415", "unsupported_media_type: the body must be sent as Content-Type: application/json");
+        add(op, "422", "invalid_request: well-formed JSON of the wrong shape (the message names the field)");
+    }
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let (in_path, in_query) = (
+        params.iter().any(|p| p.parameter_in == ParameterIn::Path),
+        params.iter().any(|p| p.parameter_in == ParameterIn::Query),
+    );
+    if in_path {
+        add(op, "400", "invalid_path: a path parameter does not parse (e.g. not a UUID)");
+        add(op, "404", "not_found: nothing with this id");
+    }
+    if in_query {
+        add(op, "400", "invalid_query: a query parameter does not parse");
+        add(op, "422", "parameter_out_of_range: a query parameter is outside its range (`details` names it)");
+    }
+    add(op, "500", "internal: an unexpected failure; details are in the server log, never in the response");
+    add(
+        op,
+        "503",
+        "unavailable or overloaded: the database is unreachable or a queue is full; retry (see `Retry-After`)",
+    );
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                document_shared(op);
+            }
+        }
+    }
+}
