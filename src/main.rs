@@ -93,6 +93,10 @@ struct ServeArgs {
     /// also into the velocity counters).
     #[arg(long, env = "DIGIBANK_RISK_GRAPH_HISTORY_DAYS", default_value_t = 90)]
     risk_graph_history_days: u32,
+    /// Most risk decisions in flight (being decided or waiting for the decision log) at once;
+    /// beyond it decisions are refused at once with 503 `overloaded` and `Retry-After`.
+    #[arg(long, env = "DIGIBANK_RISK_MAX_IN_FLIGHT", default_value_t = 1024)]
+    risk_max_in_flight: u32,
     /// Where lending decisions get applicant records and external data (bureau, social
     /// security, housing fund, tax, ERP): `simulator` (deterministic, seeded) or `files` (JSON
     /// files under --lending-data-dir, layout in crates/lending/README.md).
@@ -236,6 +240,7 @@ struct RiskFileConfig {
     decision_log: Option<String>,
     refresh_secs: Option<u32>,
     graph_history_days: Option<u32>,
+    max_in_flight: Option<u32>,
 }
 
 /// `[lending]` in the config file.
@@ -271,6 +276,7 @@ fn apply_config_file() -> Result<()> {
         ("DIGIBANK_RISK_DECISION_LOG", risk.decision_log),
         ("DIGIBANK_RISK_REFRESH_SECS", risk.refresh_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_GRAPH_HISTORY_DAYS", risk.graph_history_days.map(|n| n.to_string())),
+        ("DIGIBANK_RISK_MAX_IN_FLIGHT", risk.max_in_flight.map(|n| n.to_string())),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -543,6 +549,7 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         },
         refresh_secs: args.risk_refresh_secs,
         graph_history_days: args.risk_graph_history_days,
+        max_in_flight: args.risk_max_in_flight,
         ..risk_platform::RiskConfig::default()
     };
     let lending_data_dir = match (args.lending_data_source.as_str(), &args.lending_data_dir) {

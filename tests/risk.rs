@@ -299,3 +299,35 @@ async fn engine_state_survives_restart_and_follows_other_nodes() {
         third.kill().await;
     }
 }
+
+/// Over capacity the server sheds decisions early and cheaply: 503 `overloaded` with
+/// `Retry-After`, while every accepted decision is answered normally.
+#[tokio::test]
+async fn overload_is_shed_with_503_and_retry_after() {
+    for db in database_urls().await {
+        let server = Server::start(&db, &["--risk-max-in-flight", "1"]).await;
+        let requests = (0..64).map(|i| {
+            let request = server
+                .http
+                .post(server.url("/v1/risk/decisions"))
+                .bearer_auth(server.key())
+                .json(&transfer_event(&format!("burst-{i}"), 100, "dev-burst"));
+            async move { request.send().await.expect("request") }
+        });
+        let responses = futures::future::join_all(requests).await;
+        let (mut ok, mut shed) = (0, 0);
+        for r in responses {
+            match r.status().as_u16() {
+                200 => ok += 1,
+                503 => {
+                    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+                    let body: Value = r.json().await.unwrap();
+                    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+                    shed += 1;
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        assert!(ok > 0 && shed > 0, "{ok} accepted, {shed} shed");
+    }
+}

@@ -24,6 +24,10 @@ pub struct RiskConfig {
     /// How often (seconds) a running server looks for a newer model, another active rule set
     /// and changed list entries stored by another process or node; 0 = never.
     pub refresh_secs: u32,
+    /// Most decisions being decided or waiting for the decision log at once; beyond this a
+    /// decision is refused at once (HTTP 503 `overloaded`, `Retry-After`) so that the accepted
+    /// ones keep their latency instead of everyone queueing.
+    pub max_in_flight: u32,
 }
 
 /// When `POST /v1/risk/decisions` answers relative to the decision log write.
@@ -44,6 +48,7 @@ impl Default for RiskConfig {
             decision_log: DecisionLog::Durable,
             graph_history_days: 90,
             refresh_secs: 10,
+            max_in_flight: 1024,
         }
     }
 }

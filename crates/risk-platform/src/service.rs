@@ -29,6 +29,8 @@ pub struct RiskService {
     /// Serialises rule-set creation and activation, list edits and the refresher's pass, so the
     /// refresher never sees a row stored but not yet applied to the engine (or the reverse).
     admin: Arc<tokio::sync::Mutex<()>>,
+    /// Admission: at most `max_in_flight` decisions between arrival and their log commit.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// The event as stored: ID numbers and phone numbers replaced by digests.
@@ -78,6 +80,7 @@ impl RiskService {
         if config.refresh_secs > 0 {
             spawn_refresher(db.clone(), Arc::clone(&engine), config.clone(), Arc::clone(&admin));
         }
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1) as usize));
         Ok(RiskService {
             engine,
             config,
@@ -85,6 +88,7 @@ impl RiskService {
             ledger: ledger.clone(),
             log: spawn_log_writer(db.clone()),
             admin,
+            in_flight,
         })
     }
 
@@ -117,6 +121,7 @@ impl RiskService {
     async fn decide_logged(&self, event: &RiskEvent, transfer_id: Option<Uuid>, wait: bool) -> Result<DecisionView> {
         // Shed before deciding: a decision updates velocity and graph, which must not count an
         // event the log refused.
+        let _admitted = self.in_flight.try_acquire().map_err(|_| RiskPlatformError::Overloaded)?;
         let permit = self.log.try_reserve().map_err(|e| match e {
             mpsc::error::TrySendError::Full(()) => RiskPlatformError::Overloaded,
             mpsc::error::TrySendError::Closed(()) => RiskPlatformError::DecisionLog("writer stopped".into()),

@@ -100,3 +100,44 @@ async fn futures_join<T: Send + 'static>(handles: impl Iterator<Item = tokio::ta
     }
     out
 }
+
+/// Beyond `max_in_flight` decisions are shed at once, before deciding: nothing of a shed
+/// decision is stored or counted, every accepted one is stored.
+#[tokio::test]
+async fn decisions_beyond_the_in_flight_limit_are_shed_and_leave_no_trace() {
+    for db in storage::testing::all().await {
+        let ledger = Ledger::new(&db.db);
+        let config = RiskConfig { refresh_secs: 0, graph_history_days: 0, max_in_flight: 2, ..RiskConfig::default() };
+        let service = Arc::new(RiskService::load(&db.db, &ledger, config).await.unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let service = Arc::clone(&service);
+                tokio::spawn(async move {
+                    let mut event = risk::RiskEvent::new(
+                        format!("shed-{i}"),
+                        risk::EventKind::Login,
+                        chrono::Utc::now(),
+                        "C-shed".to_string(),
+                        risk::Channel::Web,
+                    );
+                    event.device_fingerprint = Some("dev-shed".into());
+                    service.decide(&event, None).await
+                })
+            })
+            .collect();
+        let (mut accepted, mut shed) = (Vec::new(), 0);
+        for t in futures_join(tasks.into_iter()).await {
+            match t {
+                Ok(view) => accepted.push(view.id),
+                Err(RiskPlatformError::Overloaded) => shed += 1,
+                Err(e) => panic!("{}: {e}", db.backend()),
+            }
+        }
+        assert!(shed > 0 && !accepted.is_empty(), "{}: {} accepted, {shed} shed", db.backend(), accepted.len());
+        for id in &accepted {
+            service.decision(*id).await.expect("every accepted decision is stored");
+        }
+        let stored = risk_platform::store::replay_events(&db.db, 1000).await.unwrap();
+        assert_eq!(stored.len(), accepted.len(), "{}: shed decisions leave no row", db.backend());
+    }
+}
