@@ -50,7 +50,7 @@ pub enum PlatformError {
     NotFound(String),
     /// The record is `closed` or `merged` (into `merged_into`) and cannot change.
     #[error("customer {id} is {status}")]
-    Inactive { id: String, status: String, merged_into: Option<String> },
+    Inactive { id: String, status: customer::CustomerStatus, merged_into: Option<String> },
     /// Closure refused: open ledger accounts with a balance, open loans.
     #[error("customer {id} still has {accounts} open account(s) with a balance and {} open loan(s)", loans.len())]
     OpenProducts { id: String, accounts: i64, loans: Vec<String> },

@@ -21,7 +21,7 @@
 //! results at once and recomputation skips it. Ledger accounts and loans are not moved by a
 //! merge (the ledger owns them); closing the survivor checks them too.
 
-use customer::KycStatus;
+use customer::{CustomerStatus, KycStatus};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -188,10 +188,10 @@ macro_rules! retire {
 
 /// Refuses changes to records that are not active.
 fn require_active(c: &CustomerRecord) -> Result<(), PlatformError> {
-    if c.status == "active" {
+    if c.status == CustomerStatus::Active {
         Ok(())
     } else {
-        Err(PlatformError::Inactive { id: c.id.clone(), status: c.status.clone(), merged_into: c.merged_into.clone() })
+        Err(PlatformError::Inactive { id: c.id.clone(), status: c.status, merged_into: c.merged_into.clone() })
     }
 }
 
@@ -314,8 +314,7 @@ impl CustomerStore {
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
             require_active(&current)?;
-            let from = KycStatus::parse(&current.kyc_status)
-                .ok_or_else(|| PlatformError::Corrupt(format!("KYC status {:?} of {id}", current.kyc_status)))?;
+            let from = current.kyc_status;
             if from == to {
                 return Ok(current);
             }
@@ -342,7 +341,7 @@ impl CustomerStore {
                 ..Entry::new(id, "kyc_changed")
             };
             record!(tx, entry, actor, now);
-            current.kyc_status = to.as_str().to_string();
+            current.kyc_status = to;
             Ok::<CustomerRecord, PlatformError>(current)
         }
         .await)
@@ -361,7 +360,7 @@ impl CustomerStore {
         let now = now_micros();
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
-            if current.status == "closed" {
+            if current.status == CustomerStatus::Closed {
                 return Ok(current);
             }
             require_active(&current)?;
@@ -401,7 +400,7 @@ impl CustomerStore {
             };
             record!(tx, entry, actor, now);
             retire!(tx, id, now);
-            current.status = "closed".into();
+            current.status = CustomerStatus::Closed;
             current.closed_at = Some(now);
             Ok::<CustomerRecord, PlatformError>(current)
         }
@@ -456,12 +455,10 @@ impl CustomerStore {
                 }
             }
             let mut kyc_entry = None;
-            let (keep_kyc, gone_kyc) = (KycStatus::parse(&keep.kyc_status), KycStatus::parse(&gone.kyc_status));
-            if let (Some(k), Some(g)) = (keep_kyc, gone_kyc) {
-                if g.merge_rank() > k.merge_rank() {
-                    kyc_entry = Some((k, g));
-                    keep.kyc_status = g.as_str().to_string();
-                }
+            let (k, g) = (keep.kyc_status, gone.kyc_status);
+            if g.merge_rank() > k.merge_rank() {
+                kyc_entry = Some((k, g));
+                keep.kyc_status = g;
             }
             let phone_filled = keep.phone.is_none() && gone.phone.is_some();
             if phone_filled {
@@ -480,7 +477,7 @@ impl CustomerStore {
                 "UPDATE customers SET kyc_status = $2, phone = $3 WHERE id = $1 AND status = 'active'",
             )
             .bind(survivor)
-            .bind(&keep.kyc_status)
+            .bind(keep.kyc_status.as_str())
             .bind(&keep.phone)
             .execute(&mut *tx)
             .await?
@@ -534,7 +531,7 @@ impl CustomerStore {
             }
             retire!(tx, absorbed, now);
             mark_dirty!(tx, survivor, now);
-            gone.status = "merged".into();
+            gone.status = CustomerStatus::Merged;
             gone.merged_into = Some(survivor.to_string());
             Ok::<MergeOutcome, PlatformError>(MergeOutcome { survivor: keep, absorbed: gone, identities_moved })
         }

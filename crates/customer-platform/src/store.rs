@@ -44,7 +44,7 @@ pub struct NewCustomerRecord {
     pub id_document_type: &'static str,
     pub id_number: String,
     pub phone: Option<String>,
-    pub kyc_status: &'static str,
+    pub kyc_status: customer::KycStatus,
 }
 
 /// A stored customer master record.
@@ -56,10 +56,12 @@ pub struct CustomerRecord {
     pub id_document_type: String,
     pub id_number: String,
     pub phone: Option<String>,
-    pub kyc_status: String,
+    #[sqlx(try_from = "String")]
+    pub kyc_status: customer::KycStatus,
     pub created_at: i64,
-    /// `active`, `closed` or `merged` (see [`crate::lifecycle`]).
-    pub status: String,
+    /// See [`crate::lifecycle`].
+    #[sqlx(try_from = "String")]
+    pub status: customer::CustomerStatus,
     /// When the customer was closed (microseconds since the Unix epoch).
     pub closed_at: Option<i64>,
     /// For `merged` records: the surviving customer.
@@ -174,7 +176,7 @@ impl CustomerStore {
         .bind(&c.id_number)
         .bind(&hash)
         .bind(&c.phone)
-        .bind(c.kyc_status)
+        .bind(c.kyc_status.as_str())
         .bind(now)
         .execute(conn)
         .await
@@ -196,9 +198,9 @@ impl CustomerStore {
             id_document_type: c.id_document_type.to_string(),
             id_number: c.id_number.clone(),
             phone: c.phone.clone(),
-            kyc_status: c.kyc_status.to_string(),
+            kyc_status: c.kyc_status,
             created_at: now,
-            status: "active".to_string(),
+            status: customer::CustomerStatus::Active,
             closed_at: None,
             merged_into: None,
         })

@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 use customer::{synthetic, Profile, SegmentDefinition, SegmentEngine, TagRegistry};
+use customer::{CustomerStatus, KycStatus};
 use customer_platform::recompute::enum_text;
 use customer_platform::{churn, recompute, CustomerStore, Mode, PlatformError};
 
@@ -95,7 +96,7 @@ async fn one_customer_per_identity_document_and_per_channel_identity() {
             id_document_type: "resident_id",
             id_number: number,
             phone: Some(phone),
-            kyc_status: "verified",
+            kyc_status: KycStatus::Verified,
         };
         let first = store.register(&record).await.unwrap();
         let again = customer_platform::NewCustomerRecord { id: customer::CustomerId::new(), ..record.clone() };
@@ -130,7 +131,7 @@ async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
                 id_document_type: "resident_id",
                 id_number: number,
                 phone: None,
-                kyc_status: if i == 2 { "verified" } else { "not_started" },
+                kyc_status: if i == 2 { KycStatus::Verified } else { KycStatus::NotStarted },
             };
             ids.push(store.register(&record).await.unwrap().id);
         }
@@ -155,7 +156,7 @@ async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
             Err(PlatformError::OpenProducts { accounts: 0, loans, .. }) => assert_eq!(loans, ["L-1"]),
             other => panic!("expected OpenProducts, got {other:?}"),
         }
-        assert_eq!(store.customer(&ids[0]).await.unwrap().unwrap().status, "active");
+        assert_eq!(store.customer(&ids[0]).await.unwrap().unwrap().status, CustomerStatus::Active);
         assert_eq!(tier_total().await, 200);
         assert!(store.history(&ids[0]).await.unwrap().is_empty());
         storage::write!(&db.db, |conn| sqlx::query("UPDATE lending_loans SET status = 'paid_off'")
@@ -176,9 +177,9 @@ async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
             store.merge_customers(&ids[1], &ids[2], None, &actor).await,
             Err(PlatformError::MergeConflict(_))
         ));
-        assert_eq!(store.customer(&ids[2]).await.unwrap().unwrap().status, "active");
+        assert_eq!(store.customer(&ids[2]).await.unwrap().unwrap().status, CustomerStatus::Active);
         let outcome = store.merge_customers(&ids[1], &ids[2], Some("duplicate"), &actor).await.unwrap();
-        assert_eq!(outcome.survivor.kyc_status, "verified");
+        assert_eq!(outcome.survivor.kyc_status, KycStatus::Verified);
         assert_eq!(outcome.absorbed.merged_into.as_deref(), Some(ids[1].as_str()));
         assert_eq!(tier_total().await, 198);
         // The survivor is dirty; the retired records stay out of every later run.

@@ -103,6 +103,57 @@ impl CustomerKind {
     }
 }
 
+/// Where a customer master record is in its life: `active`, `closed` (no longer a customer;
+/// kept with its history) or `merged` (a duplicate record folded into another one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerStatus {
+    Active,
+    Closed,
+    Merged,
+}
+
+impl CustomerStatus {
+    pub const ALL: [CustomerStatus; 3] = [CustomerStatus::Active, CustomerStatus::Closed, CustomerStatus::Merged];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerStatus::Active => "active",
+            CustomerStatus::Closed => "closed",
+            CustomerStatus::Merged => "merged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CustomerStatus> {
+        CustomerStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for CustomerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored status text that names no status (a corrupt row).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl TryFrom<String> for CustomerStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        CustomerStatus::parse(&s).ok_or(UnknownStatus(s))
+    }
+}
+
+impl TryFrom<String> for KycStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, UnknownStatus> {
+        KycStatus::parse(&s).ok_or(UnknownStatus(s))
+    }
+}
+
 /// Know-your-customer status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,7 +34,8 @@ pub mod tags;
 pub mod validate;
 
 pub use identity::{
-    merge, Channel, ChannelIdentity, Customer, CustomerId, CustomerKind, Directory, IdDocument, KycStatus,
+    merge, Channel, ChannelIdentity, Customer, CustomerId, CustomerKind, CustomerStatus, Directory, IdDocument,
+    KycStatus, UnknownStatus,
 };
 pub use profile::{ChurnFeatures, CreditGrade, CustomerFacts, LifecycleStage, Profile, RiskLevel, TxWindow};
 pub use recommend::{Catalog, Recommender, RecommenderConfig};

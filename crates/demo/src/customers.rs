@@ -79,7 +79,7 @@ pub(crate) async fn load(
             id_document_type: if facts.kind.is_business() { "uscc" } else { "resident_id" },
             id_number,
             phone: Some(phone),
-            kyc_status: facts.kyc.as_str(),
+            kyc_status: facts.kyc,
         };
         match store.register(&record).await {
             Ok(_) => registered += 1,

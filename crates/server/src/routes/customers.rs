@@ -83,9 +83,9 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
         id_document_type,
         id_number,
         phone,
-        kyc_status,
+        kyc_status: kyc_status.as_str().to_string(),
         created_at,
-        status,
+        status: status.as_str().to_string(),
         closed_at,
         merged_into,
         masked: !clear,
@@ -107,7 +107,7 @@ impl From<PlatformError> for ApiError {
             ),
             PlatformError::NotFound(id) => not_found(&id),
             PlatformError::Inactive { id, status, merged_into } => match merged_into {
-                Some(survivor) if status == "merged" => ApiError::new(
+                Some(survivor) if status == customer::CustomerStatus::Merged => ApiError::new(
                     StatusCode::CONFLICT,
                     "customer_merged",
                     format!("customer {id} was merged into {survivor}; use {survivor}"),
@@ -201,12 +201,12 @@ fn parse_customer_id(id: &str) -> Result<String, ApiError> {
 /// Closed and merged records take no new facts, identities or changes (409 `customer_closed`
 /// or `customer_merged`, naming the survivor).
 pub(crate) fn require_active(record: &CustomerRecord) -> Result<(), ApiError> {
-    if record.status == "active" {
+    if record.status == customer::CustomerStatus::Active {
         return Ok(());
     }
     Err(PlatformError::Inactive {
         id: record.id.clone(),
-        status: record.status.clone(),
+        status: record.status,
         merged_into: record.merged_into.clone(),
     }
     .into())
@@ -237,7 +237,7 @@ pub async fn create_customer(
         id_document_type: doc_type,
         id_number: number,
         phone,
-        kyc_status: "not_started",
+        kyc_status: customer::KycStatus::NotStarted,
     };
     let stored = state.customers.register(&record).await?;
     Ok((StatusCode::CREATED, Json(view(stored, caller.role.allows(Permission::CustomersPii)))))
@@ -341,7 +341,7 @@ pub async fn list_customers(
     let mut records = state.customers.customers_by_ids(&ids).await?;
     // Membership bitmaps only hold active customers; this also covers a record closed while a
     // page was being read.
-    records.retain(|r| status.is_none_or(|s| r.status == s));
+    records.retain(|r| status.is_none_or(|s| r.status.as_str() == s));
     let position: std::collections::HashMap<&str, usize> =
         ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     records.sort_by_key(|r| position.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
