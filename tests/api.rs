@@ -128,6 +128,22 @@ async fn api_explorer_is_vendored_swagger_ui() {
     assert_eq!(spec["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
     assert!(spec["paths"]["/openapi.json"]["get"]["security"].is_null());
     assert_eq!(spec["paths"]["/v1/accounts"]["get"]["security"][0]["api_key"], json!([]));
+    // "Try it out" builds requests from the parameters: a query parameter declared as a path
+    // one is a required field that has nowhere to go, and the operation cannot be tried.
+    let mut misplaced = Vec::new();
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                if parameter["in"] == "path" && !path.contains(&format!("{{{name}}}")) {
+                    misplaced.push(format!("{method} {path} {name}"));
+                }
+            }
+        }
+    }
+    assert!(misplaced.is_empty(), "query parameters declared in the path: {misplaced:?}");
+    let limit = spec["paths"]["/v1/accounts"]["get"]["parameters"].as_array().unwrap();
+    assert!(limit.iter().any(|p| p["name"] == "limit" && p["in"] == "query"), "{limit:?}");
 }
 
 #[tokio::test]
