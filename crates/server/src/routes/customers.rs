@@ -262,6 +262,7 @@ fn not_found(id: &str) -> ApiError {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerQuery {
     /// Paging cursor: the last customer id of the previous page.

@@ -35,6 +35,7 @@ pub async fn open_account(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Return accounts with ids after this one (paging cursor).
     after: Option<Uuid>,
@@ -117,6 +118,7 @@ pub async fn close_account(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BalanceQuery {
     /// RFC 3339 timestamp (e.g. `2026-11-01T00:00:00Z`) or microseconds since the Unix epoch.
     as_of: Option<String>,
@@ -145,6 +147,7 @@ pub async fn balance(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// Journal position to continue after (paging cursor; 0 or absent = from the start).
     after: Option<i64>,

@@ -302,6 +302,7 @@ pub async fn prepay(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LoanQuery {
     /// active, overdue, paid_off, written_off.

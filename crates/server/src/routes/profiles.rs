@@ -202,6 +202,7 @@ async fn current_recommender(state: &AppState) -> Result<std::sync::Arc<Recommen
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendationQuery {
     /// How many products, 1..=20 (default 5).
@@ -260,6 +261,7 @@ pub async fn get_recommendations(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChurnQuery {
     /// How many customers, 1..=1000 (default 20).

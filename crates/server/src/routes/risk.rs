@@ -375,6 +375,7 @@ fn entry_view(e: &ListEntry, clear: bool) -> ListEntryView {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// black, white or watch.
     kind: Option<String>,
@@ -487,6 +488,7 @@ pub async fn delete_list_entry(
 // ---- cases ----
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CaseQuery {
     /// open (default), resolved or all.
     #[param(value_type = Option<String>)]
