@@ -30,11 +30,13 @@ pub mod bench;
 pub mod churn;
 pub mod ledger_facts;
 pub mod lifecycle;
+pub mod products;
 pub mod recompute;
 pub mod store;
 pub mod tag_rules;
 
 pub use lifecycle::{Actor, CustomerUpdate, HistoryEvent, MergeOutcome};
+pub use products::{OpenProduct, OpenProducts, ProductKind};
 pub use recompute::{recompute, Mode, RecomputeReport};
 pub use store::{ChurnFactor, ChurnScore, ComputedResult, CustomerRecord, CustomerStore, NewCustomerRecord};
 pub use tag_rules::{load_registry, TagRules};
@@ -71,6 +73,9 @@ pub enum PlatformError {
     Corrupt(String),
     #[error(transparent)]
     Customer(#[from] customer::CustomerError),
+    /// Closing a customer needs every domain's open products, and none was configured.
+    #[error("closing customers needs the ledger's and lending's product checks, which this process does not have")]
+    ProductCheckUnavailable,
     #[error("model error: {0}")]
     Model(#[from] ml::MlError),
     #[error("ledger error: {0}")]

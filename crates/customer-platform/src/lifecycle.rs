@@ -9,8 +9,12 @@
 //!   is a merge, not a correction).
 //! * [`CustomerStore::change_kyc`]: transitions checked by [`KycStatus::can_change_to`].
 //! * [`CustomerStore::close_customer`]: `status = 'closed'`, refused while the customer (or a
-//!   record merged into it) owns a ledger account that is not closed and has a non-zero posted
-//!   or pending balance, or a loan in `lending_loans` that is `active` or `overdue`.
+//!   record merged into it) still holds an open product, as the other domains report it through
+//!   the [`crate::OpenProducts`] port (the ledger: an account that is not closed with a non-zero
+//!   posted or pending balance; lending: an active or overdue loan). The platform never reads
+//!   another domain's tables. The check runs just before the closing transaction, so a product
+//!   opened in between is not seen; opening products for a closed customer is the channel's
+//!   check.
 //! * [`CustomerStore::merge_customers`]: the absorbed record gets `status = 'merged'` and
 //!   `merged_into`; channel identities move to the survivor, the stronger KYC status and a
 //!   missing phone are taken over, records merged earlier into the absorbed one now point at the
@@ -357,6 +361,20 @@ impl CustomerStore {
         note: Option<&str>,
         actor: &Actor,
     ) -> Result<CustomerRecord, PlatformError> {
+        if self.products.is_empty() {
+            return Err(PlatformError::ProductCheckUnavailable);
+        }
+        // The customer and the records merged into it own products under their own ids.
+        let owners: Vec<String> = storage::read!(self.db(), |conn| sqlx::query_scalar(
+            "SELECT id FROM customers WHERE id = $1 OR merged_into = $1 ORDER BY id"
+        )
+        .bind(id)
+        .fetch_all(conn)
+        .await)?;
+        let mut open = Vec::new();
+        for domain in &self.products {
+            open.extend(domain.open_products(&owners).await?);
+        }
         let now = now_micros();
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
@@ -364,23 +382,10 @@ impl CustomerStore {
                 return Ok(current);
             }
             require_active(&current)?;
-            let accounts: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM accounts WHERE owner_type = 'customer' \
-                 AND owner_id IN (SELECT id FROM customers WHERE id = $1 OR merged_into = $1) \
-                 AND status <> 'closed' \
-                 AND (debits_posted <> credits_posted OR debits_pending <> 0 OR credits_pending <> 0)",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let loans: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM lending_loans WHERE status IN ('active', 'overdue') \
-                 AND applicant_id IN (SELECT id FROM customers WHERE id = $1 OR merged_into = $1) ORDER BY id",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-            if accounts > 0 || !loans.is_empty() {
+            let accounts = open.iter().filter(|p| p.kind == crate::ProductKind::Account).count() as i64;
+            let loans: Vec<String> =
+                open.iter().filter(|p| p.kind == crate::ProductKind::Loan).map(|p| p.id.clone()).collect();
+            if !open.is_empty() {
                 return Err(PlatformError::OpenProducts { id: id.to_string(), accounts, loans });
             }
             let n = sqlx::query(

@@ -135,6 +135,8 @@ pub struct CustomerStore {
     pub(crate) bitmaps: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The newest fitted recommender and its version, parsed once per version rather than per request.
     recommender: RecommenderCache,
+    /// The domains asked for a customer's open products before closing it.
+    pub(crate) products: Vec<std::sync::Arc<dyn crate::OpenProducts>>,
 }
 
 pub(crate) fn now_micros() -> i64 {
@@ -148,7 +150,14 @@ pub fn document_hash(doc_type: &str, number: &str) -> Vec<u8> {
 
 impl CustomerStore {
     pub fn new(db: Database) -> Self {
-        CustomerStore { db, bitmaps: Default::default(), recommender: Default::default() }
+        CustomerStore { db, bitmaps: Default::default(), recommender: Default::default(), products: Vec::new() }
+    }
+
+    /// The domains whose open products keep a customer from being closed (the ledger and
+    /// lending in the running system). Without any, closing is refused.
+    pub fn with_open_products(mut self, products: Vec<std::sync::Arc<dyn crate::OpenProducts>>) -> Self {
+        self.products = products;
+        self
     }
 
     pub fn db(&self) -> &Database {

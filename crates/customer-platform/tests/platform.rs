@@ -117,7 +117,12 @@ async fn one_customer_per_identity_document_and_per_channel_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
     for db in storage::testing::all().await {
-        let store = CustomerStore::new(db.db.clone());
+        // Closure asks the ledger and lending for open products, through their ports.
+        let ledger = ledger::Ledger::new(&db.db);
+        let lending = lending_platform::LendingService::new(db.db.clone(), ledger.clone());
+        let products: Vec<std::sync::Arc<dyn customer_platform::OpenProducts>> =
+            vec![std::sync::Arc::new(ledger), std::sync::Arc::new(lending)];
+        let store = CustomerStore::new(db.db.clone()).with_open_products(products);
         let tags = TagRegistry::with_builtins().unwrap();
         let population = synthetic::population(200, 3, as_of());
         store.upsert_facts(&population).await.unwrap();

@@ -95,6 +95,14 @@ impl Ledger {
         self.store.list_accounts(after, limit.clamp(1, MAX_PAGE)).await
     }
 
+    /// Every account owned by these customers (at most [`MAX_PAGE`] owners per call).
+    pub async fn customer_accounts(&self, owners: &[String]) -> Result<Vec<Account>, LedgerError> {
+        if owners.len() > MAX_PAGE as usize {
+            return Err(LedgerError::InvalidAccount(format!("at most {MAX_PAGE} owners per call")));
+        }
+        self.store.customer_accounts(owners).await
+    }
+
     /// Submits a batch (at most [`MAX_BATCH`]) in one database transaction.
     pub async fn submit_batch(&self, requests: &[TransferRequest]) -> Result<Vec<TransferOutcome>, LedgerError> {
         if requests.is_empty() {

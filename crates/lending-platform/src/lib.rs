@@ -26,6 +26,7 @@
 pub mod accounts;
 mod fraud;
 pub mod import;
+mod products;
 pub mod service;
 pub mod store;
 

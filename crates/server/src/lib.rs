@@ -55,6 +55,11 @@ impl AppState {
     ) -> Result<Self, error::ApiError> {
         let tags = customer_platform::TagRules::load(&db).await?;
         let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config).await?);
+        let lending = lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk.clone());
+        // Closing a customer asks the ledger and lending whether anything is still open.
+        let products: Vec<std::sync::Arc<dyn customer_platform::OpenProducts>> =
+            vec![std::sync::Arc::new(ledger.clone()), std::sync::Arc::new(lending.clone())];
+        let customers = customer_platform::CustomerStore::new(db.clone()).with_open_products(products);
         Ok(AppState {
             risk: risk.clone(),
             db: db.clone(),
@@ -62,8 +67,8 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             keys: access::KeyStore::new(db.clone()),
             tags,
-            customers: customer_platform::CustomerStore::new(db.clone()),
-            lending: lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk.clone()),
+            customers,
+            lending,
         })
     }
 }
@@ -83,7 +88,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "digibank API", description = "Digital banking core: double-entry ledger and more. \
-        Amounts are integer minor units (fen for CNY). Every endpoint except /health needs `Authorization: Bearer <api key>`."),
+        Amounts are integer minor units (fen for CNY). Every endpoint except /health, /openapi.json and /docs needs `Authorization: Bearer <api key>`."),
     paths(
         routes::ledger::open_account, routes::ledger::list_accounts, routes::ledger::get_account,
         routes::ledger::freeze_account, routes::ledger::unfreeze_account, routes::ledger::close_account,

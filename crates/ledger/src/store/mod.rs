@@ -34,6 +34,9 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// Accounts ordered by id, after `after`.
     async fn list_accounts(&self, after: Option<AccountId>, limit: u32) -> Result<Vec<Account>, LedgerError>;
 
+    /// Every account of these customers (owner type `customer`), ordered by id.
+    async fn customer_accounts(&self, owners: &[String]) -> Result<Vec<Account>, LedgerError>;
+
     /// Applies a batch in one database transaction and returns one outcome per request. Takes
     /// the batch by value so a store can move it to another thread without copying it.
     async fn write_batch(

@@ -235,6 +235,16 @@ impl LedgerStore for PgLedgerStore {
         convert_all(rows)
     }
 
+    async fn customer_accounts(&self, owners: &[String]) -> Result<Vec<Account>, LedgerError> {
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE owner_type = 'customer' AND owner_id = ANY($1) ORDER BY id"
+        ))
+        .bind(owners)
+        .fetch_all(&self.pool)
+        .await?;
+        convert_all(rows)
+    }
+
     async fn write_batch_with(
         &self,
         requests: Vec<TransferRequest>,

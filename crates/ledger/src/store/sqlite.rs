@@ -469,6 +469,18 @@ impl LedgerStore for SqliteLedgerStore {
         convert_all(rows)
     }
 
+    async fn customer_accounts(&self, owners: &[String]) -> Result<Vec<Account>, LedgerError> {
+        let owners = serde_json::to_string(owners).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let rows: Vec<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE owner_type = 'customer' \
+             AND owner_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+        ))
+        .bind(owners)
+        .fetch_all(&self.db.readers)
+        .await?;
+        convert_all(rows)
+    }
+
     async fn write_batch_with(
         &self,
         requests: Vec<TransferRequest>,

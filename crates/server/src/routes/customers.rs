@@ -149,6 +149,9 @@ impl From<PlatformError> for ApiError {
             }
             e @ PlatformError::Concurrent(_) => ApiError::new(StatusCode::CONFLICT, "concurrent_update", e.to_string()),
             PlatformError::Customer(e) => e.into(),
+            e @ PlatformError::ProductCheckUnavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "product_check_unavailable", e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }
