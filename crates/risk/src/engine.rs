@@ -1,6 +1,6 @@
 //! The in-process decision function: lists + velocity + relationship graph + model + rules.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Timelike;
@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::graph::{CustomerFlag, NodeKind, RelationshipGraph, SharedStats};
 use crate::lists::{ListHit, ListKind, ListSubject, Lists};
 use crate::rules::{RuleSetRegistry, ScoreThresholds};
-use crate::velocity::{KeyKind, VelocityStore, Window};
+use crate::velocity::{velocity_feature, KeyKind, VelocityStore, Window};
 use crate::{Decision, EventKind, FeatureVector, Outcome, Reason, ReasonSource, RiskError, RiskEvent};
 
 /// Engine settings.
@@ -43,23 +43,6 @@ impl Default for EngineConfig {
             default_thresholds: ScoreThresholds::default(),
         }
     }
-}
-
-/// Name of the velocity feature for a key kind, window and metric, e.g.
-/// `velocity.customer.count.1h` or `velocity.device.sum.24h` (sums in base-currency minor units).
-pub fn velocity_feature(kind: KeyKind, window: Window, sum: bool) -> &'static str {
-    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
-        let mut v = Vec::with_capacity(KeyKind::ALL.len() * 8);
-        for k in KeyKind::ALL {
-            for w in Window::ALL {
-                for m in ["count", "sum"] {
-                    v.push(format!("velocity.{}.{m}.{}", k.as_str(), w.as_str()));
-                }
-            }
-        }
-        v
-    });
-    &NAMES[(kind as usize) * 8 + (window as usize) * 2 + usize::from(sum)]
 }
 
 fn kind_feature(k: EventKind) -> &'static str {

@@ -43,6 +43,7 @@ mod graph;
 mod lists;
 pub mod market;
 mod rules;
+mod schema;
 pub mod synthetic;
 mod velocity;
 
@@ -57,11 +58,12 @@ pub use self::rules::{
 pub use cases::{labels_to_dataset, Case, CaseBook, CaseResolution, Label, Resolution};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Outcome, Reason, ReasonSource};
-pub use engine::{velocity_feature, EngineConfig, RiskEngine};
+pub use engine::{EngineConfig, RiskEngine};
 pub use error::RiskError;
 pub use event::{sensitive_digest, Channel, EventKind, GeoLocation, Merchant, RiskEvent};
-pub use expr::{expression_schema, rule_field_name, ExpressionCompiler, ExpressionCondition, PreparedRow};
+pub use expr::{ExpressionCompiler, ExpressionCondition};
 pub use features::FeatureVector;
 pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};
 pub use lists::{ListEntry, ListHit, ListKind, ListSubject, Lists};
-pub use velocity::{KeyKind, VelocitySnapshot, VelocityStore, Window, WindowStats};
+pub use schema::{expression_schema, rule_field_name, PreparedRow};
+pub use velocity::{velocity_feature, KeyKind, VelocitySnapshot, VelocityStore, Window, WindowStats};

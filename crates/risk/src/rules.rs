@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::expr::PreparedRow;
+use crate::schema::PreparedRow;
 use crate::{FeatureVector, Outcome, RiskError};
 
 /// A compiled, side-effect-free predicate over a decision's features.
@@ -328,13 +328,6 @@ impl fmt::Debug for RuleSetRegistry {
             .field("versions", &self.versions.read().keys().collect::<Vec<_>>())
             .field("active", &self.active_version())
             .finish()
-    }
-}
-
-impl Default for RuleSetRegistry {
-    /// A registry that compiles thresholds and `rules`-crate expressions.
-    fn default() -> Self {
-        Self::new(Box::new(crate::ExpressionCompiler))
     }
 }
 

@@ -12,6 +12,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -243,6 +244,23 @@ impl VelocityStore {
         }
         map.get_mut(id).expect("inserted above")
     }
+}
+
+/// Name of the velocity feature for a key kind, window and metric, e.g.
+/// `velocity.customer.count.1h` or `velocity.device.sum.24h` (sums in base-currency minor units).
+pub fn velocity_feature(kind: KeyKind, window: Window, sum: bool) -> &'static str {
+    static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut v = Vec::with_capacity(KeyKind::ALL.len() * 8);
+        for k in KeyKind::ALL {
+            for w in Window::ALL {
+                for m in ["count", "sum"] {
+                    v.push(format!("velocity.{}.{m}.{}", k.as_str(), w.as_str()));
+                }
+            }
+        }
+        v
+    });
+    &NAMES[(kind as usize) * 8 + (window as usize) * 2 + usize::from(sum)]
 }
 
 #[cfg(test)]
