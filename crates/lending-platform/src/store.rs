@@ -7,6 +7,7 @@ use ledger::AccountId;
 use lending::{AccountRole, Bucket, Contract, Decision, Loan, LoanId, Offer, Outcome, Receivable, RegistryEntry};
 use serde::{Deserialize, Serialize};
 use storage::Database;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::{date_text, loan_account, role_name, AccountScheme, Parties, LOAN_ROLES};
@@ -54,25 +55,41 @@ impl LoanRecord {
 }
 
 /// A row of the loan list.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 pub struct LoanSummary {
+    /// The loan id (UUID).
     pub id: String,
     pub applicant_id: String,
     pub product_code: String,
+    /// `active`, `overdue`, `paid_off` or `written_off`.
+    #[schema(example = "active")]
     pub status: String,
+    /// `current`, `m1`, `m2` or `m3_plus`.
+    #[schema(example = "current")]
     pub bucket: String,
+    /// Days past due.
     pub dpd: i64,
+    /// The last business day closed for this loan (YYYY-MM-DD); null before its first end of day.
+    #[schema(example = "2026-11-20")]
     pub last_eod: Option<String>,
 }
 
 /// A decision waiting for manual review.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReviewItem {
+    /// The application (decision) id: approve or decline it under
+    /// `/v1/lending/review-queue/{decision_id}/...`.
     pub decision_id: String,
     pub applicant_id: String,
     pub product_code: String,
+    /// The decision's reasons.
+    #[schema(value_type = Vec<lending::Reason>)]
     pub reasons: serde_json::Value,
+    /// `open` (only open items are listed).
+    #[schema(example = "open")]
     pub status: String,
+    /// When the application entered the queue, in microseconds since the Unix epoch.
+    #[schema(example = 1763632800000000i64)]
     pub created_at: i64,
 }
 
@@ -737,7 +754,7 @@ pub fn update_receivable(r: &Receivable, loan_id: Option<String>) -> Result<Stat
 }
 
 /// What a write-off charged off, per receivable (minor units).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ChargedOff {
     pub principal: i64,
     pub interest: i64,

@@ -13,26 +13,31 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::product::{Product, ProductKind};
 use crate::{LendingError, RiskGrade};
 
 /// The applicant as known to the bank (from the customer domain).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Applicant {
     /// Customer id or ID number; the key under which external data is looked up.
     pub id: String,
+    /// `individual`, `sole_proprietor`, `sme` or `core_enterprise`.
+    #[schema(value_type = String, example = "individual")]
     pub kind: CustomerKind,
     pub name: String,
     /// Individuals (and sole proprietors): used for the age rules.
     pub birth_date: Option<NaiveDate>,
+    /// KYC status: `not_started`, `pending`, `verified`, `rejected` or `expired`.
+    #[schema(value_type = String, example = "verified")]
     pub kyc: KycStatus,
     /// Supply chain: the receivable the applicant wants to finance.
     pub receivable_id: Option<String>,
 }
 
 /// Credit bureau report (personal or enterprise).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BureauReport {
     /// Bureau score (300–900) when the bureau has one.
     pub score: Option<u16>,
@@ -48,7 +53,7 @@ pub struct BureauReport {
     pub history_months: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SocialSecurityRecord {
     pub active: bool,
     pub months_contributed: u32,
@@ -58,7 +63,7 @@ pub struct SocialSecurityRecord {
     pub employer: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HousingFundRecord {
     pub active: bool,
     pub months_contributed: u32,
@@ -67,14 +72,14 @@ pub struct HousingFundRecord {
     pub balance_minor: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TaxYear {
     pub year: i32,
     pub tax_paid_minor: i64,
     pub revenue_minor: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TaxRecord {
     /// Tax credit rating: A, B, M, C or D.
     pub credit_rating: String,
@@ -92,7 +97,7 @@ impl TaxRecord {
 }
 
 /// A payable of a core enterprise to a supplier, as recorded in the core enterprise's ERP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErpReceivable {
     pub id: String,
     pub core_enterprise_id: String,
@@ -129,7 +134,7 @@ pub trait ErpSource: Send + Sync {
 }
 
 /// Everything the decision saw, stored with the decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AdapterSnapshot {
     pub applicant: Applicant,
     pub as_of: NaiveDate,

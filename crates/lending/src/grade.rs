@@ -1,10 +1,11 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The bank's 10-grade credit scale, best first. `D` and `E` are never offered credit by the
 /// shipped products; where the review band starts is a per-product setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub enum RiskGrade {
     AAA,
     AA,

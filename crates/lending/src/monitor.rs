@@ -2,6 +2,7 @@
 //! adapter snapshots and an inflow series, and alerts with a severity.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::data::AdapterSnapshot;
 use crate::loan::{Loan, LoanStatus};
@@ -30,7 +31,7 @@ impl Bucket {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -38,7 +39,8 @@ pub enum Severity {
     Critical,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A monitoring alert on a loan (overdue bucket, early-warning signal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     pub code: String,
     pub severity: Severity,

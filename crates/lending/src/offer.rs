@@ -13,6 +13,7 @@ use money::{Amount, DayCount, Rounding};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::decision::{Decision, DecisionId, Outcome};
@@ -22,16 +23,20 @@ use crate::LendingError;
 
 const NS: Uuid = Uuid::from_u128(0x6c65_6e64_696e_6700_0000_0000_0000_0001);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Identifies an offer (derived from its decision: one offer per approved decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct OfferId(pub Uuid);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Identifies a contract; its loan has the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct ContractId(pub Uuid);
 
 /// Schedule preview of one term × method at the full limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SchedulePreview {
     pub term_months: u32,
     pub method: RepaymentMethod,
@@ -40,11 +45,13 @@ pub struct SchedulePreview {
     pub last_installment: Amount,
     pub total_interest: Amount,
     pub fee: Amount,
-    /// Annualised effective rate incl. fees, e.g. 0.061678.
+    /// Annualised effective rate incl. fees, e.g. 0.061678 (decimal string).
+    #[schema(value_type = String, example = "0.061678")]
     pub apr: Decimal,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An offer: the approved limit and rate, with schedule previews and APR per term and method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Offer {
     pub id: OfferId,
     pub decision_id: DecisionId,
@@ -53,13 +60,19 @@ pub struct Offer {
     pub limit: Amount,
     pub min_amount: Amount,
     pub rate_basis: RateBasis,
-    /// The rate as quoted to the customer (per year or per day).
+    /// The rate as quoted to the customer (per year or per day), decimal string.
+    #[schema(value_type = String, example = "0.0500")]
     pub quoted_rate: Decimal,
-    /// Nominal annual rate used for schedules.
+    /// Nominal annual rate used for schedules, decimal string.
+    #[schema(value_type = String, example = "0.0500")]
     pub annual_rate: Decimal,
+    /// Annual penalty rate, decimal string.
+    #[schema(value_type = String, example = "0.0750")]
     pub penalty_rate: Decimal,
     pub terms_months: Vec<u32>,
     pub methods: Vec<RepaymentMethod>,
+    /// Decimal string.
+    #[schema(value_type = String, example = "0")]
     pub upfront_fee_rate: Decimal,
     pub day_count: DayCount,
     pub rounding: Rounding,
@@ -82,16 +95,24 @@ pub struct AcceptRequest {
 }
 
 /// A signed contract; [`crate::Loan::open`] turns it into a loan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(description = "A signed contract; its loan has the same id.")]
 pub struct Contract {
     pub id: ContractId,
+    /// The accepted offer; for contracts made without one, a derived id of no stored offer.
     pub offer_id: OfferId,
+    /// The approved decision behind the offer; the nil UUID for contracts made without one
+    /// (supply-chain financing, imported and demo loans).
     pub decision_id: DecisionId,
     pub product_code: String,
     pub applicant_id: String,
     /// Principal, or the line limit of a revolving line.
     pub principal: Amount,
+    /// Nominal annual rate, decimal string.
+    #[schema(value_type = String, example = "0.0500")]
     pub annual_rate: Decimal,
+    /// Annual penalty rate, decimal string.
+    #[schema(value_type = String, example = "0.0750")]
     pub penalty_rate: Decimal,
     pub method: RepaymentMethod,
     pub term_months: u32,
@@ -102,6 +123,8 @@ pub struct Contract {
     pub upfront_fee: Amount,
     /// The repayment schedule (revolving: preview of a full draw held to maturity).
     pub schedule: Schedule,
+    /// Annualised effective rate incl. fees, decimal string.
+    #[schema(value_type = String, example = "0.051162")]
     pub apr: Decimal,
     pub receivable_id: Option<String>,
     pub signed_at: DateTime<Utc>,

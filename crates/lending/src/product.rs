@@ -4,11 +4,12 @@ use customer::CustomerKind;
 use money::{Currency, DayCount, Rounding};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{LendingError, RepaymentMethod, RiskGrade};
 
 /// Which product family (and therefore which eligibility rules, scorecard and limit base) applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductKind {
     /// 秒贷: individuals, bureau + social security + housing fund.
@@ -20,7 +21,7 @@ pub enum ProductKind {
 }
 
 /// How the rates in the pricing grid are quoted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateBasis {
     /// Nominal annual rate (0.06 = 6% a year).
@@ -31,24 +32,29 @@ pub enum RateBasis {
 }
 
 /// One row of a product's pricing grid: the grade reached with at least `min_score` points.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PricingRow {
     pub grade: RiskGrade,
     /// Lowest scorecard total that reaches this grade (rows are checked best grade first).
     pub min_score: i32,
     /// `false` for grades that are declined (D and E in the shipped products).
     pub offered: bool,
-    /// Rate in the product's [`RateBasis`].
+    /// Rate in the product's `rate_basis` (decimal string).
+    #[schema(value_type = String, example = "0.0500")]
     pub rate: Decimal,
     /// Limit = capacity base × multiplier (capacity base depends on the product kind: monthly
     /// income, annual tax paid, or receivable × advance ratio), capped by `max_limit_minor`.
+    /// Decimal string.
+    #[schema(value_type = String, example = "12")]
     pub limit_multiplier: Decimal,
     pub max_limit_minor: i64,
 }
 
 /// Eligibility rules checked before any scoring.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EligibilityRules {
+    /// Customer kinds that may apply: `individual`, `sole_proprietor`, `sme`, `core_enterprise`.
+    #[schema(value_type = Vec<String>, example = json!(["individual"]))]
     pub allowed_kinds: Vec<CustomerKind>,
     /// Age limits for individuals (and the owner of a sole proprietorship when known).
     pub min_age: Option<u32>,
@@ -65,7 +71,7 @@ pub struct EligibilityRules {
 }
 
 /// A loan product. All amounts are minor units of `currency`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     pub code: String,
     pub name: String,
@@ -82,11 +88,16 @@ pub struct Product {
     /// Rounding of scheduled interest per period and of installments.
     pub rounding: Rounding,
     /// Penalty rate = contractual annual rate × this multiplier (1.5 in the shipped products).
+    /// Decimal string.
+    #[schema(value_type = String, example = "1.5")]
     pub penalty_multiplier: Decimal,
     /// One-off fee at disbursement as a fraction of the principal (included in the APR).
+    /// Decimal string.
+    #[schema(value_type = String, example = "0")]
     pub upfront_fee_rate: Decimal,
     pub offer_validity_hours: u32,
-    /// Supply chain: the share of a confirmed receivable that can be financed.
+    /// Supply chain: the share of a confirmed receivable that can be financed (decimal string).
+    #[schema(value_type = Option<String>, example = "0.8")]
     pub advance_ratio: Option<Decimal>,
     pub eligibility: EligibilityRules,
     /// Best grade first; the first row whose `min_score` the score reaches gives the grade.

@@ -18,12 +18,14 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::LendingError;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a registered document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     Order,
@@ -49,7 +51,8 @@ impl DocumentKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An entry of the hash-chained document registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegistryEntry {
     pub seq: u64,
     pub kind: DocumentKind,
@@ -195,7 +198,7 @@ impl DocumentRegistry {
 }
 
 /// A receivable: a core enterprise's payable to a supplier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Receivable {
     pub id: String,
     pub core_enterprise_id: String,
@@ -209,11 +212,14 @@ pub struct Receivable {
     pub financing: Option<Financing>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The financing of a receivable (at most one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Financing {
     pub receivable_id: String,
     pub supplier_id: String,
     pub advance: Amount,
+    /// The product's advance ratio at financing, decimal string.
+    #[schema(value_type = String, example = "0.8")]
     pub advance_ratio: Decimal,
     pub financed_at: DateTime<Utc>,
     /// Registry entry recording the financing.

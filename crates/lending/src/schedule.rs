@@ -17,11 +17,12 @@ use money::{Amount, Currency, DayCount, Rounding};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::LendingError;
 
 /// How principal and interest are repaid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RepaymentMethod {
     /// 等额本息: equal total installments (annuity).
@@ -47,7 +48,7 @@ impl RepaymentMethod {
 }
 
 /// What to keep when a partial prepayment reduces the principal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrepayMode {
     /// Same number of installments, lower installment.
@@ -71,7 +72,8 @@ pub struct ScheduleRequest {
 }
 
 /// One line of a schedule. Amounts in minor units of [`Schedule::currency`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(description = "One line of a schedule. Amounts in minor units of the schedule's (the loan's) currency.")]
 pub struct Installment {
     /// 1-based position in the original schedule (kept across reschedules).
     pub seq: u32,
@@ -91,10 +93,12 @@ impl Installment {
 }
 
 /// A repayment schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Schedule {
     pub currency: Currency,
     pub method: RepaymentMethod,
+    /// Nominal annual rate, decimal string.
+    #[schema(value_type = String, example = "0.0500")]
     pub annual_rate: Decimal,
     pub day_count: DayCount,
     pub rounding: Rounding,

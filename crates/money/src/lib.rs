@@ -17,6 +17,7 @@ use chrono::NaiveDate;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Errors raised by money arithmetic and parsing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +33,8 @@ pub enum MoneyError {
 }
 
 /// An ISO 4217 currency code, stored as three upper-case ASCII letters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ToSchema)]
+#[schema(value_type = String, example = "CNY", pattern = "^[A-Z]{3}$")]
 pub struct Currency([u8; 3]);
 
 impl Currency {
@@ -100,8 +102,10 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// A signed amount of money in integer minor units (fen for CNY, cents for USD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct Amount {
+    /// Integer minor units of `currency` (12345 = 123.45 CNY).
+    #[schema(example = 100000)]
     pub minor: i64,
     pub currency: Currency,
 }
@@ -206,8 +210,9 @@ impl fmt::Display for Amount {
 }
 
 /// A rate (interest per period, fee ratio, FX) as an exact decimal: 0.0365 means 3.65%.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "0.0365")]
 pub struct Rate(pub Decimal);
 
 impl Rate {
@@ -226,7 +231,7 @@ impl Rate {
 }
 
 /// Named rounding rules. Each product states which one it uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rounding {
     /// Round half to even (banker's rounding): unbiased over many postings; default for accruals.
@@ -256,7 +261,7 @@ impl Rounding {
 }
 
 /// Day-count conventions for interest accrual.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DayCount {
     /// Actual days / 360: the usual convention for CNY loans quoted per year.

@@ -24,6 +24,7 @@ use money::Amount;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::data::{AdapterSnapshot, Applicant};
@@ -35,12 +36,16 @@ pub const MODEL_VERSION: &str = "lending-decision-1";
 
 const NS: Uuid = Uuid::from_u128(0x6c65_6e64_696e_6700_0000_0000_0000_0002);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Identifies a credit decision (the application id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct DecisionId(pub Uuid);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The outcome of a credit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = DecisionOutcome)]
 pub enum Outcome {
     Approve,
     /// Borderline or flagged: goes to the manual review queue.
@@ -60,7 +65,7 @@ impl Outcome {
 
 /// A reason code and its explanation, e.g. `bureau_delinquencies` / "declined: bureau shows 2
 /// delinquencies in the last 12 months".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reason {
     pub code: String,
     pub message: String,
@@ -73,7 +78,7 @@ impl Reason {
 }
 
 /// One scorecard factor: what it looked at and the points it gave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FactorScore {
     pub factor: String,
     pub value: String,
@@ -81,7 +86,8 @@ pub struct FactorScore {
     pub explanation: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The fraud check's verdict on an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FraudVerdict {
     Allow,
@@ -89,7 +95,8 @@ pub enum FraudVerdict {
     Reject,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The fraud check of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FraudOutcome {
     pub verdict: FraudVerdict,
     pub reasons: Vec<Reason>,
@@ -168,7 +175,7 @@ impl FraudCheck for SimpleFraudCheck {
 }
 
 /// The full, self-contained record of one decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Decision {
     pub id: DecisionId,
     pub product_code: String,
@@ -183,20 +190,23 @@ pub struct Decision {
     pub factors: Vec<FactorScore>,
     pub grade: Option<RiskGrade>,
     pub limit: Option<Amount>,
-    /// Rate in the product's basis (annual or per day).
+    /// Rate in the product's basis (annual or per day), decimal string.
+    #[schema(value_type = Option<String>, example = "0.0500")]
     pub quoted_rate: Option<Decimal>,
+    /// Nominal annual rate, decimal string.
+    #[schema(value_type = Option<String>, example = "0.0500")]
     pub annual_rate: Option<Decimal>,
     pub fraud: FraudOutcome,
     pub reasons: Vec<Reason>,
     pub inputs: AdapterSnapshot,
-    /// Set when an analyst decided a `review` outcome by hand ([`approve_review`],
-    /// [`decline_review`]).
+    /// Set when an analyst decided a `review` outcome by hand (`approve_review`,
+    /// `decline_review`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_review: Option<ManualReview>,
 }
 
 /// An analyst's manual decision of an application that was in the review queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ManualReview {
     /// `approve` or `decline`.
     pub outcome: Outcome,
@@ -206,7 +216,7 @@ pub struct ManualReview {
     pub decided_at: DateTime<Utc>,
     /// Internal note of the analyst.
     pub note: String,
-    /// Declines: the reason code from [`DECLINE_REASONS`].
+    /// Declines: the reason code (one of `DECLINE_REASONS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<String>,
     /// Approvals: the automated grade and limit before the analyst's decision.

@@ -49,6 +49,7 @@ use money::{Amount, Currency, DayCount, Rounding};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::monitor::Bucket;
@@ -60,12 +61,13 @@ use crate::LendingError;
 /// Days past due from which a loan may be written off (M3+ and at least 90 days).
 pub const WRITE_OFF_MIN_DPD: u32 = 90;
 
-/// Typed loan id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Typed loan id (the id of its contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, format = Uuid)]
 pub struct LoanId(pub Uuid);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoanStatus {
     Active,
@@ -86,7 +88,7 @@ impl LoanStatus {
 }
 
 /// Ledger account roles. The server maps each role (per loan or per product) to a ledger account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountRole {
     /// Asset: principal receivable.
@@ -107,7 +109,7 @@ pub enum AccountRole {
     LoanLossAllowance,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PostingPurpose {
     Disbursement,
@@ -119,7 +121,7 @@ pub enum PostingPurpose {
 }
 
 /// One balanced ledger movement: `amount` from `credit` to `debit`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Posting {
     pub loan_id: LoanId,
     pub date: NaiveDate,
@@ -130,7 +132,7 @@ pub struct Posting {
 }
 
 /// An installment (or revolving billing) that fell due and is not fully paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Due {
     pub due_date: NaiveDate,
     pub principal: i64,
@@ -138,7 +140,7 @@ pub struct Due {
 }
 
 /// What the borrower has paid so far, per bucket (minor units).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaidToDate {
     pub principal: i64,
     pub interest: i64,
@@ -148,7 +150,7 @@ pub struct PaidToDate {
 
 /// How one payment was split by the waterfall (minor units). The parts plus `leftover` equal the
 /// payment exactly.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Allocation {
     pub penalty: i64,
     pub fees: i64,
@@ -181,15 +183,18 @@ pub struct EodOutcome {
 }
 
 /// A loan (or a revolving line) and its balances. Amounts are minor units of `currency`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Loan {
     pub id: LoanId,
     pub contract_id: ContractId,
     pub product_code: String,
     pub currency: Currency,
     pub method: RepaymentMethod,
+    /// Nominal annual rate, decimal string.
+    #[schema(value_type = String, example = "0.0500")]
     pub annual_rate: Decimal,
-    /// Annual penalty rate (contractual rate × multiplier).
+    /// Annual penalty rate (contractual rate × multiplier), decimal string.
+    #[schema(value_type = String, example = "0.0750")]
     pub penalty_rate: Decimal,
     pub day_count: DayCount,
     pub rounding: Rounding,
@@ -215,9 +220,12 @@ pub struct Loan {
     pub dues: Vec<Due>,
     pub penalty: i64,
     pub fees: i64,
-    /// Sub-fen remainder of revolving interest carried to the next night, in minor units, in [0, 1).
+    /// Sub-fen remainder of revolving interest carried to the next night, in minor units, in [0, 1)
+    /// (decimal string).
+    #[schema(value_type = String, example = "0.25")]
     pub interest_carry: Decimal,
-    /// Sub-fen remainder of penalty interest, in minor units, in [0, 1).
+    /// Sub-fen remainder of penalty interest, in minor units, in [0, 1) (decimal string).
+    #[schema(value_type = String, example = "0")]
     pub penalty_carry: Decimal,
     pub paid: PaidToDate,
     pub status: LoanStatus,

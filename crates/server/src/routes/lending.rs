@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::NaiveDate;
 use ledger::AccountId;
-use lending::{DocumentKind, LendingError, LoanId, PrepayMode, Product};
+use lending::{DocumentKind, LendingError, LoanId, PrepayMode, Product, Receivable};
 use lending_platform::{
     AcceptInput, AcceptOutcome, ApplyInput, EodReport, FinanceInput, LendingPlatformError, LoanSummary, LoanView,
     OperationOutcome, ReceivableInput, ReviewApproval, ReviewDecline, ReviewItem, WriteOffInput, WriteOffOutcome,
@@ -92,7 +92,7 @@ impl From<LendingPlatformError> for ApiError {
 }
 
 #[utoipa::path(get, path = "/v1/lending/products", tag = "lending",
-    responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Vec<Object>)),
+    responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Vec<Product>)),
     security(("api_key" = [])))]
 pub async fn list_products(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Product>>, ApiError> {
     caller.require(Permission::LendingRead)?;
@@ -106,26 +106,33 @@ pub struct ApplicationView {
     pub applicant_id: String,
     pub product_code: String,
     /// approve, review or decline.
+    #[schema(value_type = lending::Outcome)]
     pub outcome: String,
+    #[schema(value_type = Option<lending::RiskGrade>)]
     pub grade: Option<String>,
     pub score: Option<i32>,
     /// Approved limit in minor units.
     pub limit: Option<i64>,
+    #[schema(value_type = Option<Currency>)]
     pub currency: Option<String>,
     /// Annual contractual rate (decimal string).
+    #[schema(example = "0.0500")]
     pub annual_rate: Option<String>,
     /// The reasons in words.
     pub reasons: Vec<String>,
     pub reason_codes: Vec<String>,
     /// The risk engine's verdict on the application (allow, review or reject); absent when
     /// the application failed eligibility before any fraud check.
+    #[schema(value_type = Option<lending::FraudVerdict>)]
     pub fraud_verdict: Option<String>,
     /// The risk engine's `loan_application` decision (`GET /v1/risk/decisions/{id}`).
     pub risk_decision_id: Option<uuid::Uuid>,
     /// The risk review case it opened, when the engine said review.
     pub risk_case_id: Option<u64>,
+    /// Decision pipeline and scorecard versions, e.g. `lending-decision-1 / consumer-v1`.
     pub model_version: String,
-    #[schema(value_type = Object)]
+    /// The full decision record: inputs, factors, versions, the fraud check and, for lending
+    /// officers, the manual review.
     pub decision: lending::Decision,
 }
 
@@ -160,8 +167,11 @@ fn application_view(d: lending::Decision) -> ApplicationView {
 }
 
 #[utoipa::path(post, path = "/v1/lending/applications", tag = "lending",
-    request_body(content = Object, description = "{\"applicant_id\": \"...\", \"product_code\": \"instant_consumer|tax_sme|supply_chain\", \"kind\": \"individual|sme|...\", \"amount\": requested minor units, \"channel\": \"web|mobile|...\", \"device_fingerprint\", \"ip\", \"phone\", \"id_number\"} (all but the first two optional; device, IP and phone feed the risk engine's fraud check)"),
-    responses((status = 201, body = ApplicationView), (status = 404, description = "Unknown product", body = ErrorBody)),
+    request_body(content = ApplyInput, description = "The application: applicant and product required; device, IP and phone feed the risk engine's fraud check"),
+    responses((status = 201, description = "The automated decision: approve, review (in the review queue) or decline", body = ApplicationView),
+              (status = 404, description = "unknown_product: no product with this `product_code`", body = ErrorBody),
+              (status = 422, description = "invalid_request: well-formed JSON of the wrong shape, `applicant_id` not 1..100 characters, `amount` not positive or `ip` not an IP address; data_source_error: the applicant's external data could not be read; missing_field, invalid_field: the risk engine refused the application's event (e.g. an empty `id_number`)", body = ErrorBody),
+              (status = 503, description = "fraud_check_unavailable: this process runs no risk engine, and no application is decided without its fraud check; overloaded: the risk engine's decision log is full (see `Retry-After`); unavailable: the database is unreachable", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn apply(
     State(state): State<AppState>,
@@ -173,8 +183,11 @@ pub async fn apply(
     Ok((StatusCode::CREATED, Json(application_view(d))))
 }
 
-#[utoipa::path(get, path = "/v1/lending/applications/{id}", tag = "lending", params(("id" = String, Path)),
-    responses((status = 200, body = ApplicationView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/lending/applications/{id}", tag = "lending",
+    params(("id" = Uuid, Path, description = "The application (decision) id")),
+    responses((status = 200, description = "The decision; `decision.manual_review` only for roles that may review", body = ApplicationView),
+              (status = 404, description = "application_not_found", body = ErrorBody)),
+    security(("api_key" = [])))]
 pub async fn get_application(
     State(state): State<AppState>,
     caller: Caller,
@@ -190,9 +203,12 @@ pub async fn get_application(
     Ok(Json(application_view(d)))
 }
 
-#[utoipa::path(post, path = "/v1/lending/applications/{id}/offer", tag = "lending", params(("id" = String, Path)),
-    responses((status = 201, description = "Offer with schedule previews and APR per term and method", body = Object),
-              (status = 409, description = "The decision is not an approval", body = ErrorBody)),
+#[utoipa::path(post, path = "/v1/lending/applications/{id}/offer", tag = "lending",
+    params(("id" = Uuid, Path, description = "The application (decision) id")),
+    responses((status = 201, description = "Offer with schedule previews and APR per term and method (idempotent: the same offer again)", body = lending::Offer),
+              (status = 404, description = "application_not_found, unknown_product", body = ErrorBody),
+              (status = 409, description = "decision_not_approved: the decision is a decline or still in review", body = ErrorBody),
+              (status = 422, description = "invalid_schedule, overflow: no schedule preview can be built for a term of the offer", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn make_offer(
     State(state): State<AppState>,
@@ -203,10 +219,14 @@ pub async fn make_offer(
     Ok((StatusCode::CREATED, Json(state.lending.offer(&id.to_string()).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/lending/offers/{id}/accept", tag = "lending", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"amount\": minor units, \"term_months\": 12, \"method\": \"equal_installment\", \"deposit_account_id\": \"...\"}"),
-    responses((status = 201, description = "Contract, loan and disbursement transfers", body = Object),
-              (status = 422, description = "amount_above_limit, amount_below_minimum, term_not_offered, method_not_offered, offer_expired, currency_mismatch", body = ErrorBody)),
+#[utoipa::path(post, path = "/v1/lending/offers/{id}/accept", tag = "lending",
+    params(("id" = Uuid, Path, description = "The offer id")),
+    request_body = AcceptInput,
+    responses((status = 201, description = "Contract, loan and disbursement transfers", body = AcceptOutcome),
+              (status = 200, description = "The same acceptance again: the stored loan with `created` false and no transfers", body = AcceptOutcome),
+              (status = 404, description = "offer_not_found; account_not_found: the deposit account does not exist", body = ErrorBody),
+              (status = 409, description = "concurrent_modification, idempotency_conflict: the loan was opened concurrently; retry", body = ErrorBody),
+              (status = 422, description = "invalid_request; offer_expired, currency_mismatch, amount_must_be_positive, amount_above_limit, amount_below_minimum, term_not_offered, method_not_offered, invalid_schedule; or the ledger refused the disbursement (e.g. credit_account_closed)", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn accept_offer(
     State(state): State<AppState>,
@@ -219,9 +239,10 @@ pub async fn accept_offer(
     Ok((if out.created { StatusCode::CREATED } else { StatusCode::OK }, Json(out)))
 }
 
-#[utoipa::path(get, path = "/v1/lending/loans/{id}", tag = "lending", params(("id" = String, Path)),
-    responses((status = 200, description = "Loan state, schedule, ledger balances, reconciliation flag, alerts", body = Object),
-              (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/lending/loans/{id}", tag = "lending", params(("id" = Uuid, Path, description = "The loan id")),
+    responses((status = 200, description = "Loan state, schedule, ledger balances, reconciliation flag, alerts", body = LoanView),
+              (status = 404, description = "loan_not_found", body = ErrorBody)),
+    security(("api_key" = [])))]
 pub async fn get_loan(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,17 +257,15 @@ pub async fn get_loan(
 #[serde(deny_unknown_fields)]
 pub struct MoneyRequest {
     /// Minor units.
+    #[schema(example = 10000)]
     pub amount: i64,
     /// Default CNY.
-    #[schema(value_type = Option<String>)]
     pub currency: Option<Currency>,
     /// Business date; default today (or the day after the last end of day if later).
     pub date: Option<NaiveDate>,
-    /// Pay from this account instead of the loan's repayment account.
-    #[schema(value_type = Option<String>)]
+    /// Repayments and prepayments: pay from this account instead of the loan's repayment account.
     pub from_account_id: Option<AccountId>,
     /// Prepayments: keep_term (default) or keep_installment.
-    #[schema(value_type = Option<String>)]
     pub mode: Option<PrepayMode>,
 }
 
@@ -256,11 +275,12 @@ impl MoneyRequest {
     }
 }
 
-#[utoipa::path(post, path = "/v1/lending/loans/{id}/repayments", tag = "lending", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/repayments", tag = "lending", params(("id" = Uuid, Path, description = "The loan id")),
     request_body = MoneyRequest,
-    responses((status = 200, description = "Allocation by the waterfall, postings and the loan after", body = Object),
-              (status = 409, description = "loan_written_off: recoveries on written-off loans are refused", body = ErrorBody),
-              (status = 422, description = "currency_mismatch, insufficient_funds, ...", body = ErrorBody)),
+    responses((status = 200, description = "Allocation by the waterfall, postings and the loan after", body = OperationOutcome),
+              (status = 404, description = "loan_not_found; debit_account_not_found: `from_account_id` does not exist", body = ErrorBody),
+              (status = 409, description = "loan_written_off: recoveries on written-off loans are refused; operation_before_last_eod: `date` is not after the loan's last end of day; concurrent_modification: the loan changed meanwhile, retry", body = ErrorBody),
+              (status = 422, description = "invalid_request; amount_must_be_positive, currency_mismatch, loan_not_active (paid off), before_loan_start; or the ledger refused the payment: insufficient_funds, debit_account_frozen, debit_account_closed, ...", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn repay(
     State(state): State<AppState>,
@@ -272,9 +292,12 @@ pub async fn repay(
     Ok(Json(state.lending.repay(LoanId(id), r.amount(), r.date, r.from_account_id).await?))
 }
 
-#[utoipa::path(post, path = "/v1/lending/loans/{id}/draws", tag = "lending", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/draws", tag = "lending", params(("id" = Uuid, Path, description = "The loan id")),
     request_body = MoneyRequest,
-    responses((status = 200, body = Object), (status = 422, description = "line_exceeded, wrong_loan_kind, ...", body = ErrorBody)),
+    responses((status = 200, description = "Postings, transfers and the line after the draw (no `allocation`)", body = OperationOutcome),
+              (status = 404, description = "loan_not_found", body = ErrorBody),
+              (status = 409, description = "loan_written_off; operation_before_last_eod: `date` is not after the loan's last end of day; concurrent_modification: the loan changed meanwhile, retry", body = ErrorBody),
+              (status = 422, description = "invalid_request; wrong_loan_kind (not a revolving line), line_exceeded, loan_not_active (paid off or matured), amount_must_be_positive, currency_mismatch, before_loan_start; or the ledger refused the draw (e.g. credit_account_closed)", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn draw(
     State(state): State<AppState>,
@@ -286,9 +309,12 @@ pub async fn draw(
     Ok(Json(state.lending.draw(LoanId(id), r.amount(), r.date).await?))
 }
 
-#[utoipa::path(post, path = "/v1/lending/loans/{id}/prepayments", tag = "lending", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/prepayments", tag = "lending", params(("id" = Uuid, Path, description = "The loan id")),
     request_body = MoneyRequest,
-    responses((status = 200, body = Object), (status = 422, description = "prepay_too_small, prepay_while_overdue, ...", body = ErrorBody)),
+    responses((status = 200, description = "Allocation, postings and the loan after, rescheduled by `mode` (or paid off)", body = OperationOutcome),
+              (status = 404, description = "loan_not_found; debit_account_not_found: `from_account_id` does not exist", body = ErrorBody),
+              (status = 409, description = "loan_written_off; operation_before_last_eod: `date` is not after the loan's last end of day; concurrent_modification: the loan changed meanwhile, retry", body = ErrorBody),
+              (status = 422, description = "invalid_request; prepay_too_small, prepay_while_overdue, loan_not_active, amount_must_be_positive, currency_mismatch, before_loan_start, invalid_schedule; or the ledger refused the payment: insufficient_funds, debit_account_frozen, ...", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn prepay(
     State(state): State<AppState>,
@@ -316,15 +342,16 @@ pub struct LoanQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct LoanList {
-    #[schema(value_type = Vec<Object>)]
     pub loans: Vec<LoanSummary>,
+    /// Pass as `after` for the next page; null on the last page.
     pub next_after: Option<String>,
     /// Open loans per delinquency bucket.
     pub buckets: BTreeMap<String, i64>,
 }
 
 #[utoipa::path(get, path = "/v1/lending/loans", tag = "lending", params(LoanQuery),
-    responses((status = 200, body = LoanList)), security(("api_key" = [])))]
+    responses((status = 200, description = "A page of loans (by id) and the open loans per delinquency bucket", body = LoanList)),
+    security(("api_key" = [])))]
 pub async fn list_loans(
     State(state): State<AppState>,
     caller: Caller,
@@ -349,9 +376,9 @@ pub struct EodRequest {
 }
 
 #[utoipa::path(post, path = "/v1/lending/eod", tag = "lending", request_body = EodRequest,
-    responses((status = 200, description = "Report; `already_run` when the date was done before (nothing written)", body = Object),
-              (status = 409, description = "eod_date_in_past", body = ErrorBody),
-              (status = 422, description = "eod_date_out_of_range: after tomorrow, or more than the configured number of days (default 31) after the last end of day; `details` gives the allowed range", body = ErrorBody)),
+    responses((status = 200, description = "Report; `already_run` when the date was done before (nothing written)", body = EodReport),
+              (status = 409, description = "eod_date_in_past: the date is before the last end of day", body = ErrorBody),
+              (status = 422, description = "invalid_request; eod_date_out_of_range: after tomorrow, or more than the configured number of days (default 31) after the last end of day; `details` gives the allowed range", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn run_eod(
     State(state): State<AppState>,
@@ -364,12 +391,13 @@ pub async fn run_eod(
 
 #[derive(Serialize, ToSchema)]
 pub struct ReviewQueue {
-    #[schema(value_type = Vec<Object>)]
+    /// Open items, oldest first (at most 1000).
     pub items: Vec<ReviewItem>,
 }
 
 #[utoipa::path(get, path = "/v1/lending/review-queue", tag = "lending",
-    responses((status = 200, body = ReviewQueue)), security(("api_key" = [])))]
+    responses((status = 200, description = "Applications waiting for an analyst", body = ReviewQueue)),
+    security(("api_key" = [])))]
 pub async fn review_queue(State(state): State<AppState>, caller: Caller) -> Result<Json<ReviewQueue>, ApiError> {
     caller.require(Permission::LendingRead)?;
     Ok(Json(ReviewQueue { items: state.lending.review_queue(1000).await? }))
@@ -383,13 +411,14 @@ fn analyst(caller: &Caller) -> lending::Analyst {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewApproveRequest {
-    /// Internal note (required).
+    /// Internal note (required, 1..2000 characters).
+    #[schema(example = "income confirmed by the employer; approved at a lower limit")]
     pub note: String,
     /// Approved limit in minor units; default the proposed limit. At most the product's grid
     /// limit for the grade, at least the product minimum.
+    #[schema(example = 2000000)]
     pub limit_minor: Option<i64>,
     /// Another offered grade (AAA, AA, A, BBB, BB, B, CCC, ...); its grid rate applies.
-    #[schema(value_type = Option<String>)]
     pub grade: Option<lending::RiskGrade>,
 }
 
@@ -399,17 +428,19 @@ pub struct ReviewApproveRequest {
 pub struct ReviewDeclineRequest {
     /// insufficient_income, high_indebtedness, adverse_credit_history, unverifiable_information,
     /// suspected_fraud, policy_exception_refused or other. The customer sees its message.
+    #[schema(example = "insufficient_income")]
     pub reason_code: String,
-    /// Internal note (required).
+    /// Internal note (required, 1..2000 characters).
+    #[schema(example = "declared income not supported by the social-security base")]
     pub note: String,
 }
 
 #[utoipa::path(post, path = "/v1/lending/review-queue/{decision_id}/approve", tag = "lending",
-    params(("decision_id" = String, Path)), request_body = ReviewApproveRequest,
+    params(("decision_id" = Uuid, Path, description = "The application (decision) id of the review item")), request_body = ReviewApproveRequest,
     responses((status = 200, description = "The approved application (idempotent: approving it again returns the same)", body = ApplicationView),
-              (status = 404, description = "review_item_not_found", body = ErrorBody),
-              (status = 409, description = "review_already_decided (it was declined)", body = ErrorBody),
-              (status = 422, description = "limit_above_grid, amount_below_minimum, grade_not_offered, invalid_review", body = ErrorBody)),
+              (status = 404, description = "review_item_not_found: the application never went to review", body = ErrorBody),
+              (status = 409, description = "review_already_decided (it was declined); not_in_review", body = ErrorBody),
+              (status = 422, description = "invalid_request; limit_above_grid, amount_below_minimum, grade_not_offered, invalid_review (note not 1..2000 characters, or no limit to keep)", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn approve_review(
     State(state): State<AppState>,
@@ -423,11 +454,11 @@ pub async fn approve_review(
 }
 
 #[utoipa::path(post, path = "/v1/lending/review-queue/{decision_id}/decline", tag = "lending",
-    params(("decision_id" = String, Path)), request_body = ReviewDeclineRequest,
+    params(("decision_id" = Uuid, Path, description = "The application (decision) id of the review item")), request_body = ReviewDeclineRequest,
     responses((status = 200, description = "The declined application with the reason the customer sees (idempotent)", body = ApplicationView),
-              (status = 404, description = "review_item_not_found", body = ErrorBody),
-              (status = 409, description = "review_already_decided (it was approved)", body = ErrorBody),
-              (status = 422, description = "unknown_decline_reason, invalid_review", body = ErrorBody)),
+              (status = 404, description = "review_item_not_found: the application never went to review", body = ErrorBody),
+              (status = 409, description = "review_already_decided (it was approved); not_in_review", body = ErrorBody),
+              (status = 422, description = "invalid_request; unknown_decline_reason, invalid_review (note not 1..2000 characters)", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn decline_review(
     State(state): State<AppState>,
@@ -444,6 +475,8 @@ pub async fn decline_review(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WriteOffRequest {
+    /// Why the loan is written off (1..500 characters).
+    #[schema(example = "uncollectable: borrower insolvent")]
     pub reason: String,
     /// Write off a loan less than 90 days past due (administrators only).
     #[serde(default)]
@@ -452,11 +485,13 @@ pub struct WriteOffRequest {
     pub date: Option<NaiveDate>,
 }
 
-#[utoipa::path(post, path = "/v1/lending/loans/{id}/write-off", tag = "lending", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/lending/loans/{id}/write-off", tag = "lending", params(("id" = Uuid, Path, description = "The loan id")),
     request_body = WriteOffRequest,
-    responses((status = 200, description = "Amounts charged off to gl.loan_loss_allowance, postings, transfers and the written-off loan; `already_written_off` on a repeat", body = Object),
+    responses((status = 200, description = "Amounts charged off to gl.loan_loss_allowance, postings, transfers and the written-off loan; `already_written_off` on a repeat", body = WriteOffOutcome),
+              (status = 403, description = "forbidden: the key's role lacks the permission, or `force` by a role other than admin", body = ErrorBody),
               (status = 404, description = "loan_not_found", body = ErrorBody),
-              (status = 422, description = "loan_not_overdue_enough (under 90 days past due), loan_not_active (paid off), invalid_request", body = ErrorBody)),
+              (status = 409, description = "operation_before_last_eod: `date` is not after the loan's last end of day; concurrent_modification: the loan changed meanwhile, retry", body = ErrorBody),
+              (status = 422, description = "invalid_request (e.g. `reason` not 1..500 characters); loan_not_overdue_enough (under 90 days past due), loan_not_active (paid off), before_loan_start", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn write_off(
     State(state): State<AppState>,
@@ -475,21 +510,27 @@ pub async fn write_off(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRequest {
-    /// order, invoice, delivery_receipt, contract, confirmation, financing, other.
-    #[schema(value_type = String)]
     pub kind: DocumentKind,
     /// The document text (hashed with SHA-256), or
+    #[schema(example = "purchase order PO-2026-0001: 1,000 units, CE-001 from S-1001")]
     pub content: Option<String>,
-    /// its SHA-256 as lower-case hex.
+    /// its SHA-256 as lower-case hex. One of `content` and `content_hash` is required.
+    #[schema(pattern = "^[0-9a-f]{64}$", example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
     pub content_hash: Option<String>,
+    /// Who registers it (supplier, core enterprise, bank).
+    #[schema(example = "S-1001")]
     pub party_id: String,
+    /// Business reference, e.g. the receivable id.
     #[serde(default)]
+    #[schema(example = "RCV-2026-0001")]
     pub reference: String,
 }
 
 #[utoipa::path(post, path = "/v1/lending/documents", tag = "lending", request_body = DocumentRequest,
-    responses((status = 201, description = "The hash-chained registry entry", body = Object),
-              (status = 409, description = "document_already_registered", body = ErrorBody)),
+    responses((status = 201, description = "The hash-chained registry entry", body = lending::RegistryEntry),
+              (status = 404, description = "unknown_document: `content_hash` is not a lower-case SHA-256 hex digest", body = ErrorBody),
+              (status = 409, description = "document_already_registered: a document with this hash is in the registry", body = ErrorBody),
+              (status = 422, description = "invalid_request: well-formed JSON of the wrong shape, or neither `content` nor `content_hash`", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn register_document(
     State(state): State<AppState>,
@@ -505,8 +546,10 @@ pub async fn register_document(
 }
 
 #[utoipa::path(post, path = "/v1/lending/receivables", tag = "lending",
-    request_body(content = Object, description = "{id, core_enterprise_id, supplier_id, amount, issue_date, due_date, documents: [{kind, content}]}"),
-    responses((status = 201, body = Object), (status = 409, description = "document_already_registered, duplicate_receivable", body = ErrorBody)),
+    request_body = ReceivableInput,
+    responses((status = 201, description = "The receivable, its documents in the registry", body = Receivable),
+              (status = 409, description = "duplicate_receivable: a receivable with this id exists; document_already_registered: one of its documents is in the registry", body = ErrorBody),
+              (status = 422, description = "invalid_request; amount_must_be_positive", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn register_receivable(
     State(state): State<AppState>,
@@ -517,27 +560,43 @@ pub async fn register_receivable(
     Ok((StatusCode::CREATED, Json(state.lending.register_receivable(&r).await?)))
 }
 
-#[utoipa::path(get, path = "/v1/lending/receivables/{id}", tag = "lending", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+/// A receivable with the loan that financed it.
+#[derive(Serialize, ToSchema)]
+pub struct ReceivableView {
+    pub receivable: Receivable,
+    /// The supply-chain loan financing it (`GET /v1/lending/loans/{id}`); null until financed.
+    pub loan_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/lending/receivables/{id}", tag = "lending",
+    params(("id" = String, Path, description = "The receivable id", example = "RCV-2026-0001")),
+    responses((status = 200, description = "The receivable and the loan financing it", body = ReceivableView),
+              (status = 404, description = "receivable_not_found", body = ErrorBody)),
+    security(("api_key" = [])))]
 pub async fn get_receivable(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ReceivableView>, ApiError> {
     caller.require(Permission::LendingRead)?;
-    let (r, loan) = state.lending.receivable(&id).await?;
-    Ok(Json(serde_json::json!({"receivable": r, "loan_id": loan})))
+    let (receivable, loan_id) = state.lending.receivable(&id).await?;
+    Ok(Json(ReceivableView { receivable, loan_id }))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
+    /// The receivable's core enterprise (the payer).
+    #[schema(example = "CE-001")]
     pub core_enterprise_id: String,
 }
 
-#[utoipa::path(post, path = "/v1/lending/receivables/{id}/confirm", tag = "lending", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/lending/receivables/{id}/confirm", tag = "lending",
+    params(("id" = String, Path, description = "The receivable id", example = "RCV-2026-0001")),
     request_body = ConfirmRequest,
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "The confirmed receivable (idempotent: confirming it again changes nothing)", body = Receivable),
+              (status = 404, description = "receivable_not_found", body = ErrorBody),
+              (status = 422, description = "invalid_request; receivable_wrong_party: not this receivable's core enterprise", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn confirm_receivable(
     State(state): State<AppState>,
@@ -549,19 +608,29 @@ pub async fn confirm_receivable(
     Ok(Json(state.lending.confirm_receivable(&id, &r.core_enterprise_id).await?))
 }
 
-#[utoipa::path(post, path = "/v1/lending/receivables/{id}/finance", tag = "lending", params(("id" = String, Path)),
-    request_body(content = Object, description = "{supplier_id, amount, deposit_account_id, repayment_account_id}"),
-    responses((status = 201, description = "Receivable, contract, loan, disbursement transfers", body = Object),
-              (status = 409, description = "receivable_already_financed", body = ErrorBody),
-              (status = 422, description = "receivable_not_confirmed, amount_above_limit, ...", body = ErrorBody)),
+/// A financed receivable and the supply-chain loan that finances it.
+#[derive(Serialize, ToSchema)]
+pub struct FinancingView {
+    pub receivable: Receivable,
+    /// Contract, loan and the disbursement transfers.
+    pub financing: AcceptOutcome,
+}
+
+#[utoipa::path(post, path = "/v1/lending/receivables/{id}/finance", tag = "lending",
+    params(("id" = String, Path, description = "The receivable id", example = "RCV-2026-0001")),
+    request_body = FinanceInput,
+    responses((status = 201, description = "Receivable, contract, loan, disbursement transfers", body = FinancingView),
+              (status = 404, description = "receivable_not_found; account_not_found: the deposit or repayment account does not exist", body = ErrorBody),
+              (status = 409, description = "receivable_already_financed; concurrent_modification, idempotency_conflict: financed concurrently, retry", body = ErrorBody),
+              (status = 422, description = "invalid_request; receivable_wrong_party (not its supplier), receivable_not_confirmed, receivable_matured, currency_mismatch, amount_must_be_positive, amount_above_limit (above the receivable × advance ratio), invalid_schedule; or the ledger refused the disbursement", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn finance_receivable(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<FinanceInput>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<FinancingView>), ApiError> {
     caller.require(Permission::LendingWrite)?;
-    let (receivable, out) = state.lending.finance_receivable(&id, &r).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({"receivable": receivable, "financing": out}))))
+    let (receivable, financing) = state.lending.finance_receivable(&id, &r).await?;
+    Ok((StatusCode::CREATED, Json(FinancingView { receivable, financing })))
 }
