@@ -618,6 +618,17 @@ impl ErpSource for Simulator {
     }
 }
 
+/// Percentage change of the mean of the last 3 values against the mean of the 3 before.
+pub fn recent_change_pct(series: &[i64]) -> Option<i64> {
+    let n = series.len();
+    if n < 6 {
+        return None;
+    }
+    let recent: i64 = series[n - 3..].iter().sum();
+    let before: i64 = series[n - 6..n - 3].iter().sum();
+    (before > 0).then(|| (recent - before) * 100 / before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

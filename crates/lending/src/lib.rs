@@ -44,6 +44,7 @@ pub mod product;
 pub mod registry;
 pub mod schedule;
 
+pub use data::recent_change_pct;
 pub use data::{
     AdapterSnapshot, Applicant, BureauReport, BureauSource, DataSources, ErpReceivable, ErpSource, FileSource,
     HousingFundRecord, HousingFundSource, SimProfile, Simulator, SocialSecurityRecord, SocialSecuritySource, TaxRecord,
@@ -56,11 +57,12 @@ pub use decision::{
 };
 pub use error::LendingError;
 pub use grade::RiskGrade;
+pub use loan::Bucket;
 pub use loan::{
     eod, AccountRole, Allocation, Due, EodOutcome, Loan, LoanId, LoanStatus, LoanStore, MemoryLoanStore, PaidToDate,
     Posting, PostingPurpose, WRITE_OFF_MIN_DPD,
 };
-pub use monitor::{early_warnings, loan_alerts, recent_change_pct, Alert, Bucket, Severity};
+pub use monitor::{early_warnings, loan_alerts, Alert, Severity};
 pub use offer::{
     accept, apr, direct_contract, irr, make_offer, AcceptRequest, Contract, ContractId, Offer, OfferId, SchedulePreview,
 };

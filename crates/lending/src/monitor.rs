@@ -4,32 +4,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::data::recent_change_pct;
 use crate::data::AdapterSnapshot;
-use crate::loan::{Loan, LoanStatus};
-
-/// Delinquency bucket by days past due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Bucket {
-    /// 0 days past due.
-    Current,
-    /// 1–30.
-    M1,
-    /// 31–60.
-    M2,
-    /// More than 60.
-    M3Plus,
-}
-
-impl Bucket {
-    pub fn from_dpd(dpd: u32) -> Bucket {
-        match dpd {
-            0 => Bucket::Current,
-            1..=30 => Bucket::M1,
-            31..=60 => Bucket::M2,
-            _ => Bucket::M3Plus,
-        }
-    }
-}
+use crate::loan::{Bucket, Loan, LoanStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -49,17 +26,6 @@ pub struct Alert {
 
 fn alert(code: &str, severity: Severity, message: String) -> Alert {
     Alert { code: code.into(), severity, message }
-}
-
-/// Percentage change of the mean of the last 3 values against the mean of the 3 before.
-pub fn recent_change_pct(series: &[i64]) -> Option<i64> {
-    let n = series.len();
-    if n < 6 {
-        return None;
-    }
-    let recent: i64 = series[n - 3..].iter().sum();
-    let before: i64 = series[n - 6..n - 3].iter().sum();
-    (before > 0).then(|| (recent - before) * 100 / before)
 }
 
 /// Early-warning signals between a snapshot taken at origination (or the last review) and a

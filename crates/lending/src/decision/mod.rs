@@ -631,7 +631,7 @@ fn tax_factors(card: &mut Card, s: &AdapterSnapshot) {
         p,
         format!("registered for {} months", t.registered_months),
     );
-    if let Some(g) = crate::monitor::recent_change_pct(&t.monthly_inflows_minor) {
+    if let Some(g) = crate::data::recent_change_pct(&t.monthly_inflows_minor) {
         let p = band(g, &[(-10, 20), (-30, -20)], -60);
         card.add(
             "inflow_trend",

@@ -52,11 +52,34 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::monitor::Bucket;
 use crate::offer::{Contract, ContractId};
 use crate::product::days_in_year;
 use crate::schedule::{due_date, reschedule_after_prepayment, Installment, PrepayMode, RepaymentMethod};
 use crate::LendingError;
+
+/// Delinquency bucket by days past due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Bucket {
+    /// 0 days past due.
+    Current,
+    /// 1–30.
+    M1,
+    /// 31–60.
+    M2,
+    /// More than 60.
+    M3Plus,
+}
+
+impl Bucket {
+    pub fn from_dpd(dpd: u32) -> Bucket {
+        match dpd {
+            0 => Bucket::Current,
+            1..=30 => Bucket::M1,
+            31..=60 => Bucket::M2,
+            _ => Bucket::M3Plus,
+        }
+    }
+}
 
 /// Days past due from which a loan may be written off (M3+ and at least 90 days).
 pub const WRITE_OFF_MIN_DPD: u32 = 90;
