@@ -181,6 +181,9 @@ pub struct RiskBenchArgs {
     /// Fixed request rate of the HTTP load process (requests per second).
     #[arg(long, default_value_t = 2_000)]
     rate: u32,
+    /// Overload rows: the durable log offered these multiples of --rate (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "2,3")]
+    overload: Vec<u32>,
     /// Seconds of HTTP load (0 = skip the HTTP part).
     #[arg(long, default_value_t = 15)]
     duration: u64,
@@ -316,7 +319,11 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
     // At the target rate in both modes, then the durable log offered 2x and 3x the rate: beyond
     // capacity the server must shed early (503) and keep the accepted requests' latency.
-    for (mode, times) in [("durable", 1), ("buffered", 1), ("durable", 2), ("durable", 3)] {
+    let rows: Vec<(&str, u32)> = [("durable", 1), ("buffered", 1)]
+        .into_iter()
+        .chain(args.overload.iter().filter(|&&m| m > 1).map(|&m| ("durable", m)))
+        .collect();
+    for (mode, times) in rows {
         let rate = args.rate * times;
         let mut child = tokio::process::Command::new(&exe)
             .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url, "--decision-log", mode])

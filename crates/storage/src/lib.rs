@@ -22,7 +22,6 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
-mod checkpoint;
 mod statement;
 mod unit_of_work;
 pub use statement::{check_rows, Arg, RowCountMismatch, Statement};
@@ -95,7 +94,6 @@ impl Database {
             .foreign_keys(false)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "0")
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut writer = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("../../migrations/sqlite").run(&mut writer).await?;
@@ -104,9 +102,7 @@ impl Database {
             .min_connections(1)
             .connect_with(options.read_only(true))
             .await?;
-        let writer = Arc::new(Mutex::new(writer));
-        checkpoint::spawn(path, Arc::downgrade(&writer));
-        Ok(Database::Sqlite(SqliteDb { writer, readers, path: path.to_string() }))
+        Ok(Database::Sqlite(SqliteDb { writer: Arc::new(Mutex::new(writer)), readers, path: path.to_string() }))
     }
 
     /// Connects to PostgreSQL with the given options.
