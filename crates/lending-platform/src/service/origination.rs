@@ -1,0 +1,163 @@
+//! Origination: application (decided with the risk engine's fraud check), offer, acceptance,
+//! contract and the loan opened with its disbursement in one ledger transaction.
+
+use super::*;
+
+impl LendingService {
+    // ---- application, decision, offer, acceptance -------------------------------------------
+
+    /// Collects the (simulated) external data, decides with the fraud check and stores the
+    /// decision; a `review` outcome enters the review queue.
+    pub async fn apply(&self, input: &ApplyInput) -> Result<Decision> {
+        self.apply_at(input, Utc::now()).await
+    }
+
+    pub async fn apply_at(&self, input: &ApplyInput, now: DateTime<Utc>) -> Result<Decision> {
+        if input.applicant_id.is_empty() || input.applicant_id.len() > 100 {
+            return Err(LendingPlatformError::Invalid("applicant_id must be 1..100 characters".into()));
+        }
+        let product = self.catalog.get(&input.product_code)?;
+        let kind = input.kind.unwrap_or(match product.kind {
+            ProductKind::InstantConsumer => CustomerKind::Individual,
+            _ => CustomerKind::Sme,
+        });
+        let applicant = match &self.applicants {
+            ApplicantSource::Simulated(sim) => sim.applicant(&input.applicant_id, kind),
+            // The bank's record decides the kind; a missing record is a data-source error.
+            ApplicantSource::Files(files) => files.applicant_record(&input.applicant_id)?,
+        };
+        let snapshot = self.sources.collect(&applicant, product, now.date_naive())?;
+        // One decision per application: a fresh id even for the same applicant.
+        let id = Uuid::now_v7();
+        // The engine sees only applications that pass eligibility (the same point at which the
+        // pure decision asks for a fraud verdict).
+        let fraud = if lending::eligibility(product, &snapshot).is_empty() {
+            let risk = self.risk.as_ref().ok_or(LendingPlatformError::FraudCheckUnavailable)?;
+            let event =
+                crate::fraud::application_event(format!("loan-application:{id}"), input, &applicant, product, now)?;
+            crate::fraud::check(risk, &event).await?
+        } else {
+            lending::FraudOutcome::allow()
+        };
+        let mut decision = decide(product, &snapshot, &fraud, now);
+        decision.id = lending::DecisionId(id);
+        self.store.insert_decision(&decision).await?;
+        Ok(decision)
+    }
+
+    pub async fn decision(&self, id: &str) -> Result<Decision> {
+        self.store.decision(id).await?.ok_or_else(|| LendingPlatformError::NotFound("application", id.into()))
+    }
+
+    /// The offer of an approved decision (idempotent per decision).
+    pub async fn offer(&self, decision_id: &str) -> Result<Offer> {
+        let decision = self.decision(decision_id).await?;
+        let product = self.catalog.get(&decision.product_code)?;
+        let offer = make_offer(&decision, product, Utc::now())?;
+        self.store.insert_offer(&offer).await
+    }
+
+    /// Accepts an offer: contract, loan, and the disbursement through the ledger.
+    pub async fn accept(&self, offer_id: &str, input: &AcceptInput) -> Result<AcceptOutcome> {
+        let offer = self
+            .store
+            .offer(offer_id)
+            .await?
+            .ok_or_else(|| LendingPlatformError::NotFound("offer", offer_id.into()))?;
+        let currency = input.currency.unwrap_or(offer.limit.currency);
+        let req = AcceptRequest {
+            amount: Amount::new(input.amount, currency),
+            term_months: input.term_months,
+            method: input.method,
+            start_date: input.start_date.unwrap_or_else(today),
+            accepted_at: Utc::now(),
+        };
+        let contract = accept(&offer, &req)?;
+        let parties = Parties {
+            customer: input.deposit_account_id,
+            payer: input.deposit_account_id,
+            scheme: AccountScheme::Clustered,
+        };
+        self.open_loan(contract, parties, Vec::new()).await
+    }
+
+    /// Opens a loan straight from a contract (demo data, benchmarks, migrated loans):
+    /// disbursed to `customer`, repaid from `payer`.
+    pub async fn open_contract(
+        &self,
+        contract: Contract,
+        customer: AccountId,
+        payer: AccountId,
+    ) -> Result<AcceptOutcome> {
+        self.open_loan(contract, Parties { customer, payer, scheme: AccountScheme::Clustered }, Vec::new()).await
+    }
+
+    /// Opens the loan of a contract: ledger accounts, disbursement batch, then the stored rows.
+    pub(super) async fn open_loan(
+        &self,
+        contract: Contract,
+        parties: Parties,
+        extra: Vec<Statement>,
+    ) -> Result<AcceptOutcome> {
+        let loan_id = LoanId(contract.id.0);
+        if let Some(rec) = self.store.loan(loan_id).await? {
+            return Ok(AcceptOutcome { contract, loan: rec.loan, transfers: Vec::new(), created: false });
+        }
+        for acct in [parties.customer, parties.payer] {
+            let a = self.ledger.account(acct).await?;
+            if a.currency != contract.principal.currency {
+                return Err(bad(LendingError::CurrencyMismatch {
+                    expected: contract.principal.currency,
+                    got: a.currency,
+                }));
+            }
+        }
+        self.ensure_gl().await?;
+        self.ledger
+            .open_accounts(&accounts::loan_accounts(loan_id, &contract.applicant_id, contract.principal.currency))
+            .await?;
+        let (loan, postings) = Loan::open(&contract);
+        let rec = LoanRecord {
+            loan: loan.clone(),
+            applicant_id: contract.applicant_id.clone(),
+            customer_account: parties.customer,
+            repayment_account: parties.payer,
+            version: 1,
+            account_scheme: parties.scheme,
+        };
+        let statements = [LendingStore::insert_contract_loan(&contract, &rec)?, extra].concat();
+        let transfers = if postings.is_empty() {
+            self.store.execute(&statements).await?;
+            Vec::new()
+        } else {
+            // The disbursement and the stored loan commit together.
+            let along: AlongWithBatch =
+                Box::new(move |outcomes| if check(outcomes).is_ok() { statements } else { Vec::new() });
+            self.post(loan_id, "v0", &postings, &parties, along).await?
+        };
+        Ok(AcceptOutcome { contract, loan, transfers, created: true })
+    }
+
+    /// Submits one operation's postings as one linked chain (any failed leg fails all), with
+    /// the statements `along` returns committed in the same transaction.
+    pub(super) async fn post(
+        &self,
+        loan: LoanId,
+        op: &str,
+        postings: &[Posting],
+        parties: &Parties,
+        along: AlongWithBatch,
+    ) -> Result<Vec<ledger::TransferId>> {
+        if postings.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests = accounts::transfers(loan, op, postings, parties);
+        if requests.len() > MAX_BATCH {
+            return Err(LendingPlatformError::Invalid(format!("{} postings in one operation", requests.len())));
+        }
+        let ids = requests.iter().map(|r| r.id).collect();
+        let outcomes = self.ledger.submit_batch_with(requests, along).await?;
+        check(&outcomes)?;
+        Ok(ids)
+    }
+}
