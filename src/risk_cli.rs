@@ -11,7 +11,6 @@ use clap::Args;
 use risk::synthetic::{self, HistoryConfig, TrainConfig, TrainReport};
 use risk::{EngineConfig, RiskEngine, SystemClock};
 use storage::Database;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::progress_bar;
 
@@ -325,27 +324,12 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
         .collect();
     for (mode, times) in rows {
         let rate = args.rate * times;
-        let mut child = tokio::process::Command::new(&exe)
-            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", &url, "--decision-log", mode])
-            .env("RUST_LOG", std::env::var("DIGIBANK_BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()))
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
-        let mut base = None;
-        while let Some(line) = lines.next_line().await? {
-            if let Some(rest) = line.strip_prefix("digibank listening on ") {
-                base = rest.split_whitespace().next().map(str::to_string);
-            }
-            if let Some(rest) = line.strip_prefix("admin API key (shown once, store it now): ") {
-                key = Some(rest.trim().to_string());
-                break;
-            }
-            if line.starts_with("admin API key: already issued") {
-                break;
-            }
+        let log = std::env::var("DIGIBANK_BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into());
+        let server = harness::ServerProcess::start(&exe, &url, &["--decision-log", mode], &log).await?;
+        let (base, mut child) = (Some(server.base), server.child);
+        if server.key.is_some() {
+            key = server.key;
         }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let (Some(base), Some(key)) = (base, key.clone()) else { bail!("benchmark server did not start") };
         let out = tokio::process::Command::new(&exe)
             .args(["bench", "risk-load", "--url", &base, "--key", &key])

@@ -1,26 +1,12 @@
 //! Runs the real `digibank` binary against a real database for end-to-end tests.
 #![allow(dead_code)]
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_digibank");
 
-/// Database URLs to run a test against: a fresh SQLite file always, and a fresh PostgreSQL
-/// schema when DATABASE_URL points at a server.
-pub async fn database_urls() -> Vec<String> {
-    let dir = std::env::temp_dir().join(format!("digibank-e2e-{}", uuid::Uuid::now_v7().simple()));
-    let mut urls = vec![format!("sqlite://{}/bank.db", dir.display())];
-    if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
-        let schema = format!("e2e_{}", uuid::Uuid::now_v7().simple());
-        urls.push(storage::postgres_url_with_schema(&base, &schema).await.expect("schema"));
-    }
-    urls
-}
+pub use harness::database_urls;
 
 pub struct Server {
     pub base: String,
@@ -32,35 +18,10 @@ pub struct Server {
 impl Server {
     /// Starts `digibank serve` on a free port and waits until it prints its address and key.
     pub async fn start(database_url: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database_url])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn digibank");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut base = None;
-        let mut key = None;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
-            if let Some(rest) = line.strip_prefix("digibank listening on ") {
-                base = rest.split_whitespace().next().map(str::to_string);
-            }
-            if let Some(rest) = line.strip_prefix("admin API key (shown once, store it now): ") {
-                key = Some(rest.trim().to_string());
-                break;
-            }
-            if line.starts_with("admin API key: already issued") {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let base = base.expect("the server exited or never printed its address (its stderr is above)");
-        Server { base, key, child, http: reqwest::Client::new() }
+        let process = harness::ServerProcess::start(std::path::Path::new(BIN), database_url, extra, "warn")
+            .await
+            .expect("start digibank");
+        Server { base: process.base, key: process.key, child: process.child, http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {

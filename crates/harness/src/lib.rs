@@ -1,0 +1,91 @@
+//! # harness
+//!
+//! What the end-to-end tests and the HTTP benchmarks share, kept in one place:
+//!
+//! * [`ServerProcess::start`]: runs `digibank serve` on a free port as a child process and reads
+//!   the address it listens on and, on first start, the admin API key it prints once;
+//! * [`database_urls`]: a fresh SQLite file always, plus a fresh PostgreSQL schema when
+//!   `DATABASE_URL` points at a server, so every end-to-end test runs on both backends;
+//! * [`storage::testing`] (re-exported as [`db`]) for in-process tests of a platform crate.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub use storage::testing as db;
+
+/// The line `digibank serve` prints once it listens.
+pub const LISTENING: &str = "digibank listening on ";
+/// The line that carries the admin key on a database's first start.
+pub const ADMIN_KEY: &str = "admin API key (shown once, store it now): ";
+/// The line printed instead when an admin key exists already.
+pub const ADMIN_KEY_EXISTS: &str = "admin API key: already issued";
+
+/// A running `digibank serve` child process (killed when dropped).
+pub struct ServerProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The admin key, when this start issued it.
+    pub key: Option<String>,
+    pub child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `exe serve --addr 127.0.0.1:0 --database-url <url> <extra...>` with `RUST_LOG=log`
+    /// and waits (at most two minutes) until it prints its address and admin-key line. The rest
+    /// of its output keeps being drained so the child never blocks on a full pipe.
+    pub async fn start(exe: &Path, database_url: &str, extra: &[&str], log: &str) -> std::io::Result<ServerProcess> {
+        let mut child = Command::new(exe)
+            .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database_url])
+            .args(extra)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut base, mut key) = (None, None);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+            if let Some(rest) = line.strip_prefix(LISTENING) {
+                base = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let Some(rest) = line.strip_prefix(ADMIN_KEY) {
+                key = Some(rest.trim().to_string());
+                break;
+            }
+            if line.starts_with(ADMIN_KEY_EXISTS) {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = base.ok_or_else(|| {
+            std::io::Error::other("the server exited or never printed its address (its stderr is above)")
+        })?;
+        Ok(ServerProcess { base, key, child })
+    }
+}
+
+/// Database URLs to run an end-to-end test against: a fresh SQLite file always, and a fresh
+/// PostgreSQL schema when `DATABASE_URL` points at a server.
+pub async fn database_urls() -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("digibank-e2e-{}", uuid::Uuid::now_v7().simple()));
+    let mut urls = vec![format!("sqlite://{}/bank.db", dir.display())];
+    if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        let schema = format!("e2e_{}", uuid::Uuid::now_v7().simple());
+        urls.push(storage::postgres_url_with_schema(&base, &schema).await.expect("schema"));
+    }
+    urls
+}
+
+/// A fresh, empty directory under the system temp directory (not removed: tests keep it for
+/// inspection on failure).
+pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7().simple()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
