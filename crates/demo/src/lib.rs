@@ -149,7 +149,7 @@ pub async fn generate(
     let days = i64::from(config.months) * 30;
     let today = Utc::now().date_naive();
     let start = today - Duration::days(days);
-    let clock = Arc::new(ManualClock::new(micros_at(start, 0)));
+    let clock = Arc::new(ManualClock::at_micros(micros_at(start, 0)));
     let ledger = Ledger::with_clock(db, clock.clone());
 
     let gls = GlAccounts {
@@ -363,7 +363,7 @@ pub async fn generate(
         plan.sort_by_key(|(secs, _)| *secs);
         let date = start + Duration::days(day as i64);
         for chunk in plan.chunks(MAX_BATCH) {
-            clock.set(micros_at(date, chunk[0].0));
+            clock.set_micros(micros_at(date, chunk[0].0));
             let requests: Vec<TransferRequest> = chunk.iter().map(|(_, r)| r.clone()).collect();
             for outcome in ledger.submit_batch(&requests).await? {
                 match outcome {

@@ -48,7 +48,7 @@ struct Bank {
 }
 
 async fn bank(db: testing::TestDb) -> Bank {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let clock = Arc::new(ManualClock::at_micros(1_700_000_000_000_000));
     let ledger = Ledger::with_clock(&db.db, clock.clone());
     let cash = ledger.open_account(gl("gl.cash", AccountKind::Asset)).await.unwrap().id;
     let alice = ledger.open_account(deposit("C1")).await.unwrap().id;

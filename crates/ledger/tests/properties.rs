@@ -31,7 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 async fn run(db: testing::TestDb, ops: Vec<Op>, batch_size: usize) -> Result<(), TestCaseError> {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000_000));
+    let clock = Arc::new(ManualClock::at_micros(1_700_000_000_000_000));
     let ledger = Ledger::with_clock(&db.db, clock.clone());
     let mut accounts = Vec::new();
     // Two GL accounts without limits, four deposit accounts that may not go negative (one with
