@@ -25,7 +25,7 @@ impl LendingService {
         let last = self.store.last_done_eod().await?.and_then(|l| NaiveDate::parse_from_str(&l, "%Y-%m-%d").ok());
         // Bounded work: at most `max_gap_days` after the last run and `max_days_ahead` after today.
         let limits = self.eod_limits;
-        let ahead = today() + chrono::Days::new(u64::from(limits.max_days_ahead));
+        let ahead = self.clock.today() + chrono::Days::new(u64::from(limits.max_days_ahead));
         let latest = last.map_or(ahead, |l| ahead.min(l + chrono::Days::new(u64::from(limits.max_gap_days))));
         if date > latest {
             return Err(LendingPlatformError::EodDateOutOfRange { requested: date, earliest: last, latest });

@@ -53,10 +53,6 @@ enum ApplicantSource {
     Files(FileSource),
 }
 
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
-}
-
 fn bad(e: LendingError) -> LendingPlatformError {
     LendingPlatformError::Lending(e)
 }
@@ -78,6 +74,8 @@ pub struct LendingService {
     /// One end of day at a time in this process (the stored run row guards across nodes).
     eod: Arc<Mutex<()>>,
     eod_limits: EodLimits,
+    /// The time source of every operation's "now" and "today" (the system clock unless set).
+    clock: Arc<dyn clock::Clock>,
 }
 
 /// How far ahead an end of day may be dated: its work grows with the days every loan must catch
@@ -110,12 +108,19 @@ impl LendingService {
             registry: Arc::new(Mutex::new(None)),
             eod: Arc::new(Mutex::new(())),
             eod_limits: EodLimits::default(),
+            clock: Arc::new(clock::SystemClock),
         }
     }
 
     /// Bounds the date of an end of day (see [`EodLimits`]); catching up further means several runs.
     pub fn with_eod_limits(mut self, limits: EodLimits) -> Self {
         self.eod_limits = EodLimits { max_gap_days: limits.max_gap_days.max(1), ..limits };
+        self
+    }
+
+    /// Uses `clock` for "now" and "today" (tests and simulations move a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
         self
     }
 

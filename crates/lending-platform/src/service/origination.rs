@@ -9,7 +9,7 @@ impl LendingService {
     /// Collects the (simulated) external data, decides with the fraud check and stores the
     /// decision; a `review` outcome enters the review queue.
     pub async fn apply(&self, input: &ApplyInput) -> Result<Decision> {
-        self.apply_at(input, Utc::now()).await
+        self.apply_at(input, self.clock.now()).await
     }
 
     pub async fn apply_at(&self, input: &ApplyInput, now: DateTime<Utc>) -> Result<Decision> {
@@ -53,7 +53,7 @@ impl LendingService {
     pub async fn offer(&self, decision_id: &str) -> Result<Offer> {
         let decision = self.decision(decision_id).await?;
         let product = self.catalog.get(&decision.product_code)?;
-        let offer = make_offer(&decision, product, Utc::now())?;
+        let offer = make_offer(&decision, product, self.clock.now())?;
         self.store.insert_offer(&offer).await
     }
 
@@ -69,8 +69,8 @@ impl LendingService {
             amount: Amount::new(input.amount, currency),
             term_months: input.term_months,
             method: input.method,
-            start_date: input.start_date.unwrap_or_else(today),
-            accepted_at: Utc::now(),
+            start_date: input.start_date.unwrap_or_else(|| self.clock.today()),
+            accepted_at: self.clock.now(),
         };
         let contract = accept(&offer, &req)?;
         let parties = Parties {

@@ -31,7 +31,7 @@ impl LendingService {
         };
         let mut guard = self.registry().await?;
         let mut reg = guard.clone().expect("loaded");
-        let entry = reg.register_hash(kind, &hash, party_id, reference, Utc::now())?;
+        let entry = reg.register_hash(kind, &hash, party_id, reference, self.clock.now())?;
         self.store.execute(&[store::insert_entry(&entry)?]).await?;
         *guard = Some(reg);
         Ok(entry)
@@ -61,7 +61,7 @@ impl LendingService {
                 input.issue_date,
                 input.due_date,
                 &docs,
-                Utc::now(),
+                self.clock.now(),
             )?
             .clone();
         let mut statements = Vec::new();
@@ -82,7 +82,7 @@ impl LendingService {
         let (r, loan) = self.receivable(id).await?;
         let mut book = ReceivableBook::new();
         book.receivables.insert(r.id.clone(), r);
-        book.confirm(&mut reg, id, core_enterprise_id, Utc::now())?;
+        book.confirm(&mut reg, id, core_enterprise_id, self.clock.now())?;
         let r = book.get(id)?.clone();
         let mut statements = Vec::new();
         for e in &reg.entries()[before..] {
@@ -102,13 +102,13 @@ impl LendingService {
         let before = reg.entries().len();
         let (r, _) = self.receivable(id).await?;
         let product = self.catalog.get("supply_chain")?.clone();
-        let start = input.start_date.unwrap_or_else(today);
+        let start = input.start_date.unwrap_or_else(|| self.clock.today());
         let amount = Amount::new(input.amount, input.currency.unwrap_or(r.amount.currency));
         let due = r.due_date;
         let mut book = ReceivableBook::new();
         book.receivables.insert(r.id.clone(), r);
         let ratio = product.advance_ratio.unwrap_or(rust_decimal::Decimal::ONE);
-        let now = Utc::now();
+        let now = self.clock.now();
         book.finance(&mut reg, id, &input.supplier_id, amount, ratio, start, now)?;
         let r = book.get(id)?.clone();
         let term = product

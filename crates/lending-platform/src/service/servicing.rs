@@ -39,7 +39,7 @@ impl LendingService {
         let mut loan = rec.loan.clone();
         let date = date.unwrap_or_else(|| {
             let next = loan.last_eod.and_then(|d| d.succ_opt()).unwrap_or(loan.start_date);
-            today().max(next)
+            self.clock.today().max(next)
         });
         let mut postings = Vec::new();
         if let Some(prev) = date.pred_opt() {
@@ -121,7 +121,7 @@ impl LendingService {
         let rec = self.loan(id).await?;
         if rec.loan.status == lending::LoanStatus::WrittenOff {
             return Ok(WriteOffOutcome {
-                date: rec.loan.closed_on.unwrap_or_else(today),
+                date: rec.loan.closed_on.unwrap_or_else(|| self.clock.today()),
                 loan: rec.loan,
                 charged_off: ChargedOff::default(),
                 postings: Vec::new(),
@@ -208,7 +208,7 @@ impl LendingService {
             return Ok(Vec::new());
         };
         let product = self.catalog.get(&decision.product_code)?;
-        let current = self.sources.collect(&decision.inputs.applicant, product, today())?;
+        let current = self.sources.collect(&decision.inputs.applicant, product, self.clock.today())?;
         let inflows = current.tax.as_ref().map(|t| t.monthly_inflows_minor.clone()).unwrap_or_default();
         Ok(early_warnings(&decision.inputs, &current, &inflows))
     }
