@@ -186,3 +186,92 @@ async fn editing_the_database_file_makes_verify_fail_and_name_the_entry() {
     assert!(report.contains(&id.to_string()), "{report}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Case resolution is one transaction: a server killed while analysts resolve cases leaves
+/// every case either resolved with its held transfer posted (false positive) or voided
+/// (confirmed fraud), or still open with the funds still held; never one without the other.
+#[tokio::test]
+async fn sigkill_during_case_resolution_leaves_no_half_resolved_case() {
+    for db in database_urls().await {
+        let mut server = Server::start(&db, &[]).await;
+        let key = server.key().to_string();
+        let rule = json!({"id": "review_all", "condition": {"type": "expression", "source": "event_amount > 0"},
+                          "action": "review", "reason_code": "REVIEW_ALL", "explanation": "every transfer is reviewed"});
+        let (_, set) = server.call("POST", "/v1/risk/rule-sets", Some(json!({"rules": [rule]}))).await;
+        let version = set["rule_set"]["version"].as_u64().unwrap();
+        assert_eq!(server.call("POST", &format!("/v1/risk/rule-sets/{version}/activate"), None).await.0, 200);
+        let cash = open(&server, gl("gl.cash")).await;
+        let alice = open(&server, deposit("alice")).await;
+        let bob = open(&server, deposit("bob")).await;
+        assert_eq!(server.call("POST", "/v1/transfers", Some(transfer(&cash, &alice, 10_000_000))).await.0, 201);
+        // Sixty transfers held for review, each with its case.
+        let mut held = Vec::new();
+        for i in 0..60 {
+            let mut t = transfer(&alice, &bob, 1_000 + i);
+            t["metadata"] = json!({"channel": "mobile", "customer_id": "C-alice"});
+            let (status, body) = server.call("POST", "/v1/transfers", Some(t.clone())).await;
+            assert_eq!(status, 202, "{body}");
+            held.push((body["decision"]["case_id"].as_u64().unwrap(), t["id"].as_str().unwrap().to_string()));
+        }
+        // Analysts resolve all of them at once; the server is killed in the middle.
+        let base = server.base.clone();
+        let resolvers: Vec<_> = held
+            .iter()
+            .enumerate()
+            .map(|(i, (case, _))| {
+                let (base, key, case) = (base.clone(), key.clone(), *case);
+                let verdict = if i % 2 == 0 { "confirmed_fraud" } else { "false_positive" };
+                tokio::spawn(async move {
+                    reqwest::Client::new()
+                        .post(format!("{base}/v1/risk/cases/{case}/resolve"))
+                        .bearer_auth(key)
+                        .json(&json!({"resolution": verdict}))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        server.kill().await;
+        for r in resolvers {
+            let _ = r.await;
+        }
+
+        // After a restart: each case and its hold agree.
+        let server = Server::start(&db, &[]).await;
+        let (_, cases) = server.call_as(Some(&key), "GET", "/v1/risk/cases?status=all&limit=1000", None).await;
+        let cases = cases["cases"].as_array().unwrap().clone();
+        let (mut resolved, mut open) = (0, 0);
+        for (case, transfer_id) in &held {
+            let c = cases.iter().find(|c| c["id"] == *case).expect("case stored before the kill");
+            let held_id = uuid::Uuid::parse_str(transfer_id).unwrap();
+            let exists = |kind: &str| {
+                let id = uuid::Uuid::new_v5(&held_id, kind.as_bytes());
+                let server = &server;
+                let key = key.clone();
+                async move { server.call_as(Some(&key), "GET", &format!("/v1/transfers/{id}"), None).await.0 == 200 }
+            };
+            let (posted, voided) = (exists("post_pending").await, exists("void_pending").await);
+            match c["resolution"].as_str() {
+                Some("false_positive") => assert!(posted && !voided, "case {case}: resolved but not posted"),
+                Some("confirmed_fraud") => assert!(voided && !posted, "case {case}: resolved but not voided"),
+                None => assert!(!posted && !voided, "case {case}: open but its hold moved"),
+                other => panic!("case {case}: resolution {other:?}"),
+            }
+            if c["resolution"].is_null() {
+                open += 1;
+            } else {
+                resolved += 1;
+            }
+        }
+        assert_eq!(resolved + open, held.len());
+        eprintln!(
+            "{}: {resolved} cases resolved before the kill, {open} still open",
+            db.split(':').next().unwrap_or_default()
+        );
+        drop(server);
+        let (ok, out) = verify(&db).await;
+        assert!(ok, "{out}");
+    }
+}
