@@ -26,6 +26,7 @@
 //!
 //! It knows nothing about HTTP; the server maps [`PlatformError`] to responses.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod churn;
 pub mod ledger_facts;

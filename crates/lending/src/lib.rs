@@ -32,6 +32,7 @@
 // group like `_64` is not a mistyped `i64` suffix.
 #![allow(clippy::inconsistent_digit_grouping, clippy::mistyped_literal_suffixes)]
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod data;
 pub mod decision;

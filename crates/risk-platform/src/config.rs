@@ -44,7 +44,7 @@ impl Default for RiskConfig {
         RiskConfig {
             screen_channels: vec![Channel::Mobile, Channel::Web, Channel::OpenBanking],
             review_hold_secs: 86_400,
-            model: risk::synthetic::GBDT_NAME.to_string(),
+            model: risk::FRAUD_GBDT_MODEL.to_string(),
             decision_log: DecisionLog::Durable,
             graph_history_days: 90,
             refresh_secs: 10,

@@ -21,7 +21,7 @@
 //! * [`CaseBook`]: `review` decisions become cases; resolutions become [`Label`]s
 //!   ([`labels_to_dataset`] feeds them back into `ml`).
 //!
-//! * [`synthetic`]: a seeded, labelled history (legitimate customers, fraud rings on shared
+//! * `synthetic` (feature `synthetic`, for the demo, training and benchmarks): a seeded, labelled history (legitimate customers, fraud rings on shared
 //!   devices, account takeovers, mule chains) and [`synthetic::train`], which fits a WoE
 //!   scorecard and a GBDT on it and evaluates them on a held-out split.
 //!
@@ -44,7 +44,13 @@ mod lists;
 pub mod market;
 mod rules;
 mod schema;
+#[cfg(any(test, feature = "synthetic"))]
 pub mod synthetic;
+
+/// Name under which the fraud GBDT is stored and loaded (`digibank risk train` stores it).
+pub const FRAUD_GBDT_MODEL: &str = "fraud-gbdt";
+/// Name of the WoE fraud scorecard trained alongside it.
+pub const FRAUD_SCORECARD_MODEL: &str = "fraud-scorecard";
 mod velocity;
 
 #[cfg(test)]

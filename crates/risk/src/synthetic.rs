@@ -439,9 +439,9 @@ pub struct TrainReport {
 }
 
 /// Name of the scorecard artefact.
-pub const SCORECARD_NAME: &str = "fraud-scorecard";
+pub const SCORECARD_NAME: &str = crate::FRAUD_SCORECARD_MODEL;
 /// Name of the GBDT artefact.
-pub const GBDT_NAME: &str = "fraud-gbdt";
+pub const GBDT_NAME: &str = crate::FRAUD_GBDT_MODEL;
 
 /// Generates the history, featurises it, trains a WoE scorecard and a GBDT on a seeded split
 /// and evaluates both on the held-out rows.
