@@ -89,3 +89,20 @@ pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
     let _ = std::fs::create_dir_all(&dir);
     dir
 }
+
+/// A CNY account for in-process tests: a customer account (owner `c1`) or a bank account of
+/// `kind`; `limited` = debits must not exceed credits (a deposit that cannot go negative).
+pub fn test_account(kind: ledger::AccountKind, owner: ledger::OwnerType, limited: bool) -> ledger::NewAccount {
+    ledger::NewAccount {
+        id: Some(ledger::AccountId(uuid::Uuid::now_v7())),
+        currency: money::Currency::CNY,
+        kind,
+        owner_type: owner,
+        owner_id: (owner == ledger::OwnerType::Customer).then(|| "c1".to_string()),
+        code: None,
+        name: None,
+        debits_must_not_exceed_credits: limited,
+        credits_must_not_exceed_debits: false,
+        overdraft_limit: 0,
+    }
+}

@@ -5,7 +5,7 @@
 #![allow(clippy::inconsistent_digit_grouping)]
 
 use chrono::{Duration, NaiveDate};
-use ledger::{AccountId, AccountKind, Ledger, NewAccount, OwnerType, TransferId, TransferRequest};
+use ledger::{AccountKind, Ledger, OwnerType, TransferId, TransferRequest};
 use lending::{direct_contract, LoanId, LoanStatus, PrepayMode, Product, RepaymentMethod};
 use lending_platform::{EodLimits, LendingPlatformError, LendingService};
 
@@ -13,20 +13,7 @@ const SIMULATION: EodLimits = EodLimits { max_gap_days: 400, max_days_ahead: 1 }
 use money::{Amount, Currency};
 use rust_decimal::Decimal;
 
-fn account(kind: AccountKind, owner: OwnerType, limited: bool) -> NewAccount {
-    NewAccount {
-        id: Some(AccountId(uuid::Uuid::now_v7())),
-        currency: Currency::CNY,
-        kind,
-        owner_type: owner,
-        owner_id: (owner == OwnerType::Customer).then(|| "c1".to_string()),
-        code: None,
-        name: None,
-        debits_must_not_exceed_credits: limited,
-        credits_must_not_exceed_debits: false,
-        overdraft_limit: 0,
-    }
-}
+use harness::test_account as account;
 
 async fn reconciled(service: &LendingService, id: LoanId) {
     let view = service.view(id).await.unwrap();

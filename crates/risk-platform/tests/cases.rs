@@ -4,25 +4,12 @@
 
 use std::sync::Arc;
 
-use ledger::{AccountId, AccountKind, HoldStatus, Ledger, NewAccount, OwnerType, TransferId, TransferRequest};
+use ledger::{AccountKind, HoldStatus, Ledger, OwnerType, TransferId, TransferRequest};
 use money::Currency;
 use risk::{ConditionSpec, Resolution, Rule, RuleAction};
 use risk_platform::{RiskConfig, RiskPlatformError, RiskService, Screening};
 
-fn account(kind: AccountKind, owner: OwnerType, limited: bool) -> NewAccount {
-    NewAccount {
-        id: Some(AccountId(uuid::Uuid::now_v7())),
-        currency: Currency::CNY,
-        kind,
-        owner_type: owner,
-        owner_id: (owner == OwnerType::Customer).then(|| "c1".to_string()),
-        code: None,
-        name: None,
-        debits_must_not_exceed_credits: limited,
-        credits_must_not_exceed_debits: false,
-        overdraft_limit: 0,
-    }
-}
+use harness::test_account as account;
 
 fn review_everything() -> Rule {
     serde_json::from_value(serde_json::json!({
