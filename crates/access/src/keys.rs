@@ -50,6 +50,8 @@ pub struct KeyStore {
     /// (a partner app starting 200 connections) waits for one verification instead of running
     /// 200 of them on the blocking pool.
     in_flight: Arc<Mutex<HashMap<KeyPrint, VerificationLock>>>,
+    /// The time source of `created_at` / `revoked_at`.
+    clock: Arc<dyn clock::Clock>,
 }
 
 fn fingerprint(token: &str) -> KeyPrint {
@@ -58,7 +60,12 @@ fn fingerprint(token: &str) -> KeyPrint {
 
 impl KeyStore {
     pub fn new(db: Database) -> Self {
-        KeyStore { db, verified: Default::default(), in_flight: Default::default() }
+        KeyStore {
+            db,
+            verified: Default::default(),
+            in_flight: Default::default(),
+            clock: Arc::new(clock::SystemClock),
+        }
     }
 
     /// Creates a key with `role` and returns it (the only time it exists in clear).
@@ -72,7 +79,7 @@ impl KeyStore {
             .hash_password(key.as_bytes(), &salt)
             .map_err(|e| AccessError::Hash(e.to_string()))?
             .to_string();
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = self.clock.now_micros();
         storage::write!(&self.db, |conn| sqlx::query(
             "INSERT INTO api_keys (id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)"
         )
@@ -90,7 +97,7 @@ impl KeyStore {
     /// Revokes a key; [`AccessError::KeyNotFound`] when no active key has that id. Every key
     /// verified by this process is re-checked from then on.
     pub async fn revoke(&self, id: Uuid) -> Result<(), AccessError> {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = self.clock.now_micros();
         let changed = storage::write!(&self.db, |conn| sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
         )

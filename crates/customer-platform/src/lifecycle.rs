@@ -29,7 +29,7 @@ use customer::{CustomerStatus, KycStatus};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{deserialize_bitmap, document_hash, now_micros, CustomerRecord, RECORD_COLUMNS};
+use crate::store::{deserialize_bitmap, document_hash, CustomerRecord, RECORD_COLUMNS};
 use crate::{CustomerStore, PlatformError};
 
 /// Who made a change, as recorded in the history.
@@ -224,7 +224,7 @@ impl CustomerStore {
         update: &CustomerUpdate,
         actor: &Actor,
     ) -> Result<CustomerRecord, PlatformError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let hash = update.document.as_ref().map(|(t, n)| document_hash(t, n));
         let result = storage::transaction!(self.db(), |tx| {
             async {
@@ -314,7 +314,7 @@ impl CustomerStore {
     ) -> Result<CustomerRecord, PlatformError> {
         // Closing removes the customer's bits from the shared membership bitmaps.
         let _bitmaps = self.bitmaps.lock().await;
-        let now = now_micros();
+        let now = self.now_micros();
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
             require_active(&current)?;
@@ -375,7 +375,7 @@ impl CustomerStore {
         for domain in &self.products {
             open.extend(domain.open_products(&owners).await?);
         }
-        let now = now_micros();
+        let now = self.now_micros();
         storage::transaction!(self.db(), |tx| async {
             let mut current = load!(tx, id);
             if current.status == CustomerStatus::Closed {
@@ -431,7 +431,7 @@ impl CustomerStore {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         // A merge removes the absorbed record's bits from the shared membership bitmaps.
         let _bitmaps = self.bitmaps.lock().await;
-        let now = now_micros();
+        let now = self.now_micros();
         storage::transaction!(self.db(), |tx| {
             async {
             let mut keep = load!(tx, survivor);

@@ -125,7 +125,7 @@ pub async fn recompute(
     // membership bitmaps.
     let _bitmaps = store.bitmaps.lock().await;
     let started = Instant::now();
-    let run_started = chrono::Utc::now().timestamp_micros();
+    let run_started = store.now_micros();
     let (segments, segment_defs) = segment_engine(store, tags).await?;
     let churn_model = latest_churn_model(store).await?;
     let versions = rule_versions(tags, &segment_defs);

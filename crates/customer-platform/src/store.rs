@@ -137,10 +137,8 @@ pub struct CustomerStore {
     recommender: RecommenderCache,
     /// The domains asked for a customer's open products before closing it.
     pub(crate) products: Vec<std::sync::Arc<dyn crate::OpenProducts>>,
-}
-
-pub(crate) fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
+    /// The time source of every stored timestamp (the system clock unless set).
+    clock: std::sync::Arc<dyn clock::Clock>,
 }
 
 /// SHA-256 of the identity document, the uniqueness key of "one person, one customer".
@@ -150,7 +148,13 @@ pub fn document_hash(doc_type: &str, number: &str) -> Vec<u8> {
 
 impl CustomerStore {
     pub fn new(db: Database) -> Self {
-        CustomerStore { db, bitmaps: Default::default(), recommender: Default::default(), products: Vec::new() }
+        CustomerStore {
+            db,
+            bitmaps: Default::default(),
+            recommender: Default::default(),
+            products: Vec::new(),
+            clock: std::sync::Arc::new(clock::SystemClock),
+        }
     }
 
     /// The domains whose open products keep a customer from being closed (the ledger and
@@ -158,6 +162,17 @@ impl CustomerStore {
     pub fn with_open_products(mut self, products: Vec<std::sync::Arc<dyn crate::OpenProducts>>) -> Self {
         self.products = products;
         self
+    }
+
+    /// Uses `clock` for every stored timestamp (tests move a manual clock).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, in the storage format (microseconds since the Unix epoch).
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.clock.now_micros()
     }
 
     pub fn db(&self) -> &Database {
@@ -171,7 +186,7 @@ impl CustomerStore {
     /// record was merged into another, the surviving customer is named.
     pub async fn register(&self, c: &NewCustomerRecord) -> Result<CustomerRecord, PlatformError> {
         let hash = document_hash(c.id_document_type, &c.id_number);
-        let now = now_micros();
+        let now = self.now_micros();
         let id = c.id.to_string();
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
@@ -284,7 +299,7 @@ impl CustomerStore {
         .bind(channel.as_str())
         .bind(external_id)
         .bind(customer_id)
-        .bind(now_micros())
+        .bind(self.now_micros())
         .execute(conn)
         .await
         .map(|_| ()))?;
@@ -323,7 +338,7 @@ impl CustomerStore {
     /// differ from the stored ones is marked dirty for the next incremental recomputation.
     /// Returns how many customers are new or changed.
     pub async fn upsert_facts(&self, all: &[CustomerFacts]) -> Result<usize, PlatformError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let mut changed = 0;
         for chunk in all.chunks(ROWS_PER_STATEMENT) {
             let ids: Vec<String> = chunk.iter().map(|f| f.customer_id.to_string()).collect();
@@ -492,7 +507,7 @@ impl CustomerStore {
         results: &[ComputedResult],
         clear_dirty_since: Option<i64>,
     ) -> Result<(), PlatformError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let rows = results
             .iter()
             .map(|r| {
@@ -722,7 +737,7 @@ impl CustomerStore {
             .bind(version)
             .bind(&def.name)
             .bind(&def.rule)
-            .bind(now_micros())
+            .bind(self.now_micros())
             .execute(&mut *tx)
             .await?;
             Ok::<u32, PlatformError>(version as u32)
@@ -753,7 +768,7 @@ impl CustomerStore {
                 .bind(kind)
                 .bind(version)
                 .bind(body)
-                .bind(now_micros())
+                .bind(self.now_micros())
                 .execute(&mut *tx)
                 .await?;
             Ok::<u32, PlatformError>(version as u32)
@@ -812,7 +827,7 @@ impl CustomerStore {
         .bind(customers as i64)
         .bind(rules as i64)
         .bind(millis as i64)
-        .bind(now_micros())
+        .bind(self.now_micros())
         .execute(conn)
         .await
         .map(|_| ())

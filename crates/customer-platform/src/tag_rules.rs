@@ -16,6 +16,7 @@ use crate::PlatformError;
 pub struct TagRules {
     db: Database,
     registry: Arc<RwLock<TagRegistry>>,
+    clock: Arc<dyn clock::Clock>,
 }
 
 fn dimension_text(d: Dimension) -> String {
@@ -43,7 +44,14 @@ pub async fn load_registry(db: &Database) -> Result<TagRegistry, PlatformError> 
 impl TagRules {
     /// Loads the built-ins and the stored versions.
     pub async fn load(db: &Database) -> Result<Self, PlatformError> {
-        Ok(TagRules { db: db.clone(), registry: Arc::new(RwLock::new(load_registry(db).await?)) })
+        let registry = Arc::new(RwLock::new(load_registry(db).await?));
+        Ok(TagRules { db: db.clone(), registry, clock: Arc::new(clock::SystemClock) })
+    }
+
+    /// Uses `clock` for the `created_at` of new versions.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The registry as it is now (hold the guard briefly; clone it for long work).
@@ -80,7 +88,7 @@ impl TagRules {
         .bind(dimension_text(d.dimension))
         .bind(&d.rule)
         .bind(created_by)
-        .bind(chrono::Utc::now().timestamp_micros())
+        .bind(self.clock.now_micros())
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
