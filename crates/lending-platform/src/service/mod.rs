@@ -118,6 +118,11 @@ impl LendingService {
         self
     }
 
+    /// Now, by this service's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Uses `clock` for "now" and "today" (tests and simulations move a manual clock).
     pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
         self.clock = clock;

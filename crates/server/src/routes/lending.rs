@@ -403,8 +403,8 @@ pub async fn review_queue(State(state): State<AppState>, caller: Caller) -> Resu
     Ok(Json(ReviewQueue { items: state.lending.review_queue(1000).await? }))
 }
 
-fn analyst(caller: &Caller) -> lending::Analyst {
-    lending::Analyst { id: caller.key_id.to_string(), role: caller.role.as_str().to_string(), at: chrono::Utc::now() }
+fn analyst(state: &AppState, caller: &Caller) -> lending::Analyst {
+    lending::Analyst { id: caller.key_id.to_string(), role: caller.role.as_str().to_string(), at: state.lending.now() }
 }
 
 /// An analyst's approval of an application in manual review.
@@ -450,7 +450,7 @@ pub async fn approve_review(
 ) -> Result<Json<ApplicationView>, ApiError> {
     caller.require(Permission::LendingReview)?;
     let input = ReviewApproval { note: r.note, limit_minor: r.limit_minor, grade: r.grade };
-    Ok(Json(application_view(state.lending.approve_review(&id.to_string(), &input, &analyst(&caller)).await?)))
+    Ok(Json(application_view(state.lending.approve_review(&id.to_string(), &input, &analyst(&state, &caller)).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/lending/review-queue/{decision_id}/decline", tag = "lending",
@@ -468,7 +468,7 @@ pub async fn decline_review(
 ) -> Result<Json<ApplicationView>, ApiError> {
     caller.require(Permission::LendingReview)?;
     let input = ReviewDecline { reason_code: r.reason_code, note: r.note };
-    Ok(Json(application_view(state.lending.decline_review(&id.to_string(), &input, &analyst(&caller)).await?)))
+    Ok(Json(application_view(state.lending.decline_review(&id.to_string(), &input, &analyst(&state, &caller)).await?)))
 }
 
 /// A write-off request.
@@ -504,7 +504,7 @@ pub async fn write_off(
         return Err(ApiError::forbidden("only an admin may force a write-off"));
     }
     let input = WriteOffInput { reason: r.reason, force: r.force, date: r.date };
-    Ok(Json(state.lending.write_off(LoanId(id), &input, &analyst(&caller)).await?))
+    Ok(Json(state.lending.write_off(LoanId(id), &input, &analyst(&state, &caller)).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
