@@ -453,14 +453,10 @@ impl LendingStore {
 
     /// Runs statements in one transaction (all or nothing, row expectations checked).
     pub async fn execute(&self, statements: &[Statement]) -> Result<()> {
-        storage::transaction!(&self.db, |tx| async {
-            for s in statements {
-                let changed = s.query().execute(&mut *tx).await?.rows_affected();
-                storage::check_rows(s, changed)?;
-            }
-            Ok::<(), LendingPlatformError>(())
-        }
-        .await)
+        storage::execute_all(&self.db, statements).await.map_err(|e| match e {
+            storage::UnitOfWorkError::Database(e) => LendingPlatformError::Db(e),
+            storage::UnitOfWorkError::Conflict(e) => LendingPlatformError::Stale(e),
+        })
     }
 
     // ---- end-of-day runs --------------------------------------------------------------------

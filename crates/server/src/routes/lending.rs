@@ -141,10 +141,6 @@ fn all_reasons(d: &lending::Decision) -> impl Iterator<Item = &lending::Reason> 
     d.reasons.iter().chain(d.fraud.reasons.iter().filter(|r| !d.reasons.contains(r)))
 }
 
-fn enum_word<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
 fn application_view(d: lending::Decision) -> ApplicationView {
     ApplicationView {
         id: d.id.0.to_string(),
@@ -158,7 +154,7 @@ fn application_view(d: lending::Decision) -> ApplicationView {
         annual_rate: d.annual_rate.map(|r| r.to_string()),
         reasons: all_reasons(&d).map(|r| r.message.clone()).collect(),
         reason_codes: all_reasons(&d).map(|r| r.code.clone()).collect(),
-        fraud_verdict: d.fraud.risk_decision_id.map(|_| enum_word(&d.fraud.verdict)),
+        fraud_verdict: d.fraud.risk_decision_id.map(|_| risk_platform::store::enum_text(&d.fraud.verdict)),
         risk_decision_id: d.fraud.risk_decision_id,
         risk_case_id: d.fraud.risk_case_id,
         model_version: format!("{} / {}", d.model_version, d.scorecard_version),
