@@ -21,7 +21,7 @@ pub use roles::{Caller, Permission, Role};
 pub enum AccessError {
     #[error("invalid or revoked API key")]
     InvalidKey,
-    #[error("role {} lacks permission {permission:?}", role.as_str())]
+    #[error("role {} lacks permission {permission}", role.as_str())]
     Forbidden { role: Role, permission: Permission },
     #[error("no active API key {0}")]
     KeyNotFound(uuid::Uuid),

@@ -42,6 +42,68 @@ pub enum Permission {
     LendingReview,
 }
 
+impl Permission {
+    /// Every permission, in declaration order.
+    pub const ALL: [Permission; 20] = [
+        Permission::AccountsRead,
+        Permission::AccountsWrite,
+        Permission::TransfersRead,
+        Permission::TransfersWrite,
+        Permission::MetricsRead,
+        Permission::KeysAdmin,
+        Permission::TagsRead,
+        Permission::TagsWrite,
+        Permission::CustomersRead,
+        Permission::CustomersWrite,
+        Permission::CustomersPii,
+        Permission::CustomersAdmin,
+        Permission::RiskDecide,
+        Permission::RiskRead,
+        Permission::RiskAdmin,
+        Permission::CasesResolve,
+        Permission::LendingRead,
+        Permission::LendingWrite,
+        Permission::LendingAdmin,
+        Permission::LendingReview,
+    ];
+
+    /// The snake_case name used in the API, in role definitions and in error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::AccountsRead => "accounts_read",
+            Permission::AccountsWrite => "accounts_write",
+            Permission::TransfersRead => "transfers_read",
+            Permission::TransfersWrite => "transfers_write",
+            Permission::MetricsRead => "metrics_read",
+            Permission::KeysAdmin => "keys_admin",
+            Permission::TagsRead => "tags_read",
+            Permission::TagsWrite => "tags_write",
+            Permission::CustomersRead => "customers_read",
+            Permission::CustomersWrite => "customers_write",
+            Permission::CustomersPii => "customers_pii",
+            Permission::CustomersAdmin => "customers_admin",
+            Permission::RiskDecide => "risk_decide",
+            Permission::RiskRead => "risk_read",
+            Permission::RiskAdmin => "risk_admin",
+            Permission::CasesResolve => "cases_resolve",
+            Permission::LendingRead => "lending_read",
+            Permission::LendingWrite => "lending_write",
+            Permission::LendingAdmin => "lending_admin",
+            Permission::LendingReview => "lending_review",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Roles bundle permissions; least privilege means picking the smallest role that works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -111,9 +173,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller may do what `p` covers.
+    pub fn allows(&self, p: Permission) -> bool {
+        self.role.allows(p)
+    }
+
     /// `Ok` when the caller's role grants `p`, else [`AccessError::Forbidden`].
     pub fn require(&self, p: Permission) -> Result<(), AccessError> {
-        if self.role.allows(p) {
+        if self.allows(p) {
             Ok(())
         } else {
             Err(AccessError::Forbidden { role: self.role, permission: p })
@@ -134,6 +201,10 @@ mod tests {
         assert!(Role::Monitoring.allows(Permission::MetricsRead) && !Role::Monitoring.allows(Permission::AccountsRead));
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str(), "as_str agrees with serde");
         }
     }
 }

@@ -9,10 +9,19 @@
 //! * 400 `invalid_path` and 404 on operations with path parameters;
 //! * 400 `invalid_query` and 422 `parameter_out_of_range` on operations with query parameters;
 //! * 500 `internal` and 503 `unavailable` on every operation.
+//!
+//! It also states, as `x-required-permission`, the permission each operation needs, taken from
+//! the route table the router is built from (so the document cannot disagree with the guard).
 
+use std::collections::HashMap;
+
+use axum::http::Method;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::Modify;
+
+use crate::auth::Access;
 
 pub struct SharedResponses;
 
@@ -33,7 +42,11 @@ fn document_shared(op: &mut Operation) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     if secured {
         add(op, "401", "unauthorized: missing, malformed, unknown or revoked API key");
-        add(op, "403", "forbidden: the key's role lacks the permission this operation needs");
+        add(
+            op,
+            "403",
+            "forbidden: the caller's role lacks the permission this operation needs (`x-required-permission`)",
+        );
     }
     if op.request_body.is_some() {
         add(op, "400", "malformed_json: the body is not JSON");
@@ -64,21 +77,25 @@ fn document_shared(op: &mut Operation) {
 
 impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ]
-            .into_iter()
-            .flatten()
-            {
+        let access: HashMap<(String, Method), Access> =
+            crate::endpoints().into_iter().map(|e| ((e.path.to_string(), e.method), e.access)).collect();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for (method, op) in [
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
+                (Method::HEAD, &mut item.head),
+                (Method::OPTIONS, &mut item.options),
+                (Method::TRACE, &mut item.trace),
+            ] {
+                let Some(op) = op else { continue };
                 document_shared(op);
+                if let Some(Access::Needs(permission)) = access.get(&(path.clone(), method)) {
+                    let extension = ExtensionsBuilder::new().add("x-required-permission", permission.as_str()).build();
+                    op.extensions.get_or_insert_with(Default::default).merge(extension);
+                }
             }
         }
     }

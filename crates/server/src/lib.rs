@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter};
 use axum::Router;
 use contract::SharedResponses;
 use ledger::Ledger;
@@ -25,7 +27,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-pub use auth::{IssuedKey, Role};
+pub use auth::{Access, IssuedKey, Permission, Role};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -124,83 +126,136 @@ pub struct ApiDoc;
 /// Request bodies up to 8 MiB: a full batch of 8190 transfers with metadata fits.
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
+/// One row of the route table: an HTTP method on a path, who may call it, and its handler.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("route table methods are standard");
+    Endpoint { method, path, access, handler: axum::routing::on(filter, handler) }
+}
+
+/// The route table: every endpoint with the permission it needs. The router is built from it
+/// (each endpoint behind its [`auth::guard`]), the OpenAPI document states each operation's
+/// permission from it (`x-required-permission`), and the authorization tests walk it.
+pub fn endpoints() -> Vec<Endpoint> {
+    use routes::{customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags};
+    use Access::{Needs, Public};
+    use Permission as P;
+    let (get, post, put, patch, del) = (Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE);
+    vec![
+        endpoint(get.clone(), "/health", Public, system::health),
+        endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
+        endpoint(get.clone(), "/openapi.json", Public, system::openapi),
+        endpoint(get.clone(), "/", Public, system::docs),
+        endpoint(get.clone(), "/docs", Public, system::docs),
+        endpoint(get.clone(), "/docs/assets/{file}", Public, system::docs_asset),
+        // ledger
+        endpoint(post.clone(), "/v1/accounts", Needs(P::AccountsWrite), l::open_account),
+        endpoint(get.clone(), "/v1/accounts", Needs(P::AccountsRead), l::list_accounts),
+        endpoint(get.clone(), "/v1/accounts/{id}", Needs(P::AccountsRead), l::get_account),
+        endpoint(post.clone(), "/v1/accounts/{id}/freeze", Needs(P::AccountsWrite), l::freeze_account),
+        endpoint(post.clone(), "/v1/accounts/{id}/unfreeze", Needs(P::AccountsWrite), l::unfreeze_account),
+        endpoint(post.clone(), "/v1/accounts/{id}/close", Needs(P::AccountsWrite), l::close_account),
+        endpoint(get.clone(), "/v1/accounts/{id}/balance", Needs(P::AccountsRead), l::balance),
+        endpoint(get.clone(), "/v1/accounts/{id}/entries", Needs(P::TransfersRead), l::entries),
+        endpoint(post.clone(), "/v1/transfers", Needs(P::TransfersWrite), l::create_transfer),
+        endpoint(post.clone(), "/v1/transfers/batch", Needs(P::TransfersWrite), l::create_batch),
+        endpoint(get.clone(), "/v1/transfers/{id}", Needs(P::TransfersRead), l::get_transfer),
+        endpoint(post.clone(), "/v1/transfers/{id}/post", Needs(P::TransfersWrite), l::post_pending),
+        endpoint(post.clone(), "/v1/transfers/{id}/void", Needs(P::TransfersWrite), l::void_pending),
+        // customers
+        endpoint(post.clone(), "/v1/customers", Needs(P::CustomersWrite), c::create_customer),
+        endpoint(get.clone(), "/v1/customers", Needs(P::CustomersRead), c::list_customers),
+        endpoint(get.clone(), "/v1/customers/{id}", Needs(P::CustomersRead), c::get_customer),
+        endpoint(patch, "/v1/customers/{id}", Needs(P::CustomersWrite), c::update_customer),
+        endpoint(del.clone(), "/v1/customers/{id}", Needs(P::CustomersAdmin), c::close_customer),
+        endpoint(put.clone(), "/v1/customers/{id}/kyc", Needs(P::CustomersAdmin), c::put_kyc),
+        endpoint(get.clone(), "/v1/customers/{id}/history", Needs(P::CustomersRead), c::customer_history),
+        endpoint(post.clone(), "/v1/customers/{id}/merge", Needs(P::CustomersAdmin), c::merge_customers),
+        endpoint(get.clone(), "/v1/customers/churn-risk", Needs(P::CustomersRead), pr::churn_risk),
+        endpoint(post.clone(), "/v1/customers/recompute", Needs(P::TagsWrite), pr::recompute_all),
+        endpoint(get.clone(), "/v1/customers/{id}/profile", Needs(P::CustomersRead), pr::get_profile),
+        endpoint(get.clone(), "/v1/customers/{id}/tags", Needs(P::TagsRead), pr::get_customer_tags),
+        endpoint(get.clone(), "/v1/customers/{id}/facts", Needs(P::CustomersRead), pr::get_facts),
+        endpoint(put.clone(), "/v1/customers/{id}/facts", Needs(P::CustomersWrite), pr::put_facts),
+        endpoint(post.clone(), "/v1/customers/{id}/identities", Needs(P::CustomersWrite), pr::link_identity),
+        endpoint(get.clone(), "/v1/customers/{id}/recommendations", Needs(P::CustomersRead), pr::get_recommendations),
+        endpoint(get.clone(), "/v1/segments", Needs(P::TagsRead), pr::list_segments),
+        endpoint(put.clone(), "/v1/segments/{id}", Needs(P::TagsWrite), pr::put_segment),
+        endpoint(get.clone(), "/v1/tags", Needs(P::TagsRead), tags::list_tags),
+        endpoint(post.clone(), "/v1/tags/evaluate", Needs(P::TagsRead), tags::evaluate_tags),
+        endpoint(get.clone(), "/v1/tags/{id}", Needs(P::TagsRead), tags::get_tag),
+        endpoint(put, "/v1/tags/{id}", Needs(P::TagsWrite), tags::put_tag),
+        // risk
+        endpoint(post.clone(), "/v1/risk/decisions", Needs(P::RiskDecide), r::decide),
+        endpoint(get.clone(), "/v1/risk/decisions/{id}", Needs(P::RiskRead), r::get_decision),
+        endpoint(get.clone(), "/v1/risk/rule-sets", Needs(P::RiskRead), r::list_rule_sets),
+        endpoint(post.clone(), "/v1/risk/rule-sets", Needs(P::RiskAdmin), r::create_rule_set),
+        endpoint(get.clone(), "/v1/risk/rule-sets/{version}", Needs(P::RiskRead), r::get_rule_set),
+        endpoint(post.clone(), "/v1/risk/rule-sets/{version}/activate", Needs(P::RiskAdmin), r::activate_rule_set),
+        endpoint(post.clone(), "/v1/risk/rule-sets/{version}/backtest", Needs(P::RiskAdmin), r::backtest_rule_set),
+        endpoint(get.clone(), "/v1/risk/schema", Needs(P::RiskRead), r::schema),
+        endpoint(get.clone(), "/v1/risk/lists", Needs(P::RiskRead), r::list_entries),
+        endpoint(post.clone(), "/v1/risk/lists", Needs(P::RiskAdmin), r::add_list_entry),
+        endpoint(del.clone(), "/v1/risk/lists/{kind}/{subject}/{value}", Needs(P::RiskAdmin), r::delete_list_entry),
+        endpoint(get.clone(), "/v1/risk/cases", Needs(P::RiskRead), r::list_cases),
+        endpoint(post.clone(), "/v1/risk/cases/{id}/resolve", Needs(P::CasesResolve), r::resolve_case),
+        endpoint(get.clone(), "/v1/risk/model", Needs(P::RiskRead), r::get_model),
+        endpoint(post.clone(), "/v1/risk/model/reload", Needs(P::RiskAdmin), r::reload_model),
+        endpoint(post.clone(), "/v1/risk/market/var", Needs(P::RiskRead), r::market_var),
+        // lending
+        endpoint(get.clone(), "/v1/lending/products", Needs(P::LendingRead), ln::list_products),
+        endpoint(post.clone(), "/v1/lending/applications", Needs(P::LendingWrite), ln::apply),
+        endpoint(get.clone(), "/v1/lending/applications/{id}", Needs(P::LendingRead), ln::get_application),
+        endpoint(post.clone(), "/v1/lending/applications/{id}/offer", Needs(P::LendingWrite), ln::make_offer),
+        endpoint(post.clone(), "/v1/lending/offers/{id}/accept", Needs(P::LendingWrite), ln::accept_offer),
+        endpoint(get.clone(), "/v1/lending/loans", Needs(P::LendingRead), ln::list_loans),
+        endpoint(get.clone(), "/v1/lending/loans/{id}", Needs(P::LendingRead), ln::get_loan),
+        endpoint(post.clone(), "/v1/lending/loans/{id}/repayments", Needs(P::LendingWrite), ln::repay),
+        endpoint(post.clone(), "/v1/lending/loans/{id}/draws", Needs(P::LendingWrite), ln::draw),
+        endpoint(post.clone(), "/v1/lending/loans/{id}/prepayments", Needs(P::LendingWrite), ln::prepay),
+        endpoint(post.clone(), "/v1/lending/loans/{id}/write-off", Needs(P::LendingAdmin), ln::write_off),
+        endpoint(post.clone(), "/v1/lending/eod", Needs(P::LendingAdmin), ln::run_eod),
+        endpoint(get.clone(), "/v1/lending/review-queue", Needs(P::LendingRead), ln::review_queue),
+        endpoint(
+            post.clone(),
+            "/v1/lending/review-queue/{decision_id}/approve",
+            Needs(P::LendingReview),
+            ln::approve_review,
+        ),
+        endpoint(
+            post.clone(),
+            "/v1/lending/review-queue/{decision_id}/decline",
+            Needs(P::LendingReview),
+            ln::decline_review,
+        ),
+        endpoint(post.clone(), "/v1/lending/documents", Needs(P::LendingWrite), ln::register_document),
+        endpoint(post.clone(), "/v1/lending/receivables", Needs(P::LendingWrite), ln::register_receivable),
+        endpoint(get.clone(), "/v1/lending/receivables/{id}", Needs(P::LendingRead), ln::get_receivable),
+        endpoint(post.clone(), "/v1/lending/receivables/{id}/confirm", Needs(P::LendingWrite), ln::confirm_receivable),
+        endpoint(post.clone(), "/v1/lending/receivables/{id}/finance", Needs(P::LendingWrite), ln::finance_receivable),
+        // security
+        endpoint(post, "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
+        endpoint(del, "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
+    ]
+}
+
 pub fn router(state: AppState) -> Router {
-    use routes::{customers, keys, ledger as l, lending as ln, profiles, risk as r, system, tags};
-    Router::new()
-        .route("/health", get(system::health))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
-        .route("/", get(system::docs))
-        .route("/docs", get(system::docs))
-        .route("/docs/assets/{file}", get(system::docs_asset))
-        .route("/v1/accounts", post(l::open_account).get(l::list_accounts))
-        .route("/v1/accounts/{id}", get(l::get_account))
-        .route("/v1/accounts/{id}/freeze", post(l::freeze_account))
-        .route("/v1/accounts/{id}/unfreeze", post(l::unfreeze_account))
-        .route("/v1/accounts/{id}/close", post(l::close_account))
-        .route("/v1/accounts/{id}/balance", get(l::balance))
-        .route("/v1/accounts/{id}/entries", get(l::entries))
-        .route("/v1/transfers", post(l::create_transfer))
-        .route("/v1/transfers/batch", post(l::create_batch))
-        .route("/v1/transfers/{id}", get(l::get_transfer))
-        .route("/v1/transfers/{id}/post", post(l::post_pending))
-        .route("/v1/transfers/{id}/void", post(l::void_pending))
-        .route("/v1/customers", post(customers::create_customer).get(customers::list_customers))
-        .route(
-            "/v1/customers/{id}",
-            get(customers::get_customer).patch(customers::update_customer).delete(customers::close_customer),
-        )
-        .route("/v1/customers/{id}/kyc", axum::routing::put(customers::put_kyc))
-        .route("/v1/customers/{id}/history", get(customers::customer_history))
-        .route("/v1/customers/{id}/merge", post(customers::merge_customers))
-        .route("/v1/customers/churn-risk", get(profiles::churn_risk))
-        .route("/v1/customers/recompute", post(profiles::recompute_all))
-        .route("/v1/customers/{id}/profile", get(profiles::get_profile))
-        .route("/v1/customers/{id}/tags", get(profiles::get_customer_tags))
-        .route("/v1/customers/{id}/facts", get(profiles::get_facts).put(profiles::put_facts))
-        .route("/v1/customers/{id}/identities", post(profiles::link_identity))
-        .route("/v1/customers/{id}/recommendations", get(profiles::get_recommendations))
-        .route("/v1/segments", get(profiles::list_segments))
-        .route("/v1/segments/{id}", axum::routing::put(profiles::put_segment))
-        .route("/v1/tags", get(tags::list_tags))
-        .route("/v1/tags/evaluate", post(tags::evaluate_tags))
-        .route("/v1/tags/{id}", get(tags::get_tag).put(tags::put_tag))
-        .route("/v1/risk/decisions", post(r::decide))
-        .route("/v1/risk/decisions/{id}", get(r::get_decision))
-        .route("/v1/risk/rule-sets", get(r::list_rule_sets).post(r::create_rule_set))
-        .route("/v1/risk/rule-sets/{version}", get(r::get_rule_set))
-        .route("/v1/risk/rule-sets/{version}/activate", post(r::activate_rule_set))
-        .route("/v1/risk/rule-sets/{version}/backtest", post(r::backtest_rule_set))
-        .route("/v1/risk/schema", get(r::schema))
-        .route("/v1/risk/lists", get(r::list_entries).post(r::add_list_entry))
-        .route("/v1/risk/lists/{kind}/{subject}/{value}", delete(r::delete_list_entry))
-        .route("/v1/risk/cases", get(r::list_cases))
-        .route("/v1/risk/cases/{id}/resolve", post(r::resolve_case))
-        .route("/v1/risk/model", get(r::get_model))
-        .route("/v1/risk/model/reload", post(r::reload_model))
-        .route("/v1/risk/market/var", post(r::market_var))
-        .route("/v1/lending/products", get(ln::list_products))
-        .route("/v1/lending/applications", post(ln::apply))
-        .route("/v1/lending/applications/{id}", get(ln::get_application))
-        .route("/v1/lending/applications/{id}/offer", post(ln::make_offer))
-        .route("/v1/lending/offers/{id}/accept", post(ln::accept_offer))
-        .route("/v1/lending/loans", get(ln::list_loans))
-        .route("/v1/lending/loans/{id}", get(ln::get_loan))
-        .route("/v1/lending/loans/{id}/repayments", post(ln::repay))
-        .route("/v1/lending/loans/{id}/draws", post(ln::draw))
-        .route("/v1/lending/loans/{id}/prepayments", post(ln::prepay))
-        .route("/v1/lending/loans/{id}/write-off", post(ln::write_off))
-        .route("/v1/lending/eod", post(ln::run_eod))
-        .route("/v1/lending/review-queue", get(ln::review_queue))
-        .route("/v1/lending/review-queue/{decision_id}/approve", post(ln::approve_review))
-        .route("/v1/lending/review-queue/{decision_id}/decline", post(ln::decline_review))
-        .route("/v1/lending/documents", post(ln::register_document))
-        .route("/v1/lending/receivables", post(ln::register_receivable))
-        .route("/v1/lending/receivables/{id}", get(ln::get_receivable))
-        .route("/v1/lending/receivables/{id}/confirm", post(ln::confirm_receivable))
-        .route("/v1/lending/receivables/{id}/finance", post(ln::finance_receivable))
-        .route("/v1/api-keys", post(keys::create_key))
-        .route("/v1/api-keys/{id}", delete(keys::revoke_key))
+    let mut router = Router::new();
+    for e in endpoints() {
+        let guard = auth::GuardState { app: state.clone(), access: e.access };
+        router = router.route(e.path, e.handler.route_layer(axum::middleware::from_fn_with_state(guard, auth::guard)));
+    }
+    router
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Caller, IssuedKey, Permission, Role};
+use crate::auth::{Caller, IssuedKey, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -27,7 +27,6 @@ pub async fn create_key(
     caller: Caller,
     ApiJson(request): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    caller.require(Permission::KeysAdmin)?;
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "name must be 1..=100 bytes"));
     }
@@ -43,7 +42,6 @@ pub async fn revoke_key(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::KeysAdmin)?;
     state.keys.revoke(id).await?;
     tracing::info!(key_id = %id, by = %caller.key_id, "api key revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Permission};
 use crate::error::{transfer_error_status, ApiError, ErrorBody};
 use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::routes::risk::{screen_transfer, submit_held};
@@ -24,10 +23,8 @@ use risk_platform::Screening;
     security(("api_key" = [])))]
 pub async fn open_account(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(request): ApiJson<NewAccount>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::AccountsWrite)?;
     let mut out = state.ledger.store().open_accounts(std::slice::from_ref(&request), state.ledger.now()).await?;
     let (account, created) = out.pop().expect("one result per request");
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -54,10 +51,8 @@ pub struct AccountPage {
     responses((status = 200, body = AccountPage)), security(("api_key" = [])))]
 pub async fn list_accounts(
     State(state): State<AppState>,
-    caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<AccountPage>, ApiError> {
-    caller.require(Permission::AccountsRead)?;
     let limit = page_limit("limit", q.limit, 100, MAX_PAGE)?;
     let accounts = state.ledger.list_accounts(q.after.map(AccountId), limit).await?;
     let next_after = (accounts.len() == limit as usize).then(|| accounts.last().map(|a| a.id)).flatten();
@@ -66,22 +61,11 @@ pub async fn list_accounts(
 
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = Uuid, Path)),
     responses((status = 200, body = Account), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn get_account(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Account>, ApiError> {
-    caller.require(Permission::AccountsRead)?;
+pub async fn get_account(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Account>, ApiError> {
     Ok(Json(state.ledger.account(AccountId(id)).await?))
 }
 
-async fn change_status(
-    state: AppState,
-    caller: Caller,
-    id: Uuid,
-    to: AccountStatus,
-) -> Result<Json<Account>, ApiError> {
-    caller.require(Permission::AccountsWrite)?;
+async fn change_status(state: AppState, id: Uuid, to: AccountStatus) -> Result<Json<Account>, ApiError> {
     Ok(Json(state.ledger.set_status(AccountId(id), to).await?))
 }
 
@@ -90,20 +74,18 @@ async fn change_status(
               (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn freeze_account(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Account>, ApiError> {
-    change_status(state, caller, id, AccountStatus::Frozen).await
+    change_status(state, id, AccountStatus::Frozen).await
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/unfreeze", tag = "accounts", params(("id" = Uuid, Path)),
     responses((status = 200, body = Account), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn unfreeze_account(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Account>, ApiError> {
-    change_status(state, caller, id, AccountStatus::Open).await
+    change_status(state, id, AccountStatus::Open).await
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/close", tag = "accounts", params(("id" = Uuid, Path)),
@@ -111,10 +93,9 @@ pub async fn unfreeze_account(
     security(("api_key" = [])))]
 pub async fn close_account(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Account>, ApiError> {
-    change_status(state, caller, id, AccountStatus::Closed).await
+    change_status(state, id, AccountStatus::Closed).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -137,11 +118,9 @@ fn parse_time(text: &str) -> Result<i64, ApiError> {
     responses((status = 200, body = BalanceView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn balance(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<BalanceQuery>,
 ) -> Result<Json<BalanceView>, ApiError> {
-    caller.require(Permission::AccountsRead)?;
     let as_of = q.as_of.as_deref().map(parse_time).transpose()?;
     Ok(Json(state.ledger.balance(AccountId(id), as_of).await?))
 }
@@ -165,11 +144,9 @@ pub struct EntryPage {
     responses((status = 200, body = EntryPage), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn entries(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntryPage>, ApiError> {
-    caller.require(Permission::TransfersRead)?;
     let limit = page_limit("limit", q.limit, 100, MAX_PAGE)?;
     let entries = state.ledger.entries(AccountId(id), q.after.unwrap_or(0), limit).await?;
     let next_after = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.seq)).flatten();
@@ -196,10 +173,8 @@ fn outcome_response(outcome: TransferOutcome) -> Response {
     security(("api_key" = [])))]
 pub async fn create_transfer(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(mut request): ApiJson<TransferRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::TransfersWrite)?;
     request.linked = false;
     // Risk screening for configured channels: reject -> 422 risk_rejected, nothing written;
     // review -> the transfer is held as a pending transfer until the case is resolved.
@@ -233,10 +208,8 @@ pub struct BatchResponse {
     security(("api_key" = [])))]
 pub async fn create_batch(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(batch): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    caller.require(Permission::TransfersWrite)?;
     let results = state.ledger.submit_batch(&batch.transfers).await?;
     state.metrics.count_outcomes(&results);
     let created = results.iter().filter(|r| matches!(r, TransferOutcome::Created { .. })).count();
@@ -249,10 +222,8 @@ pub async fn create_batch(
     responses((status = 200, body = Transfer), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_transfer(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Transfer>, ApiError> {
-    caller.require(Permission::TransfersRead)?;
     Ok(Json(state.ledger.transfer(TransferId(id)).await?))
 }
 
@@ -276,12 +247,10 @@ pub struct ResolveRequest {
 
 async fn resolve(
     state: AppState,
-    caller: Caller,
     pending: Uuid,
     body: Option<ResolveRequest>,
     kind: TransferKind,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::TransfersWrite)?;
     let body = body.unwrap_or_default();
     let id = body.id.unwrap_or_else(|| TransferId(Uuid::new_v5(&pending, kind.as_str().as_bytes())));
     let request = TransferRequest {
@@ -302,11 +271,10 @@ async fn resolve(
     security(("api_key" = [])))]
 pub async fn post_pending(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<ResolveRequest>>,
 ) -> Result<Response, ApiError> {
-    resolve(state, caller, id, body.map(|b| b.0), TransferKind::PostPending).await
+    resolve(state, id, body.map(|b| b.0), TransferKind::PostPending).await
 }
 
 #[utoipa::path(post, path = "/v1/transfers/{id}/void", tag = "transfers", params(("id" = Uuid, Path, description = "Pending transfer id")),
@@ -315,9 +283,8 @@ pub async fn post_pending(
     security(("api_key" = [])))]
 pub async fn void_pending(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     body: Option<ApiJson<ResolveRequest>>,
 ) -> Result<Response, ApiError> {
-    resolve(state, caller, id, body.map(|b| b.0), TransferKind::VoidPending).await
+    resolve(state, id, body.map(|b| b.0), TransferKind::VoidPending).await
 }

@@ -94,8 +94,7 @@ impl From<LendingPlatformError> for ApiError {
 #[utoipa::path(get, path = "/v1/lending/products", tag = "lending",
     responses((status = 200, description = "Loan products with pricing grids and eligibility rules", body = Vec<Product>)),
     security(("api_key" = [])))]
-pub async fn list_products(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Product>>, ApiError> {
-    caller.require(Permission::LendingRead)?;
+pub async fn list_products(State(state): State<AppState>) -> Result<Json<Vec<Product>>, ApiError> {
     Ok(Json(state.lending.catalog().products.clone()))
 }
 
@@ -171,10 +170,8 @@ fn application_view(d: lending::Decision) -> ApplicationView {
     security(("api_key" = [])))]
 pub async fn apply(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(input): ApiJson<ApplyInput>,
 ) -> Result<(StatusCode, Json<ApplicationView>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     let d = state.lending.apply(&input).await?;
     Ok((StatusCode::CREATED, Json(application_view(d))))
 }
@@ -189,9 +186,8 @@ pub async fn get_application(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ApplicationView>, ApiError> {
-    caller.require(Permission::LendingRead)?;
     let mut d = state.lending.decision(&id.to_string()).await?;
-    if !caller.role.allows(Permission::LendingReview) {
+    if !caller.allows(Permission::LendingReview) {
         // The analyst and the internal note are for lending officers; the outcome and the
         // reasons stay visible.
         d.manual_review = None;
@@ -208,10 +204,8 @@ pub async fn get_application(
     security(("api_key" = [])))]
 pub async fn make_offer(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<(StatusCode, Json<lending::Offer>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     Ok((StatusCode::CREATED, Json(state.lending.offer(&id.to_string()).await?)))
 }
 
@@ -226,11 +220,9 @@ pub async fn make_offer(
     security(("api_key" = [])))]
 pub async fn accept_offer(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<AcceptInput>,
 ) -> Result<(StatusCode, Json<AcceptOutcome>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     let out = state.lending.accept(&id.to_string(), &input).await?;
     Ok((if out.created { StatusCode::CREATED } else { StatusCode::OK }, Json(out)))
 }
@@ -239,12 +231,7 @@ pub async fn accept_offer(
     responses((status = 200, description = "Loan state, schedule, ledger balances, reconciliation flag, alerts", body = LoanView),
               (status = 404, description = "loan_not_found", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn get_loan(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<LoanView>, ApiError> {
-    caller.require(Permission::LendingRead)?;
+pub async fn get_loan(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<LoanView>, ApiError> {
     Ok(Json(state.lending.view(LoanId(id)).await?))
 }
 
@@ -280,11 +267,9 @@ impl MoneyRequest {
     security(("api_key" = [])))]
 pub async fn repay(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<MoneyRequest>,
 ) -> Result<Json<OperationOutcome>, ApiError> {
-    caller.require(Permission::LendingWrite)?;
     Ok(Json(state.lending.repay(LoanId(id), r.amount(), r.date, r.from_account_id).await?))
 }
 
@@ -297,11 +282,9 @@ pub async fn repay(
     security(("api_key" = [])))]
 pub async fn draw(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<MoneyRequest>,
 ) -> Result<Json<OperationOutcome>, ApiError> {
-    caller.require(Permission::LendingWrite)?;
     Ok(Json(state.lending.draw(LoanId(id), r.amount(), r.date).await?))
 }
 
@@ -314,11 +297,9 @@ pub async fn draw(
     security(("api_key" = [])))]
 pub async fn prepay(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<MoneyRequest>,
 ) -> Result<Json<OperationOutcome>, ApiError> {
-    caller.require(Permission::LendingWrite)?;
     let mode = r.mode.unwrap_or(PrepayMode::KeepTerm);
     Ok(Json(state.lending.prepay(LoanId(id), r.amount(), mode, r.date, r.from_account_id).await?))
 }
@@ -350,10 +331,8 @@ pub struct LoanList {
     security(("api_key" = [])))]
 pub async fn list_loans(
     State(state): State<AppState>,
-    caller: Caller,
     ApiQuery(q): ApiQuery<LoanQuery>,
 ) -> Result<Json<LoanList>, ApiError> {
-    caller.require(Permission::LendingRead)?;
     let limit = bounded("limit", q.limit.unwrap_or(100), 1, 1000)?;
     let loans = state
         .lending
@@ -378,10 +357,8 @@ pub struct EodRequest {
     security(("api_key" = [])))]
 pub async fn run_eod(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(r): ApiJson<EodRequest>,
 ) -> Result<Json<EodReport>, ApiError> {
-    caller.require(Permission::LendingAdmin)?;
     Ok(Json(state.lending.run_eod(r.date, |_, _| {}).await?))
 }
 
@@ -394,8 +371,7 @@ pub struct ReviewQueue {
 #[utoipa::path(get, path = "/v1/lending/review-queue", tag = "lending",
     responses((status = 200, description = "Applications waiting for an analyst", body = ReviewQueue)),
     security(("api_key" = [])))]
-pub async fn review_queue(State(state): State<AppState>, caller: Caller) -> Result<Json<ReviewQueue>, ApiError> {
-    caller.require(Permission::LendingRead)?;
+pub async fn review_queue(State(state): State<AppState>) -> Result<Json<ReviewQueue>, ApiError> {
     Ok(Json(ReviewQueue { items: state.lending.review_queue(1000).await? }))
 }
 
@@ -444,7 +420,6 @@ pub async fn approve_review(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<ReviewApproveRequest>,
 ) -> Result<Json<ApplicationView>, ApiError> {
-    caller.require(Permission::LendingReview)?;
     let input = ReviewApproval { note: r.note, limit_minor: r.limit_minor, grade: r.grade };
     Ok(Json(application_view(state.lending.approve_review(&id.to_string(), &input, &analyst(&state, &caller)).await?)))
 }
@@ -462,7 +437,6 @@ pub async fn decline_review(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<ReviewDeclineRequest>,
 ) -> Result<Json<ApplicationView>, ApiError> {
-    caller.require(Permission::LendingReview)?;
     let input = ReviewDecline { reason_code: r.reason_code, note: r.note };
     Ok(Json(application_view(state.lending.decline_review(&id.to_string(), &input, &analyst(&state, &caller)).await?)))
 }
@@ -495,7 +469,6 @@ pub async fn write_off(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(r): ApiJson<WriteOffRequest>,
 ) -> Result<Json<WriteOffOutcome>, ApiError> {
-    caller.require(Permission::LendingAdmin)?;
     if r.force && caller.role != Role::Admin {
         return Err(ApiError::forbidden("only an admin may force a write-off"));
     }
@@ -530,10 +503,8 @@ pub struct DocumentRequest {
     security(("api_key" = [])))]
 pub async fn register_document(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(r): ApiJson<DocumentRequest>,
 ) -> Result<(StatusCode, Json<lending::RegistryEntry>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     let e = state
         .lending
         .register_document(r.kind, r.content.as_deref(), r.content_hash.as_deref(), &r.party_id, &r.reference)
@@ -549,10 +520,8 @@ pub async fn register_document(
     security(("api_key" = [])))]
 pub async fn register_receivable(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(r): ApiJson<ReceivableInput>,
 ) -> Result<(StatusCode, Json<lending::Receivable>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     Ok((StatusCode::CREATED, Json(state.lending.register_receivable(&r).await?)))
 }
 
@@ -571,10 +540,8 @@ pub struct ReceivableView {
     security(("api_key" = [])))]
 pub async fn get_receivable(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ReceivableView>, ApiError> {
-    caller.require(Permission::LendingRead)?;
     let (receivable, loan_id) = state.lending.receivable(&id).await?;
     Ok(Json(ReceivableView { receivable, loan_id }))
 }
@@ -596,11 +563,9 @@ pub struct ConfirmRequest {
     security(("api_key" = [])))]
 pub async fn confirm_receivable(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<ConfirmRequest>,
 ) -> Result<Json<lending::Receivable>, ApiError> {
-    caller.require(Permission::LendingWrite)?;
     Ok(Json(state.lending.confirm_receivable(&id, &r.core_enterprise_id).await?))
 }
 
@@ -622,11 +587,9 @@ pub struct FinancingView {
     security(("api_key" = [])))]
 pub async fn finance_receivable(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(r): ApiJson<FinanceInput>,
 ) -> Result<(StatusCode, Json<FinancingView>), ApiError> {
-    caller.require(Permission::LendingWrite)?;
     let (receivable, financing) = state.lending.finance_receivable(&id, &r).await?;
     Ok((StatusCode::CREATED, Json(FinancingView { receivable, financing })))
 }

