@@ -2,6 +2,7 @@
 
 mod bench;
 mod risk_cli;
+mod security;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +20,12 @@ struct Cli {
     /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
     #[arg(long, global = true, env = "DATABASE_URL", default_value = storage::DEFAULT_URL)]
     database_url: String,
+    /// The master key file (64 hex digits or base64 of 32 bytes, mode 0600) that wraps the
+    /// field encryption keys. Else DIGIBANK_MASTER_KEY (the key itself) or
+    /// DIGIBANK_MASTER_KEY_FILE, else master_key_file in [security], else master.key in the
+    /// data directory (created for a database without encrypted data).
+    #[arg(long, global = true)]
+    master_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +61,11 @@ enum Command {
     Lending {
         #[command(subcommand)]
         command: LendingCommand,
+    },
+    /// Field encryption keys: rotate the data key, show key versions.
+    Security {
+        #[command(subcommand)]
+        command: SecurityCommand,
     },
     /// Benchmarks that print figures.
     Bench {
@@ -158,6 +170,17 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum SecurityCommand {
+    /// Add a new data key and re-encrypt every sealed field with it, with a progress bar.
+    /// Servers keep reading and writing meanwhile (old keys stay readable until this finishes
+    /// and reload keys every few seconds); an interrupted run is resumed by running it again
+    /// (or by `serve`). The blind index key is never rotated: lookups depend on it.
+    RotateKey,
+    /// Show the data key versions and any rotation in progress.
+    Status,
+}
+
+#[derive(Subcommand)]
 enum CustomersCommand {
     /// Recompute tags, tiers, RFM, segments and churn scores of stored customers.
     Recompute {
@@ -229,6 +252,15 @@ struct FileConfig {
     log: Option<String>,
     risk: Option<RiskFileConfig>,
     lending: Option<LendingFileConfig>,
+    security: Option<SecurityFileConfig>,
+}
+
+/// `[security]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SecurityFileConfig {
+    /// The master key file (the key itself is never put in the config file).
+    master_key_file: Option<String>,
 }
 
 /// `[risk]` in the config file.
@@ -266,6 +298,9 @@ fn apply_config_file() -> Result<()> {
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
     let risk = config.risk.unwrap_or_default();
     let lending = config.lending.unwrap_or_default();
+    // The environment's key (DIGIBANK_MASTER_KEY) beats the file's key file.
+    let master_key_file =
+        config.security.unwrap_or_default().master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
     let settings = [
         ("DIGIBANK_LENDING_DATA_SOURCE", lending.data_source),
         ("DIGIBANK_LENDING_DATA_DIR", lending.data_dir),
@@ -277,6 +312,7 @@ fn apply_config_file() -> Result<()> {
         ("DIGIBANK_RISK_REFRESH_SECS", risk.refresh_secs.map(|n| n.to_string())),
         ("DIGIBANK_RISK_GRAPH_HISTORY_DAYS", risk.graph_history_days.map(|n| n.to_string())),
         ("DIGIBANK_RISK_MAX_IN_FLIGHT", risk.max_in_flight.map(|n| n.to_string())),
+        (security::ENV_KEY_FILE, master_key_file),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -302,13 +338,16 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let key_file = cli.master_key_file.as_deref();
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Serve(args) => serve(&cli.database_url, key_file, args).await,
         Command::Demo(args) => {
             let db = connect(&cli.database_url).await?;
-            load_demo(&db, &args).await?;
+            let vault = security::open_vault(&db, key_file).await?;
+            load_demo(&db, &vault, &args).await?;
             Ok(())
         }
+        Command::Security { command } => security_command(&cli.database_url, key_file, command).await,
         Command::Verify { json } => verify(&cli.database_url, json).await,
         Command::Keys { command: KeysCommand::Create { name, role } } => {
             let db = connect(&cli.database_url).await?;
@@ -317,7 +356,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", key.key);
             Ok(())
         }
-        Command::Customers { command } => customers(&cli.database_url, command).await,
+        Command::Customers { command } => customers(&cli.database_url, key_file, command).await,
         Command::Bench { command: BenchCommand::Ledger(args) } => bench::ledger(args).await,
         Command::Bench { command: BenchCommand::Tags(args) } => bench::tags(args).await,
         Command::Bench { command: BenchCommand::Risk(args) } => risk_cli::bench(args).await,
@@ -328,15 +367,68 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
         Command::Lending { command: LendingCommand::Eod { date, limits } } => {
-            lending_eod(&cli.database_url, date, limits.into()).await
+            lending_eod(&cli.database_url, key_file, date, limits.into()).await
         }
-        Command::Lending { command: LendingCommand::Import { file } } => lending_import(&cli.database_url, &file).await,
+        Command::Lending { command: LendingCommand::Import { file } } => {
+            lending_import(&cli.database_url, key_file, &file).await
+        }
     }
 }
 
-async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
+async fn security_command(url: &str, key_file: Option<&std::path::Path>, command: SecurityCommand) -> Result<()> {
     let db = connect(url).await?;
-    let store = customer_platform::CustomerStore::new(db.clone());
+    let vault = security::open_vault(&db, key_file).await?;
+    match command {
+        SecurityCommand::RotateKey => {
+            let resumed = vault.pending_rotation().await?.is_some();
+            let version = vault.begin_rotation().await?;
+            println!(
+                "{} the rotation to data key v{version} (master key: {})",
+                if resumed { "resuming" } else { "started" },
+                vault.provider_description()
+            );
+            let bar = progress_bar(0, "re-encrypt");
+            security::run_rotation(&vault, version, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "data key v{version} is current; every sealed field is re-encrypted with it and older data keys are retired"
+            );
+        }
+        SecurityCommand::Status => {
+            let status = vault.status().await?;
+            println!("master key: {}", status.provider);
+            let at = |m: i64| {
+                chrono::DateTime::from_timestamp_micros(m).map(|t| t.to_rfc3339()).unwrap_or_else(|| m.to_string())
+            };
+            for (version, created, retired) in &status.field_keys {
+                match retired {
+                    Some(r) => println!("data key v{version}: created {}, retired {}", at(*created), at(*r)),
+                    None => println!("data key v{version}: created {}, in use", at(*created)),
+                }
+            }
+            println!("blind index key: v1 (never rotated)");
+            match status.rotation {
+                Some((version, started, done)) => println!(
+                    "rotation to v{version} in progress since {}: {done} rows re-encrypted; \
+                     digibank security rotate-key resumes it",
+                    at(started)
+                ),
+                None => println!("no rotation in progress"),
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn customers(url: &str, key_file: Option<&std::path::Path>, command: CustomersCommand) -> Result<()> {
+    let db = connect(url).await?;
+    let vault = security::open_vault(&db, key_file).await?;
+    let store = customer_platform::CustomerStore::new(db.clone(), vault);
     match command {
         CustomersCommand::Recompute { full } => {
             let tags = customer_platform::load_registry(&db).await?;
@@ -370,9 +462,15 @@ async fn customers(url: &str, command: CustomersCommand) -> Result<()> {
     Ok(())
 }
 
-async fn lending_eod(url: &str, date: chrono::NaiveDate, limits: lending_platform::EodLimits) -> Result<()> {
+async fn lending_eod(
+    url: &str,
+    key_file: Option<&std::path::Path>,
+    date: chrono::NaiveDate,
+    limits: lending_platform::EodLimits,
+) -> Result<()> {
     let db = connect(url).await?;
-    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db)).with_eod_limits(limits);
+    let vault = security::open_vault(&db, key_file).await?;
+    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db), vault).with_eod_limits(limits);
     let bar = progress_bar(0, "end of day");
     let report = service
         .run_eod(date, |done, total| {
@@ -429,9 +527,10 @@ async fn for_each_import_chunk(
     Ok(())
 }
 
-async fn lending_import(url: &str, file: &std::path::Path) -> Result<()> {
+async fn lending_import(url: &str, key_file: Option<&std::path::Path>, file: &std::path::Path) -> Result<()> {
     let db = connect(url).await?;
-    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db));
+    let vault = security::open_vault(&db, key_file).await?;
+    let service = lending_platform::LendingService::new(db.clone(), Ledger::new(&db), vault);
     let mut check = lending_platform::ImportCheck::default();
     let bar = progress_bar(0, "check");
     for_each_import_chunk(file, async |chunk| {
@@ -480,10 +579,10 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-async fn load_demo(db: &Database, args: &DemoArgs) -> Result<demo::DemoSummary> {
+async fn load_demo(db: &Database, vault: &access::Vault, args: &DemoArgs) -> Result<demo::DemoSummary> {
     let bar = progress_bar(0, "demo bank");
     let config = demo::DemoConfig { customers: args.customers, seed: args.seed, months: args.months };
-    let summary = demo::generate(db, &config, |done, total| {
+    let summary = demo::generate(db, vault, &config, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -525,13 +624,14 @@ async fn load_demo(db: &Database, args: &DemoArgs) -> Result<demo::DemoSummary> 
     Ok(summary)
 }
 
-async fn serve(url: &str, args: ServeArgs) -> Result<()> {
+async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -> Result<()> {
     let db = connect(url).await?;
+    let vault = security::open_vault(&db, key_file).await?;
     let ledger = Ledger::new(&db);
     if args.demo {
         let (accounts, _) = ledger.store().counts().await?;
         if accounts == 0 {
-            load_demo(&db, &args.demo_args).await?;
+            load_demo(&db, &vault, &args.demo_args).await?;
         } else {
             println!("demo bank: database already has {accounts} accounts, not generating");
         }
@@ -564,8 +664,12 @@ async fn serve(url: &str, args: ServeArgs) -> Result<()> {
         _ => None,
     };
     let admin = access::KeyStore::new(db.clone()).ensure_admin_key().await?;
-    let mut state =
-        server::AppState::load_with(db.clone(), ledger, risk_config).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut state = server::AppState::load_with(db.clone(), ledger, risk_config, vault.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    // Follow `rotate-key` runs elsewhere; finish one a restart interrupted.
+    vault.spawn_refresher(Duration::from_secs(5));
+    security::resume_rotation_in_background(&vault).await?;
     state.lending = state.lending.clone().with_eod_limits(args.eod_limits.into());
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;

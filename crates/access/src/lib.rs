@@ -5,16 +5,21 @@
 //! * [`Permission`]s, the [`Role`]s that bundle them (least privilege: pick the smallest role
 //!   that works) and the authenticated [`Caller`];
 //! * [`KeyStore`]: API keys (`dbk_<id>_<secret>`), stored only as argon2 hashes, verified once
-//!   per process and then cached under the key's SHA-256, revocable across nodes.
+//!   per process and then cached under the key's SHA-256, revocable across nodes;
+//! * [`vault`]: field encryption at rest. [`Vault`] seals personal data with AES-256-GCM under
+//!   data keys wrapped by a master key ([`KeyProvider`], [`MasterKey`]), computes the keyed
+//!   blind indexes exact lookups use, and rotates data keys.
 //!
 //! The server turns a bearer token into a [`Caller`] with [`KeyStore::authenticate`] and asks
 //! [`Caller::require`] for the one permission a route needs.
 
 mod keys;
 mod roles;
+pub mod vault;
 
 pub use keys::{IssuedKey, KeyStore, KEY_RECHECK};
 pub use roles::{Caller, Permission, Role};
+pub use vault::{EncryptedTable, KeyProvider, KeyType, MasterKey, Vault, VaultError};
 
 /// Why access was refused or could not be checked.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,9 @@ pub struct TagsBenchConfig {
     pub customers: usize,
     pub seed: u64,
     pub lookups: usize,
+    /// Customer master records registered (timed one by one; personal data sealed and
+    /// blind-indexed) and looked up by id (opened) with every profile lookup.
+    pub registrations: usize,
     pub as_of: NaiveDate,
 }
 
@@ -43,6 +46,10 @@ pub struct TagsBenchReport {
     pub lookup_p50: Duration,
     pub lookup_p99: Duration,
     pub lookup_max: Duration,
+    pub registrations: usize,
+    pub register_p50: Duration,
+    pub register_p99: Duration,
+    pub register_max: Duration,
     /// Peak resident memory of the process (VmHWM), if the OS reports it.
     pub peak_rss_bytes: Option<u64>,
 }
@@ -110,14 +117,47 @@ pub async fn run(
     recompute(store, &tags, Mode::Incremental, |d, t| progress("incremental", d, t)).await?;
     let incremental_recompute = started.elapsed();
 
+    // Master records of the first customers, registered one request at a time.
+    let mut registering = Vec::with_capacity(config.registrations);
+    for (i, facts) in synthetic::population_iter(config.registrations, config.seed, config.as_of).enumerate() {
+        let (name, id_number, phone) = synthetic::identity(i, &facts);
+        let record = crate::NewCustomerRecord {
+            id: facts.customer_id,
+            kind: facts.kind,
+            name,
+            id_document_type: if facts.kind.is_business() { "uscc" } else { "resident_id" },
+            id_number,
+            phone: Some(phone),
+            kyc_status: facts.kyc,
+        };
+        let t = Instant::now();
+        match store.register(&record).await {
+            Ok(_) | Err(PlatformError::CustomerExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        registering.push(t.elapsed());
+        if i % 1000 == 0 {
+            progress("registrations", i as u64, config.registrations as u64);
+        }
+    }
+    registering.sort();
+    let registered: Vec<String> = synthetic::population_iter(config.registrations, config.seed, config.as_of)
+        .map(|f| f.customer_id.to_string())
+        .collect();
+
     let mut latencies = Vec::with_capacity(config.lookups);
     for i in 0..config.lookups {
         let id = customer::CustomerId::from_u128(rng.gen_range(0..config.customers) as u128 + 1).to_string();
+        let record_id = (!registered.is_empty()).then(|| registered[rng.gen_range(0..registered.len())].clone());
         let t = Instant::now();
         let facts = store.facts(&id).await?.ok_or_else(|| PlatformError::Corrupt(format!("{id} missing")))?;
         let profile = Profile::compute(&facts.facts);
         let result = store.result(&id).await?;
-        std::hint::black_box((profile, result));
+        let record = match &record_id {
+            Some(r) => Some(store.customer(r).await?.ok_or_else(|| PlatformError::Corrupt(format!("{r} missing")))?),
+            None => None,
+        };
+        std::hint::black_box((profile, result, record));
         latencies.push(t.elapsed());
         if i % 1000 == 0 {
             progress("lookups", i as u64, config.lookups as u64);
@@ -125,6 +165,9 @@ pub async fn run(
     }
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let reg = |p: f64| {
+        registering.get(((registering.len() as f64 * p) as usize).min(registering.len().saturating_sub(1))).copied()
+    };
     Ok(TagsBenchReport {
         backend: store.db().backend_name().to_string(),
         customers: config.customers,
@@ -140,6 +183,10 @@ pub async fn run(
         lookup_p50: pct(0.50),
         lookup_p99: pct(0.99),
         lookup_max: *latencies.last().unwrap_or(&Duration::ZERO),
+        registrations: registering.len(),
+        register_p50: reg(0.50).unwrap_or_default(),
+        register_p99: reg(0.99).unwrap_or_default(),
+        register_max: registering.last().copied().unwrap_or_default(),
         peak_rss_bytes: peak_rss(),
     })
 }

@@ -29,6 +29,7 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod churn;
+pub mod encryption;
 pub mod ledger_facts;
 pub mod lifecycle;
 pub mod products;
@@ -79,6 +80,13 @@ pub enum PlatformError {
     ProductCheckUnavailable,
     #[error("model error: {0}")]
     Model(#[from] ml::MlError),
+    /// A sealed value of a record failed its integrity check (changed outside digibank,
+    /// truncated, moved from another column) or names a data key the database does not hold.
+    #[error("record {record} of {table} failed its integrity check: {reason}")]
+    Integrity { table: &'static str, record: String, reason: String },
+    /// The field encryption keys could not be used.
+    #[error("field encryption: {0}")]
+    Vault(access::VaultError),
     #[error("ledger error: {0}")]
     Ledger(#[from] ledger::LedgerError),
 }

@@ -29,7 +29,10 @@ use customer::{CustomerStatus, KycStatus};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{deserialize_bitmap, document_hash, CustomerRecord, RECORD_COLUMNS};
+use crate::store::{
+    deserialize_bitmap, document_index, open_record, seal_pii, sealed_error, CustomerRecord, StoredRecord, F_FROM,
+    F_NOTE, F_TO, RECORD_COLUMNS,
+};
 use crate::{CustomerStore, PlatformError};
 
 /// Who made a change, as recorded in the history.
@@ -97,34 +100,38 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Inserts a history row on an open transaction.
+/// Inserts a history row on an open transaction; values and note are sealed (they may hold a
+/// name, phone or ID number).
 macro_rules! record {
-    ($tx:expr, $entry:expr, $actor:expr, $at:expr) => {{
+    ($vault:expr, $tx:expr, $entry:expr, $actor:expr, $at:expr) => {{
         let e: Entry = $entry;
+        let vault: &access::Vault = $vault;
         sqlx::query(
             "INSERT INTO customer_history (customer_id, event, from_value, to_value, other_customer_id, note, \
-             actor_key_id, actor_role, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             actor_key_id, actor_role, at, key_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(e.customer_id)
         .bind(e.event)
-        .bind(e.from)
-        .bind(e.to)
+        .bind(vault.seal_opt(F_FROM, e.from.as_deref()))
+        .bind(vault.seal_opt(F_TO, e.to.as_deref()))
         .bind(e.other)
-        .bind(e.note)
+        .bind(vault.seal_opt(F_NOTE, e.note.as_deref()))
         .bind(&$actor.key_id)
         .bind(&$actor.role)
         .bind($at)
+        .bind(i64::from(vault.current_version()))
         .execute(&mut *$tx)
         .await?;
     }};
 }
 
-/// Reads a master record on an open transaction.
+/// Reads (and opens) a master record on an open transaction.
 macro_rules! load {
-    ($tx:expr, $id:expr) => {{
+    ($store:expr, $tx:expr, $id:expr) => {{
         let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id = $1");
-        let row: Option<CustomerRecord> = sqlx::query_as(&sql).bind($id).fetch_optional(&mut *$tx).await?;
-        row.ok_or_else(|| PlatformError::NotFound($id.to_string()))?
+        let row: Option<StoredRecord> = sqlx::query_as(&sql).bind($id).fetch_optional(&mut *$tx).await?;
+        let row = row.ok_or_else(|| PlatformError::NotFound($id.to_string()))?;
+        $store.vault.with_fresh_keys(|v| open_record(v, &row)).await.map_err(sealed_error("customers", $id))?
     }};
 }
 
@@ -225,10 +232,10 @@ impl CustomerStore {
         actor: &Actor,
     ) -> Result<CustomerRecord, PlatformError> {
         let now = self.now_micros();
-        let hash = update.document.as_ref().map(|(t, n)| document_hash(t, n));
+        let hash = update.document.as_ref().map(|(t, n)| document_index(&self.vault, t, n));
         let result = storage::transaction!(self.db(), |tx| {
             async {
-            let current = load!(tx, id);
+            let current = load!(self, tx, id);
             require_active(&current)?;
             if let Some(hash) = &hash {
                 let holder: Option<String> =
@@ -261,16 +268,20 @@ impl CustomerStore {
             if entries.is_empty() {
                 return Ok(next);
             }
+            let sealed =
+                seal_pii(&self.vault, &next.name, &next.id_document_type, &next.id_number, next.phone.as_deref());
             let updated = sqlx::query(
-                "UPDATE customers SET name = $2, phone = $3, id_document_type = $4, id_number = $5, id_number_hash = $6 \
-                 WHERE id = $1 AND status = 'active'",
+                "UPDATE customers SET name = $2, phone = $3, id_document_type = $4, id_number = $5, id_number_hash = $6, \
+                 phone_index = $7, key_version = $8 WHERE id = $1 AND status = 'active'",
             )
             .bind(id)
-            .bind(&next.name)
-            .bind(&next.phone)
+            .bind(&sealed.name)
+            .bind(&sealed.phone)
             .bind(&next.id_document_type)
-            .bind(&next.id_number)
-            .bind(document_hash(&next.id_document_type, &next.id_number))
+            .bind(&sealed.id_number)
+            .bind(&sealed.document_index)
+            .bind(&sealed.phone_index)
+            .bind(sealed.key_version)
             .execute(&mut *tx)
             .await;
             match updated {
@@ -279,7 +290,7 @@ impl CustomerStore {
                 Err(e) => return Err(e.into()),
             }
             for (event, from, to) in entries {
-                record!(tx, Entry { from, to, note: update.note.clone(), ..Entry::new(id, event) }, actor, now);
+                record!(&self.vault, tx, Entry { from, to, note: update.note.clone(), ..Entry::new(id, event) }, actor, now);
             }
             mark_dirty!(tx, id, now);
             Ok::<CustomerRecord, PlatformError>(next)
@@ -316,7 +327,7 @@ impl CustomerStore {
         let _bitmaps = self.bitmaps.lock().await;
         let now = self.now_micros();
         storage::transaction!(self.db(), |tx| async {
-            let mut current = load!(tx, id);
+            let mut current = load!(self, tx, id);
             require_active(&current)?;
             let from = current.kyc_status;
             if from == to {
@@ -344,7 +355,7 @@ impl CustomerStore {
                 note: note.map(str::to_string),
                 ..Entry::new(id, "kyc_changed")
             };
-            record!(tx, entry, actor, now);
+            record!(&self.vault, tx, entry, actor, now);
             current.kyc_status = to;
             Ok::<CustomerRecord, PlatformError>(current)
         }
@@ -377,7 +388,7 @@ impl CustomerStore {
         }
         let now = self.now_micros();
         storage::transaction!(self.db(), |tx| async {
-            let mut current = load!(tx, id);
+            let mut current = load!(self, tx, id);
             if current.status == CustomerStatus::Closed {
                 return Ok(current);
             }
@@ -403,7 +414,7 @@ impl CustomerStore {
                 note: note.map(str::to_string),
                 ..Entry::new(id, "closed")
             };
-            record!(tx, entry, actor, now);
+            record!(&self.vault, tx, entry, actor, now);
             retire!(tx, id, now);
             current.status = CustomerStatus::Closed;
             current.closed_at = Some(now);
@@ -434,8 +445,8 @@ impl CustomerStore {
         let now = self.now_micros();
         storage::transaction!(self.db(), |tx| {
             async {
-            let mut keep = load!(tx, survivor);
-            let mut gone = load!(tx, absorbed);
+            let mut keep = load!(self, tx, survivor);
+            let mut gone = load!(self, tx, absorbed);
             require_active(&keep)?;
             require_active(&gone)?;
             if keep.kind != gone.kind {
@@ -444,8 +455,7 @@ impl CustomerStore {
                     keep.kind, gone.kind
                 )));
             }
-            let same_document = document_hash(&keep.id_document_type, &keep.id_number)
-                == document_hash(&gone.id_document_type, &gone.id_number);
+            let same_document = keep.id_document_type == gone.id_document_type && keep.id_number == gone.id_number;
             if !same_document {
                 if keep.name.trim() != gone.name.trim() {
                     return Err(PlatformError::MergeConflict(
@@ -478,12 +488,20 @@ impl CustomerStore {
             .await?
             .rows_affected();
             one_row(n, absorbed)?;
+            // The survivor's sealed columns are written together, under one key version.
+            let sealed =
+                seal_pii(&self.vault, &keep.name, &keep.id_document_type, &keep.id_number, keep.phone.as_deref());
             let n = sqlx::query(
-                "UPDATE customers SET kyc_status = $2, phone = $3 WHERE id = $1 AND status = 'active'",
+                "UPDATE customers SET kyc_status = $2, phone = $3, phone_index = $4, name = $5, id_number = $6, \
+                 key_version = $7 WHERE id = $1 AND status = 'active'",
             )
             .bind(survivor)
             .bind(keep.kyc_status.as_str())
-            .bind(&keep.phone)
+            .bind(&sealed.phone)
+            .bind(&sealed.phone_index)
+            .bind(&sealed.name)
+            .bind(&sealed.id_number)
+            .bind(sealed.key_version)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -510,7 +528,7 @@ impl CustomerStore {
                 to: Some(format!("{identities_moved} channel identities moved")),
                 ..Entry::new(survivor, "merged_in")
             };
-            record!(tx, entry, actor, now);
+            record!(&self.vault, tx, entry, actor, now);
             let entry = Entry {
                 from: Some("active".into()),
                 to: Some("merged".into()),
@@ -518,7 +536,7 @@ impl CustomerStore {
                 note,
                 ..Entry::new(absorbed, "merged_into")
             };
-            record!(tx, entry, actor, now);
+            record!(&self.vault, tx, entry, actor, now);
             let merge_note = Some(format!("taken over from {absorbed} by merge"));
             if let Some((from, to)) = kyc_entry {
                 let entry = Entry {
@@ -527,12 +545,12 @@ impl CustomerStore {
                     note: merge_note.clone(),
                     ..Entry::new(survivor, "kyc_changed")
                 };
-                record!(tx, entry, actor, now);
+                record!(&self.vault, tx, entry, actor, now);
             }
             if phone_filled {
                 let entry =
                     Entry { to: keep.phone.clone(), note: merge_note, ..Entry::new(survivor, "phone_changed") };
-                record!(tx, entry, actor, now);
+                record!(&self.vault, tx, entry, actor, now);
             }
             retire!(tx, absorbed, now);
             mark_dirty!(tx, survivor, now);
@@ -546,7 +564,7 @@ impl CustomerStore {
 
     /// The history of a customer, oldest first (merge events appear on both records).
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, PlatformError> {
-        Ok(storage::read!(self.db(), |conn| {
+        let rows: Vec<HistoryEvent> = storage::read!(self.db(), |conn| {
             sqlx::query_as(
             "SELECT id, customer_id, event, from_value, to_value, other_customer_id, note, actor_key_id, actor_role, at \
              FROM customer_history WHERE customer_id = $1 ORDER BY id"
@@ -554,6 +572,24 @@ impl CustomerStore {
         .bind(id)
         .fetch_all(conn)
         .await
-        })?)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let record = format!("{} (customer {id})", row.id);
+            let opened = self
+                .vault
+                .with_fresh_keys(|v| {
+                    Ok(HistoryEvent {
+                        from_value: v.open_opt(F_FROM, row.from_value.as_deref())?,
+                        to_value: v.open_opt(F_TO, row.to_value.as_deref())?,
+                        note: v.open_opt(F_NOTE, row.note.as_deref())?,
+                        ..row.clone()
+                    })
+                })
+                .await
+                .map_err(sealed_error("customer_history", &record))?;
+            out.push(opened);
+        }
+        Ok(out)
     }
 }

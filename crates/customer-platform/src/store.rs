@@ -8,7 +8,6 @@ use customer::segments::RfmInput;
 use customer::{Channel, CustomerFacts, CustomerId, CustomerKind, Profile, SegmentDefinition};
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use storage::Database;
@@ -47,8 +46,8 @@ pub struct NewCustomerRecord {
     pub kyc_status: customer::KycStatus,
 }
 
-/// A stored customer master record.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A stored customer master record (personal data opened: the table holds it sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerRecord {
     pub id: String,
     pub kind: String,
@@ -56,11 +55,9 @@ pub struct CustomerRecord {
     pub id_document_type: String,
     pub id_number: String,
     pub phone: Option<String>,
-    #[sqlx(try_from = "String")]
     pub kyc_status: customer::KycStatus,
     pub created_at: i64,
     /// See [`crate::lifecycle`].
-    #[sqlx(try_from = "String")]
     pub status: customer::CustomerStatus,
     /// When the customer was closed (microseconds since the Unix epoch).
     pub closed_at: Option<i64>,
@@ -68,8 +65,114 @@ pub struct CustomerRecord {
     pub merged_into: Option<String>,
 }
 
+/// A `customers` row as stored: name, ID number and phone sealed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct StoredRecord {
+    id: String,
+    kind: String,
+    name: String,
+    id_document_type: String,
+    id_number: String,
+    phone: Option<String>,
+    #[sqlx(try_from = "String")]
+    kyc_status: customer::KycStatus,
+    created_at: i64,
+    #[sqlx(try_from = "String")]
+    status: customer::CustomerStatus,
+    closed_at: Option<i64>,
+    merged_into: Option<String>,
+}
+
 pub(crate) const RECORD_COLUMNS: &str =
     "id, kind, name, id_document_type, id_number, phone, kyc_status, created_at, status, closed_at, merged_into";
+
+/// The sealed columns of `customers` (field names for associated data are `customers.<column>`).
+pub(crate) const F_NAME: &str = "customers.name";
+pub(crate) const F_ID_NUMBER: &str = "customers.id_number";
+pub(crate) const F_PHONE: &str = "customers.phone";
+/// The sealed columns of `customer_history`.
+pub(crate) const F_FROM: &str = "customer_history.from_value";
+pub(crate) const F_TO: &str = "customer_history.to_value";
+pub(crate) const F_NOTE: &str = "customer_history.note";
+
+/// The tables of this platform with sealed columns, for `rotate-key`.
+pub const ENCRYPTED_TABLES: &[access::EncryptedTable] = &[
+    access::EncryptedTable {
+        table: "customers",
+        key: &[("id", access::KeyType::Text)],
+        columns: &["name", "id_number", "phone"],
+    },
+    access::EncryptedTable {
+        table: "customer_history",
+        key: &[("id", access::KeyType::Int)],
+        columns: &["from_value", "to_value", "note"],
+    },
+];
+
+/// Blind index domains.
+pub(crate) const DOMAIN_DOCUMENT: &str = "id_document";
+pub(crate) const DOMAIN_PHONE: &str = "phone";
+
+/// A sealed record's personal data, as the columns store it.
+pub(crate) struct SealedPii {
+    pub name: String,
+    pub id_number: String,
+    pub phone: Option<String>,
+    /// Blind index of "<document type>:<number>" (the uniqueness key).
+    pub document_index: Vec<u8>,
+    pub phone_index: Option<Vec<u8>>,
+    pub key_version: i64,
+}
+
+/// Seals a record's personal data and computes its blind indexes.
+pub(crate) fn seal_pii(
+    vault: &access::Vault,
+    name: &str,
+    doc_type: &str,
+    id_number: &str,
+    phone: Option<&str>,
+) -> SealedPii {
+    SealedPii {
+        name: vault.seal(F_NAME, name),
+        id_number: vault.seal(F_ID_NUMBER, id_number),
+        phone: vault.seal_opt(F_PHONE, phone),
+        document_index: document_index(vault, doc_type, id_number),
+        phone_index: phone.map(|p| vault.blind_index(DOMAIN_PHONE, p)),
+        key_version: i64::from(vault.current_version()),
+    }
+}
+
+/// Opens a stored row; a value that fails its integrity check is
+/// [`PlatformError::Integrity`] naming the record.
+pub(crate) fn open_record(vault: &access::Vault, row: &StoredRecord) -> Result<CustomerRecord, access::VaultError> {
+    Ok(CustomerRecord {
+        id: row.id.clone(),
+        kind: row.kind.clone(),
+        name: vault.open(F_NAME, &row.name)?,
+        id_document_type: row.id_document_type.clone(),
+        id_number: vault.open(F_ID_NUMBER, &row.id_number)?,
+        phone: vault.open_opt(F_PHONE, row.phone.as_deref())?,
+        kyc_status: row.kyc_status,
+        created_at: row.created_at,
+        status: row.status,
+        closed_at: row.closed_at,
+        merged_into: row.merged_into.clone(),
+    })
+}
+
+/// The error of a record of `table` that could not be opened.
+pub(crate) fn sealed_error<'a>(
+    table: &'static str,
+    record: &'a str,
+) -> impl Fn(access::VaultError) -> PlatformError + 'a {
+    move |e| {
+        if e.is_integrity() {
+            PlatformError::Integrity { table, record: record.to_string(), reason: e.to_string() }
+        } else {
+            PlatformError::Vault(e)
+        }
+    }
+}
 
 /// Facts as stored, with the customer's bitmap ordinal.
 #[derive(Debug, Clone)]
@@ -139,22 +242,46 @@ pub struct CustomerStore {
     pub(crate) products: Vec<std::sync::Arc<dyn crate::OpenProducts>>,
     /// The time source of every stored timestamp (the system clock unless set).
     clock: std::sync::Arc<dyn clock::Clock>,
+    /// Seals names, ID numbers and phones; computes their blind indexes.
+    pub(crate) vault: access::Vault,
 }
 
-/// SHA-256 of the identity document, the uniqueness key of "one person, one customer".
-pub fn document_hash(doc_type: &str, number: &str) -> Vec<u8> {
-    Sha256::digest(format!("{doc_type}:{number}").as_bytes()).to_vec()
+/// The keyed blind index of the identity document ("<type>:<number>"): the uniqueness key of
+/// "one person, one customer" (column `id_number_hash`).
+pub fn document_index(vault: &access::Vault, doc_type: &str, number: &str) -> Vec<u8> {
+    vault.blind_index(DOMAIN_DOCUMENT, &format!("{doc_type}:{number}"))
 }
 
 impl CustomerStore {
-    pub fn new(db: Database) -> Self {
+    /// A store on `db` that seals personal data with `vault`.
+    pub fn new(db: Database, vault: access::Vault) -> Self {
         CustomerStore {
             db,
             bitmaps: Default::default(),
             recommender: Default::default(),
             products: Vec::new(),
             clock: std::sync::Arc::new(clock::SystemClock),
+            vault,
         }
+    }
+
+    pub fn vault(&self) -> &access::Vault {
+        &self.vault
+    }
+
+    /// Opens stored rows (reloading the data keys once if a row names a version another
+    /// process just added).
+    pub(crate) async fn open_records(&self, rows: Vec<StoredRecord>) -> Result<Vec<CustomerRecord>, PlatformError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(
+                self.vault
+                    .with_fresh_keys(|v| open_record(v, row))
+                    .await
+                    .map_err(sealed_error("customers", &row.id))?,
+            );
+        }
+        Ok(out)
     }
 
     /// The domains whose open products keep a customer from being closed (the ledger and
@@ -185,23 +312,26 @@ impl CustomerStore {
     /// `Err(PlatformError::CustomerExists(existing id))` and writes nothing. When the existing
     /// record was merged into another, the surviving customer is named.
     pub async fn register(&self, c: &NewCustomerRecord) -> Result<CustomerRecord, PlatformError> {
-        let hash = document_hash(c.id_document_type, &c.id_number);
+        let sealed = seal_pii(&self.vault, &c.name, c.id_document_type, &c.id_number, c.phone.as_deref());
         let now = self.now_micros();
         let id = c.id.to_string();
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
-            "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id_number_hash) DO NOTHING",
+            "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at, \
+             phone_index, key_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id_number_hash) DO NOTHING",
         )
         .bind(&id)
         .bind(c.kind.as_str())
-        .bind(&c.name)
+        .bind(&sealed.name)
         .bind(c.id_document_type)
-        .bind(&c.id_number)
-        .bind(&hash)
-        .bind(&c.phone)
+        .bind(&sealed.id_number)
+        .bind(&sealed.document_index)
+        .bind(&sealed.phone)
         .bind(c.kyc_status.as_str())
         .bind(now)
+        .bind(&sealed.phone_index)
+        .bind(sealed.key_version)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
@@ -210,7 +340,7 @@ impl CustomerStore {
             let existing: String = storage::read!(&self.db, |conn| sqlx::query_scalar(
                 "SELECT COALESCE(merged_into, id) FROM customers WHERE id_number_hash = $1"
             )
-            .bind(&hash)
+            .bind(&sealed.document_index)
             .fetch_one(conn)
             .await)?;
             return Err(PlatformError::CustomerExists(existing));
@@ -230,9 +360,33 @@ impl CustomerStore {
         })
     }
 
+    /// Customers with this (normalised) phone number, found by its blind index; any status.
+    pub async fn customers_by_phone(&self, phone: &str) -> Result<Vec<CustomerRecord>, PlatformError> {
+        let index = self.vault.blind_index(DOMAIN_PHONE, phone);
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE phone_index = $1 ORDER BY id");
+        let rows: Vec<StoredRecord> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(&index).fetch_all(conn).await)?;
+        self.open_records(rows).await
+    }
+
+    /// The customer holding an identity document, found by its blind index.
+    pub async fn customer_by_document(
+        &self,
+        doc_type: &str,
+        number: &str,
+    ) -> Result<Option<CustomerRecord>, PlatformError> {
+        let index = document_index(&self.vault, doc_type, number);
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id_number_hash = $1");
+        let rows: Vec<StoredRecord> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(&index).fetch_all(conn).await)?;
+        Ok(self.open_records(rows).await?.into_iter().next())
+    }
+
     pub async fn customer(&self, id: &str) -> Result<Option<CustomerRecord>, PlatformError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id = $1");
-        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?)
+        let row: Option<StoredRecord> =
+            storage::read!(&self.db, |conn| sqlx::query_as(&sql).bind(id).fetch_optional(conn).await)?;
+        Ok(self.open_records(row.into_iter().collect()).await?.into_iter().next())
     }
 
     /// Master records with ids after `after`, in id order; `status` keeps only records in that
@@ -246,19 +400,20 @@ impl CustomerStore {
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM customers WHERE id > $1 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $2"
         );
-        Ok(storage::read!(&self.db, |conn| sqlx::query_as(&sql)
+        let rows: Vec<StoredRecord> = storage::read!(&self.db, |conn| sqlx::query_as(&sql)
             .bind(after)
             .bind(limit)
             .bind(status.unwrap_or(""))
             .fetch_all(conn)
-            .await)?)
+            .await)?;
+        self.open_records(rows).await
     }
 
     /// Master records by id (any order; unknown ids are skipped).
     pub async fn customers_by_ids(&self, ids: &[String]) -> Result<Vec<CustomerRecord>, PlatformError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let rows: Vec<CustomerRecord> = storage::read!(&self.db, |conn| {
+            let rows: Vec<StoredRecord> = storage::read!(&self.db, |conn| {
                 let mut qb = QueryBuilder::new(format!("SELECT {RECORD_COLUMNS} FROM customers WHERE id IN ("));
                 let mut sep = qb.separated(", ");
                 for id in chunk {
@@ -267,7 +422,7 @@ impl CustomerStore {
                 qb.push(")");
                 qb.build_query_as().fetch_all(conn).await
             })?;
-            out.extend(rows);
+            out.extend(self.open_records(rows).await?);
         }
         Ok(out)
     }

@@ -13,7 +13,7 @@ fn as_of() -> NaiveDate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recomputation_matches_direct_evaluation_and_stays_incremental() {
     for db in storage::testing::all().await {
-        let store = CustomerStore::new(db.db.clone());
+        let store = CustomerStore::new(db.db.clone(), access::Vault::for_tests(&db.db).await);
         let tags = TagRegistry::with_builtins().unwrap();
         let population = synthetic::population(1_200, 11, as_of());
         assert_eq!(store.upsert_facts(&population).await.unwrap(), 1_200);
@@ -86,7 +86,7 @@ async fn recomputation_matches_direct_evaluation_and_stays_incremental() {
 #[tokio::test]
 async fn one_customer_per_identity_document_and_per_channel_identity() {
     for db in storage::testing::all().await {
-        let store = CustomerStore::new(db.db.clone());
+        let store = CustomerStore::new(db.db.clone(), access::Vault::for_tests(&db.db).await);
         let f = &synthetic::population(1, 1, as_of())[0];
         let (name, number, phone) = synthetic::identity(0, f);
         let record = customer_platform::NewCustomerRecord {
@@ -119,10 +119,11 @@ async fn closed_and_merged_customers_leave_memberships_and_recomputation() {
     for db in storage::testing::all().await {
         // Closure asks the ledger and lending for open products, through their ports.
         let ledger = ledger::Ledger::new(&db.db);
-        let lending = lending_platform::LendingService::new(db.db.clone(), ledger.clone());
+        let vault = access::Vault::for_tests(&db.db).await;
+        let lending = lending_platform::LendingService::new(db.db.clone(), ledger.clone(), vault.clone());
         let products: Vec<std::sync::Arc<dyn customer_platform::OpenProducts>> =
             vec![std::sync::Arc::new(ledger), std::sync::Arc::new(lending)];
-        let store = CustomerStore::new(db.db.clone()).with_open_products(products);
+        let store = CustomerStore::new(db.db.clone(), vault).with_open_products(products);
         let tags = TagRegistry::with_builtins().unwrap();
         let population = synthetic::population(200, 3, as_of());
         store.upsert_facts(&population).await.unwrap();

@@ -40,12 +40,13 @@ fn demo_segments() -> Vec<SegmentDefinition> {
 
 pub(crate) async fn load(
     db: &Database,
+    vault: &access::Vault,
     ledger: &Ledger,
     customers: &[Customer],
     seed: u64,
     as_of: NaiveDate,
 ) -> Result<Loaded, PlatformError> {
-    let store = CustomerStore::new(db.clone());
+    let store = CustomerStore::new(db.clone(), vault.clone());
     let tags = TagRegistry::with_builtins()?;
     // Attribute pools from the synthetic population, by kind, so an SME in the ledger is a
     // business here too.

@@ -138,10 +138,12 @@ pub enum DemoError {
     Risk(#[from] risk_platform::RiskPlatformError),
 }
 
-/// Generates the demo bank into `db`. `progress(done, total)` reports transfers submitted.
-/// History ends today; the ledger's timestamps follow the simulated days.
+/// Generates the demo bank into `db`, personal data sealed by `vault`. `progress(done, total)`
+/// reports transfers submitted. History ends today; the ledger's timestamps follow the
+/// simulated days.
 pub async fn generate(
     db: &Database,
+    vault: &access::Vault,
     config: &DemoConfig,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<DemoSummary, DemoError> {
@@ -386,14 +388,14 @@ pub async fn generate(
             summary.sample_accounts.push(SampleAccount { label: format!("{} ({profile:?})", c.id), id: c.account });
         }
     }
-    let platform = customers::load(db, &ledger, &customers, config.seed, today).await?;
+    let platform = customers::load(db, vault, &ledger, &customers, config.seed, today).await?;
     summary.customers_registered = platform.registered;
     summary.churn_auc = platform.churn_auc;
     summary.recompute = Some(platform.recompute);
     // Demo applications are fraud-checked by the risk engine like any other.
     let risk_config = risk_platform::RiskConfig { refresh_secs: 0, ..risk_platform::RiskConfig::default() };
-    let risk = std::sync::Arc::new(risk_platform::RiskService::load(db, &ledger, risk_config).await?);
-    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk);
+    let risk = std::sync::Arc::new(risk_platform::RiskService::load(db, &ledger, risk_config, vault.clone()).await?);
+    let lending = lending_platform::LendingService::new(db.clone(), ledger.clone(), vault.clone()).with_risk(risk);
     let (_, entries_before) = ledger.store().counts().await?;
     let mut book = loans::load(&lending, &customers, today).await?;
     let (_, entries_after) = ledger.store().counts().await?;
@@ -435,12 +437,13 @@ mod tests {
     async fn demo_bank_is_reproducible_and_verifies() {
         let db = storage::testing::sqlite().await;
         let config = DemoConfig { customers: 40, seed: 7, months: 2 };
-        let first = generate(&db.db, &config, |_, _| {}).await.unwrap();
+        let vault = access::Vault::for_tests(&db.db).await;
+        let first = generate(&db.db, &vault, &config, |_, _| {}).await.unwrap();
         assert!(first.transfers_created > 500, "{first:?}");
         assert_eq!(first.transfers_replayed, 0);
         // Loading the same seed again replays every committed transfer; only transfers that were
         // rejected the first time (not stored) can be accepted now.
-        let second = generate(&db.db, &config, |_, _| {}).await.unwrap();
+        let second = generate(&db.db, &vault, &config, |_, _| {}).await.unwrap();
         assert_eq!(second.transfers_replayed, first.transfers_created);
         assert!(second.transfers_created <= first.transfers_rejected);
         assert!(first.transfers_rejected * 50 < first.transfers_created, "{first:?}");
@@ -451,7 +454,7 @@ mod tests {
         let lending = first.lending.as_ref().unwrap();
         assert!(lending.loans >= 5, "{lending:?}");
         assert_eq!(second.lending.as_ref().unwrap().loans, 0, "loaded once");
-        let service = lending_platform::LendingService::new(db.db.clone(), Ledger::new(&db.db));
+        let service = lending_platform::LendingService::new(db.db.clone(), Ledger::new(&db.db), vault.clone());
         for (label, id) in &lending.samples {
             let view = service.view(lending::LoanId(id.parse().unwrap())).await.unwrap();
             assert!(view.reconciled, "{label}: {:?} vs {:?}", view.ledger, view.loan);
@@ -462,7 +465,8 @@ mod tests {
         );
         // A different seed gives a different bank.
         let other = storage::testing::sqlite().await;
-        let third = generate(&other.db, &DemoConfig { seed: 8, ..config }, |_, _| {}).await.unwrap();
+        let other_vault = access::Vault::for_tests(&other.db).await;
+        let third = generate(&other.db, &other_vault, &DemoConfig { seed: 8, ..config }, |_, _| {}).await.unwrap();
         assert_ne!(third.transfers_created, first.transfers_created);
     }
 }

@@ -24,6 +24,7 @@
 //! It knows nothing about HTTP; the server maps [`LendingPlatformError`] to responses.
 
 pub mod accounts;
+pub mod encryption;
 mod fraud;
 pub mod import;
 mod products;
@@ -75,6 +76,12 @@ pub enum LendingPlatformError {
     /// The fraud check failed (a saturated decision log, an invalid event field, storage).
     #[error(transparent)]
     Risk(#[from] risk_platform::RiskPlatformError),
+    /// A sealed value of a record failed its integrity check.
+    #[error("record {record} of {table} failed its integrity check: {reason}")]
+    Integrity { table: &'static str, record: String, reason: String },
+    /// The field encryption keys could not be used.
+    #[error("field encryption: {0}")]
+    Vault(access::VaultError),
 }
 
 pub type Result<T, E = LendingPlatformError> = std::result::Result<T, E>;

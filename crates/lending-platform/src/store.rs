@@ -133,15 +133,50 @@ fn state_json(loan: &Loan) -> Result<String> {
 /// Loans saved per multi-row `UPDATE` (8 bound values each, well under both databases' limits).
 const SAVE_CHUNK: usize = 500;
 
+/// Sealed columns: the decision document (applicant name, birth date, bureau, social
+/// security, tax and ERP data) and the analyst's review note.
+pub(crate) const F_DECISION: &str = "lending_decisions.decision";
+pub(crate) const F_REVIEW_NOTE: &str = "lending_review_queue.note";
+
+/// The tables of this platform with sealed columns, for `rotate-key`.
+pub const ENCRYPTED_TABLES: &[access::EncryptedTable] = &[
+    access::EncryptedTable {
+        table: "lending_decisions",
+        key: &[("id", access::KeyType::Text)],
+        columns: &["decision"],
+    },
+    access::EncryptedTable {
+        table: "lending_review_queue",
+        key: &[("decision_id", access::KeyType::Text)],
+        columns: &["note"],
+    },
+];
+
 /// The SQL store of lending.
 #[derive(Clone)]
 pub struct LendingStore {
     db: Database,
+    vault: access::Vault,
 }
 
 impl LendingStore {
-    pub fn new(db: Database) -> Self {
-        LendingStore { db }
+    pub fn new(db: Database, vault: access::Vault) -> Self {
+        LendingStore { db, vault }
+    }
+
+    fn sealed_error(
+        &self,
+        table: &'static str,
+        record: &str,
+    ) -> impl Fn(access::VaultError) -> LendingPlatformError + '_ {
+        let record = record.to_string();
+        move |e| {
+            if e.is_integrity() {
+                LendingPlatformError::Integrity { table, record: record.clone(), reason: e.to_string() }
+            } else {
+                LendingPlatformError::Vault(e)
+            }
+        }
     }
 
     pub fn db(&self) -> &Database {
@@ -152,7 +187,8 @@ impl LendingStore {
 
     /// Stores a decision; a review outcome also enters the review queue (one transaction).
     pub async fn insert_decision(&self, d: &Decision) -> Result<()> {
-        let json = serde_json::to_string(d)?;
+        let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
+        let version = i64::from(self.vault.current_version());
         let reasons = serde_json::to_string(&d.reasons)?;
         let id = d.id.0.to_string();
         let grade = d.grade.map(|g| format!("{g:?}"));
@@ -160,8 +196,8 @@ impl LendingStore {
         storage::transaction!(&self.db, |tx| {
             async {
             sqlx::query(
-                "INSERT INTO lending_decisions (id, applicant_id, product_code, outcome, grade, model_version, decision, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO lending_decisions (id, applicant_id, product_code, outcome, grade, model_version, decision, created_at, \
+                 key_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&id)
             .bind(&d.applicant_id)
@@ -171,18 +207,20 @@ impl LendingStore {
             .bind(&d.model_version)
             .bind(&json)
             .bind(now)
+            .bind(version)
             .execute(&mut *tx)
             .await?;
             if d.outcome == Outcome::Review {
                 sqlx::query(
-                    "INSERT INTO lending_review_queue (decision_id, applicant_id, product_code, reasons, status, created_at) \
-                     VALUES ($1, $2, $3, $4, 'open', $5) ON CONFLICT (decision_id) DO NOTHING",
+                    "INSERT INTO lending_review_queue (decision_id, applicant_id, product_code, reasons, status, created_at, \
+                     key_version) VALUES ($1, $2, $3, $4, 'open', $5, $6) ON CONFLICT (decision_id) DO NOTHING",
                 )
                 .bind(&id)
                 .bind(&d.applicant_id)
                 .bind(&d.product_code)
                 .bind(&reasons)
                 .bind(now)
+                .bind(version)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -198,7 +236,13 @@ impl LendingStore {
                 .bind(id)
                 .fetch_optional(conn)
                 .await)?;
-        row.map(|(j,)| serde_json::from_str(&j).map_err(Into::into)).transpose()
+        let Some((sealed,)) = row else { return Ok(None) };
+        let json = self
+            .vault
+            .with_fresh_keys(|v| v.open(F_DECISION, &sealed))
+            .await
+            .map_err(self.sealed_error("lending_decisions", id))?;
+        Ok(Some(serde_json::from_str(&json)?))
     }
 
     pub async fn review_queue(&self, limit: i64) -> Result<Vec<ReviewItem>> {
@@ -243,45 +287,50 @@ impl LendingStore {
     pub async fn decide_review(&self, d: &Decision, status: &str) -> Result<bool> {
         let review =
             d.manual_review.clone().ok_or_else(|| LendingPlatformError::Corrupt("review without analyst".into()))?;
-        let json = serde_json::to_string(d)?;
+        let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
+        let note = self.vault.seal(F_REVIEW_NOTE, &review.note);
+        let version = i64::from(self.vault.current_version());
         let id = d.id.0.to_string();
         let grade = d.grade.map(|g| format!("{g:?}"));
         storage::transaction!(&self.db, |tx| {
             async {
-            let n = sqlx::query(
+                let n = sqlx::query(
                 "UPDATE lending_review_queue SET status = $1, decided_by = $2, decided_role = $3, decided_at = $4, \
-                 note = $5, reason_code = $6 WHERE decision_id = $7 AND status = 'open'",
+                 note = $5, reason_code = $6, key_version = $8 WHERE decision_id = $7 AND status = 'open'",
             )
             .bind(status)
             .bind(&review.analyst)
             .bind(&review.analyst_role)
             .bind(review.decided_at.timestamp_micros())
-            .bind(&review.note)
+            .bind(&note)
             .bind(&review.reason_code)
             .bind(&id)
+            .bind(version)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if n == 0 {
-                return Ok::<bool, LendingPlatformError>(false);
+                if n == 0 {
+                    return Ok::<bool, LendingPlatformError>(false);
+                }
+                let n = sqlx::query(
+                    "UPDATE lending_decisions SET outcome = $1, grade = $2, decision = $3, key_version = $5 \
+                 WHERE id = $4 AND outcome = 'review'",
+                )
+                .bind(d.outcome.as_str())
+                .bind(&grade)
+                .bind(&json)
+                .bind(&id)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    // Roll the queue update back: the stored decision is not the one in review.
+                    return Err(LendingPlatformError::Corrupt(format!("decision {id} is not in review")));
+                }
+                Ok(true)
             }
-            let n = sqlx::query(
-                "UPDATE lending_decisions SET outcome = $1, grade = $2, decision = $3 WHERE id = $4 AND outcome = 'review'",
-            )
-            .bind(d.outcome.as_str())
-            .bind(&grade)
-            .bind(&json)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n != 1 {
-                // Roll the queue update back: the stored decision is not the one in review.
-                return Err(LendingPlatformError::Corrupt(format!("decision {id} is not in review")));
-            }
-            Ok(true)
-        }
-        .await
+            .await
         })
     }
 

@@ -27,7 +27,8 @@ async fn loans_reconcile_with_the_ledger_through_every_operation() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         // Months of business are simulated: end of day may jump that far.
-        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
+        let service = LendingService::new(db.db.clone(), ledger.clone(), access::Vault::for_tests(&db.db).await)
+            .with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 500_000_00, Currency::CNY);
@@ -112,7 +113,8 @@ async fn write_off_charges_everything_to_the_loss_allowance_once() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         // Months of business are simulated: end of day may jump that far.
-        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
+        let service = LendingService::new(db.db.clone(), ledger.clone(), access::Vault::for_tests(&db.db).await)
+            .with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_00, Currency::CNY);
@@ -175,8 +177,11 @@ async fn concurrent_approve_and_decline_of_one_review_item_leave_one_consistent_
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         let config = risk_platform::RiskConfig { refresh_secs: 0, ..risk_platform::RiskConfig::default() };
-        let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db.db, &ledger, config).await.unwrap());
-        let service = LendingService::new(db.db.clone(), ledger).with_risk(risk);
+        let vault = access::Vault::for_tests(&db.db).await;
+        let risk = std::sync::Arc::new(
+            risk_platform::RiskService::load(&db.db, &ledger, config, vault.clone()).await.unwrap(),
+        );
+        let service = LendingService::new(db.db.clone(), ledger, vault).with_risk(risk);
         let mut review = None;
         for i in 0..300 {
             let input = lending_platform::ApplyInput {
@@ -225,7 +230,8 @@ async fn end_of_day_alongside_repayments_keeps_every_loan_reconciled() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         // Months of business are simulated: end of day may jump that far.
-        let service = LendingService::new(db.db.clone(), ledger.clone()).with_eod_limits(SIMULATION);
+        let service = LendingService::new(db.db.clone(), ledger.clone(), access::Vault::for_tests(&db.db).await)
+            .with_eod_limits(SIMULATION);
         let cash = ledger.open_account(account(AccountKind::Asset, OwnerType::Bank, false)).await.unwrap().id;
         let deposit = ledger.open_account(account(AccountKind::Liability, OwnerType::Customer, true)).await.unwrap().id;
         let fund = TransferRequest::posted(TransferId::new(), cash, deposit, 10_000_000_00, Currency::CNY);
@@ -288,7 +294,7 @@ async fn end_of_day_alongside_repayments_keeps_every_loan_reconciled() {
 #[tokio::test]
 async fn end_of_day_dates_are_bounded_before_any_work() {
     for db in storage::testing::all().await {
-        let service = LendingService::new(db.db.clone(), Ledger::new(&db.db));
+        let service = LendingService::new(db.db.clone(), Ledger::new(&db.db), access::Vault::for_tests(&db.db).await);
         let today = chrono::Utc::now().date_naive();
         let out_of_range = |r: Result<lending_platform::EodReport, LendingPlatformError>| match r {
             Err(LendingPlatformError::EodDateOutOfRange { latest, .. }) => latest,

@@ -37,6 +37,12 @@ pub enum RiskPlatformError {
     Storage(#[from] storage::UnitOfWorkError),
     #[error("stored risk data does not parse: {0}")]
     Corrupt(String),
+    /// A sealed value of a record failed its integrity check.
+    #[error("record {record} of {table} failed its integrity check: {reason}")]
+    Integrity { table: &'static str, record: String, reason: String },
+    /// The field encryption keys could not be used.
+    #[error("field encryption: {0}")]
+    Vault(access::VaultError),
 }
 
 fn reason_list(view: &DecisionView) -> String {

@@ -18,6 +18,7 @@
 //! Errors are [`RiskPlatformError`]; the server maps them to HTTP in one place.
 
 mod config;
+pub mod encryption;
 mod error;
 pub mod log;
 mod screening;
@@ -27,5 +28,5 @@ pub mod store;
 pub use config::{DecisionLog, RiskConfig};
 pub use error::{Result, RiskPlatformError};
 pub use screening::Screening;
-pub use service::{redacted_event_json, replay_decision_log, ResolvedCase, RiskService};
+pub use service::{pseudonymised, replay_decision_log, sensitive_domain, ResolvedCase, RiskService};
 pub use store::{CaseStatus, CaseView, DecisionView};

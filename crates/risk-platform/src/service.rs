@@ -31,11 +31,24 @@ pub struct RiskService {
     admin: Arc<tokio::sync::Mutex<()>>,
     /// Admission: at most `max_in_flight` decisions between arrival and their log commit.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Pseudonymises ID numbers and phones (keyed blind index) and seals list values.
+    vault: access::Vault,
 }
 
-/// The event as stored: ID numbers and phone numbers replaced by digests.
-pub fn redacted_event_json(event: &RiskEvent) -> String {
-    serde_json::to_string(&event.redacted()).unwrap_or_default()
+/// The blind index domain of a sensitive list subject (ID numbers and phones), `None` for the
+/// others (devices, IPs, accounts, customers are matched as given).
+pub fn sensitive_domain(subject: ListSubject) -> Option<&'static str> {
+    match subject {
+        ListSubject::IdNumber => Some("id_number"),
+        ListSubject::Phone => Some("phone"),
+        _ => None,
+    }
+}
+
+/// The event with ID number and phone replaced by their keyed blind index (`bi:<hex>`): what
+/// the engine decides on and the decision log stores.
+pub fn pseudonymised(vault: &access::Vault, event: &RiskEvent) -> RiskEvent {
+    event.pseudonymised(|subject, value| vault.blind_token(sensitive_domain(subject).unwrap_or("other"), value))
 }
 
 /// A resolved case and what happened to the transfer it held.
@@ -52,10 +65,10 @@ impl RiskService {
     /// id sequence, confirmed-fraud customers and the latest model artefact from the database,
     /// replays the recent decision log into velocity and graph, and starts the log writer and
     /// the refresher.
-    pub async fn load(db: &Database, ledger: &Ledger, config: RiskConfig) -> Result<Self> {
+    pub async fn load(db: &Database, ledger: &Ledger, config: RiskConfig, vault: access::Vault) -> Result<Self> {
         let engine = Arc::new(RiskEngine::new(EngineConfig::default(), Arc::new(SystemClock)));
         sync_rule_sets(db, &engine).await?;
-        sync_lists(db, &engine).await?;
+        sync_lists(db, &vault, &engine).await?;
         engine.cases.continue_after(store::max_case_id(db).await?);
         {
             let fraud = store::confirmed_fraud_customers(db).await?;
@@ -78,7 +91,7 @@ impl RiskService {
         }
         let admin = Arc::new(tokio::sync::Mutex::new(()));
         if config.refresh_secs > 0 {
-            spawn_refresher(db.clone(), Arc::clone(&engine), config.clone(), Arc::clone(&admin));
+            spawn_refresher(db.clone(), vault.clone(), Arc::clone(&engine), config.clone(), Arc::clone(&admin));
         }
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1) as usize));
         Ok(RiskService {
@@ -89,6 +102,7 @@ impl RiskService {
             log: spawn_log_writer(db.clone()),
             admin,
             in_flight,
+            vault,
         })
     }
 
@@ -126,10 +140,11 @@ impl RiskService {
             mpsc::error::TrySendError::Full(()) => RiskPlatformError::Overloaded,
             mpsc::error::TrySendError::Closed(()) => RiskPlatformError::DecisionLog("writer stopped".into()),
         })?;
-        let decision = self.engine.decide(event)?;
+        let event = pseudonymised(&self.vault, event);
+        let decision = self.engine.decide(&event)?;
         let view = DecisionView::new(Uuid::now_v7(), &decision, transfer_id);
         let (ack, done) = oneshot::channel();
-        permit.send(LogItem { view: view.clone(), event_json: redacted_event_json(event), ack });
+        permit.send(LogItem { view: view.clone(), event_json: serde_json::to_string(&event).unwrap_or_default(), ack });
         if !wait {
             return Ok(view);
         }
@@ -210,24 +225,43 @@ impl RiskService {
 
     // ---- lists ---------------------------------------------------------------------------------
 
-    /// Stores (or replaces) a list entry and applies it to the engine at once.
-    pub async fn add_list_entry(&self, entry: ListEntry) -> Result<ListEntry> {
+    /// Stores (or replaces) a list entry and applies it to the engine at once. An ID number or
+    /// phone is matched by its keyed blind index and stored sealed (shown in `display`).
+    pub async fn add_list_entry(&self, mut entry: ListEntry) -> Result<ListEntry> {
+        if sensitive_domain(entry.subject).is_some() && !risk::is_pseudonym(&entry.value) {
+            entry.display = Some(entry.value.clone());
+            entry.value = self.list_value(entry.subject, &entry.value);
+        }
         let _turn = self.admin.lock().await;
-        store::store_list_entry(&self.db, &entry).await?;
+        store::store_list_entry(&self.db, &self.vault, &entry).await?;
         self.engine.lists.add(entry.clone());
         Ok(entry)
     }
 
     /// Removes a list entry from the database and the engine.
     pub async fn delete_list_entry(&self, kind: ListKind, subject: ListSubject, value: &str) -> Result<()> {
+        let value = self.list_value(subject, value);
         let _turn = self.admin.lock().await;
-        let stored = store::delete_list_entry(&self.db, kind, subject, value).await?;
-        let live = self.engine.lists.remove(kind, subject, value);
+        let stored = store::delete_list_entry(&self.db, kind, subject, &value).await?;
+        let live = self.engine.lists.remove(kind, subject, &value);
         if stored || live {
             Ok(())
         } else {
             Err(RiskPlatformError::ListEntryNotFound)
         }
+    }
+
+    /// What a list of `subject` matches for `value`: the blind index token for ID numbers and
+    /// phones (a value that already is a token is kept), the value itself otherwise.
+    pub fn list_value(&self, subject: ListSubject, value: &str) -> String {
+        match sensitive_domain(subject) {
+            Some(domain) if !risk::is_pseudonym(value) => self.vault.blind_token(domain, value),
+            _ => value.to_string(),
+        }
+    }
+
+    pub fn vault(&self) -> &access::Vault {
+        &self.vault
     }
 
     // ---- models --------------------------------------------------------------------------------
@@ -332,8 +366,8 @@ async fn sync_rule_sets(db: &Database, engine: &RiskEngine) -> Result<()> {
 }
 
 /// Makes the engine's lists equal to the stored ones (adds, replaces, removes).
-async fn sync_lists(db: &Database, engine: &RiskEngine) -> Result<()> {
-    let stored = store::load_list_entries(db, engine.now()).await?;
+async fn sync_lists(db: &Database, vault: &access::Vault, engine: &RiskEngine) -> Result<()> {
+    let stored = store::load_list_entries(db, vault, engine.now()).await?;
     let key = |e: &ListEntry| (e.kind, e.subject, e.value.clone());
     let wanted: HashSet<_> = stored.iter().map(key).collect();
     let current = engine.lists.entries();
@@ -353,6 +387,7 @@ async fn sync_lists(db: &Database, engine: &RiskEngine) -> Result<()> {
 /// node confirmed as fraud.
 async fn refresh_once(
     db: &Database,
+    vault: &access::Vault,
     engine: &RiskEngine,
     config: &RiskConfig,
     lists: &mut (i64, i64, i64),
@@ -367,7 +402,7 @@ async fn refresh_once(
     sync_rule_sets(db, engine).await?;
     let print = store::list_fingerprint(db).await?;
     if print != *lists {
-        sync_lists(db, engine).await?;
+        sync_lists(db, vault, engine).await?;
         *lists = print;
     }
     Ok(())
@@ -375,7 +410,13 @@ async fn refresh_once(
 
 /// Keeps a running server in step with the database: `digibank risk train` on another process,
 /// rule sets activated or list entries edited through another node of a PostgreSQL cluster.
-fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig, admin: Arc<tokio::sync::Mutex<()>>) {
+fn spawn_refresher(
+    db: Database,
+    vault: access::Vault,
+    engine: Arc<RiskEngine>,
+    config: RiskConfig,
+    admin: Arc<tokio::sync::Mutex<()>>,
+) {
     tokio::spawn(async move {
         let mut lists = store::list_fingerprint(&db).await.unwrap_or_default();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(u64::from(config.refresh_secs)));
@@ -384,7 +425,7 @@ fn spawn_refresher(db: Database, engine: Arc<RiskEngine>, config: RiskConfig, ad
         loop {
             tick.tick().await;
             let _turn = admin.lock().await;
-            if let Err(e) = refresh_once(&db, &engine, &config, &mut lists).await {
+            if let Err(e) = refresh_once(&db, &vault, &engine, &config, &mut lists).await {
                 tracing::warn!(error = %e, "risk refresh failed; will retry");
             }
         }

@@ -310,35 +310,60 @@ pub async fn case_labels(db: &Database) -> Result<Vec<(FeatureVector, bool)>> {
 
 // ---- lists -------------------------------------------------------------------------------------
 
-/// Every stored list entry that has not expired at `now`.
-pub async fn load_list_entries(db: &Database, now: DateTime<Utc>) -> Result<Vec<ListEntry>> {
-    let rows: Vec<(String, String, String, String, i64, Option<i64>)> = storage::read!(db, |conn| sqlx::query_as(
-        "SELECT kind, subject, value, reason, added_at, expires_at FROM risk_list_entries \
+/// The sealed column of `risk_list_entries`.
+pub(crate) const F_DISPLAY: &str = "risk_list_entries.display";
+
+/// The tables of this platform with sealed columns, for `rotate-key`.
+pub const ENCRYPTED_TABLES: &[access::EncryptedTable] = &[access::EncryptedTable {
+    table: "risk_list_entries",
+    key: &[("kind", access::KeyType::Text), ("subject", access::KeyType::Text), ("value", access::KeyType::Text)],
+    columns: &["display"],
+}];
+
+/// Every stored list entry that has not expired at `now` (`display` opened).
+pub async fn load_list_entries(db: &Database, vault: &access::Vault, now: DateTime<Utc>) -> Result<Vec<ListEntry>> {
+    type Row = (String, String, String, Option<String>, String, i64, Option<i64>);
+    let rows: Vec<Row> = storage::read!(db, |conn| sqlx::query_as(
+        "SELECT kind, subject, value, display, reason, added_at, expires_at FROM risk_list_entries \
          WHERE expires_at IS NULL OR expires_at > $1 ORDER BY subject, value, kind"
     )
     .bind(now.timestamp_micros())
     .fetch_all(conn)
     .await)?;
-    rows.into_iter()
-        .map(|(kind, subject, value, reason, added, expires)| {
-            Ok(ListEntry {
-                kind: parse_enum(&kind)?,
-                subject: parse_enum(&subject)?,
-                value,
-                reason,
-                added_at: micros_to_time(added),
-                expires_at: expires.map(micros_to_time),
-            })
-        })
-        .collect()
+    let mut out = Vec::with_capacity(rows.len());
+    for (kind, subject, value, display, reason, added, expires) in rows {
+        let display = vault.with_fresh_keys(|v| v.open_opt(F_DISPLAY, display.as_deref())).await.map_err(|e| {
+            if e.is_integrity() {
+                RiskPlatformError::Integrity {
+                    table: "risk_list_entries",
+                    record: format!("{kind}/{subject}/{value}"),
+                    reason: e.to_string(),
+                }
+            } else {
+                RiskPlatformError::Vault(e)
+            }
+        })?;
+        out.push(ListEntry {
+            kind: parse_enum(&kind)?,
+            subject: parse_enum(&subject)?,
+            value,
+            display,
+            reason,
+            added_at: micros_to_time(added),
+            expires_at: expires.map(micros_to_time),
+        });
+    }
+    Ok(out)
 }
 
-/// Stores (or replaces) a list entry.
-pub async fn store_list_entry(db: &Database, e: &ListEntry) -> Result<()> {
+/// Stores (or replaces) a list entry; `display` is sealed.
+pub async fn store_list_entry(db: &Database, vault: &access::Vault, e: &ListEntry) -> Result<()> {
+    let display = vault.seal_opt(F_DISPLAY, e.display.as_deref());
     storage::write!(db, |conn| sqlx::query(
-        "INSERT INTO risk_list_entries (kind, subject, value, reason, added_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, subject, value) DO UPDATE SET \
-         reason = excluded.reason, added_at = excluded.added_at, expires_at = excluded.expires_at"
+        "INSERT INTO risk_list_entries (kind, subject, value, reason, added_at, expires_at, display, key_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (kind, subject, value) DO UPDATE SET \
+         reason = excluded.reason, added_at = excluded.added_at, expires_at = excluded.expires_at, \
+         display = excluded.display, key_version = excluded.key_version"
     )
     .bind(enum_text(&e.kind))
     .bind(enum_text(&e.subject))
@@ -346,6 +371,8 @@ pub async fn store_list_entry(db: &Database, e: &ListEntry) -> Result<()> {
     .bind(&e.reason)
     .bind(e.added_at.timestamp_micros())
     .bind(e.expires_at.map(|t| t.timestamp_micros()))
+    .bind(display)
+    .bind(i64::from(vault.current_version()))
     .execute(conn)
     .await
     .map(|r| r.rows_affected()))?;

@@ -24,7 +24,8 @@ async fn concurrent_resolvers_commit_exactly_one_verdict_with_its_money_movement
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         let config = RiskConfig { refresh_secs: 0, graph_history_days: 0, ..RiskConfig::default() };
-        let service = Arc::new(RiskService::load(&db.db, &ledger, config).await.unwrap());
+        let service =
+            Arc::new(RiskService::load(&db.db, &ledger, config, access::Vault::for_tests(&db.db).await).await.unwrap());
         let rule = review_everything();
         assert!(matches!(rule.condition, ConditionSpec::Expression { .. }) && rule.action == RuleAction::Review);
         let set = service.create_rule_set("fraud".into(), None, vec![rule], None).await.unwrap();
@@ -95,7 +96,8 @@ async fn decisions_beyond_the_in_flight_limit_are_shed_and_leave_no_trace() {
     for db in storage::testing::all().await {
         let ledger = Ledger::new(&db.db);
         let config = RiskConfig { refresh_secs: 0, graph_history_days: 0, max_in_flight: 2, ..RiskConfig::default() };
-        let service = Arc::new(RiskService::load(&db.db, &ledger, config).await.unwrap());
+        let service =
+            Arc::new(RiskService::load(&db.db, &ledger, config, access::Vault::for_tests(&db.db).await).await.unwrap());
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let service = Arc::clone(&service);

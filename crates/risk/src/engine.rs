@@ -126,17 +126,6 @@ fn flags_customer(event: &RiskEvent, outcome: Outcome) -> bool {
     outcome == Outcome::Reject && matches!(event.kind, EventKind::LoanApplication | EventKind::AccountOpening)
 }
 
-/// Phone numbers enter the relationship graph as digests ([`crate::sensitive_digest`]): the graph
-/// never holds them in clear, and a graph rebuilt from the decision log (which stores digests)
-/// links the same nodes as live events. A value that already is a digest is kept.
-fn phone_node(phone: &str) -> std::borrow::Cow<'_, str> {
-    if phone.starts_with(crate::event::DIGEST_PREFIX) {
-        std::borrow::Cow::Borrowed(phone)
-    } else {
-        std::borrow::Cow::Owned(crate::sensitive_digest(phone))
-    }
-}
-
 /// The real-time risk engine. All methods take `&self` and are safe to call from many threads.
 pub struct RiskEngine {
     pub config: EngineConfig,
@@ -270,8 +259,8 @@ impl RiskEngine {
         // Relationship graph. Most events only re-use links the graph already has, so the links
         // are checked under the read lock and the write lock is taken only when one is new.
         let c = event.customer_id.as_str();
-        let phone = event.phone.as_deref().map(phone_node);
-        let attrs = graph_attributes(event, ip.as_deref(), phone.as_deref());
+        let phone = event.phone.as_deref();
+        let attrs = graph_attributes(event, ip.as_deref(), phone);
         let transfer_link = transfer_link(event);
         let graph_read = |g: &RelationshipGraph, new: [bool; 4]| {
             let devices = g.attribute_count(c, NodeKind::Device);
@@ -426,8 +415,8 @@ impl RiskEngine {
                 }
             }
         }
-        let phone = event.phone.as_deref().map(phone_node);
-        let attrs = graph_attributes(event, ip.as_deref(), phone.as_deref());
+        let phone = event.phone.as_deref();
+        let attrs = graph_attributes(event, ip.as_deref(), phone);
         let mut g = self.graph.write();
         link_event(&mut g, &event.customer_id, attrs, transfer_link(event));
         if flags_customer(event, outcome) {

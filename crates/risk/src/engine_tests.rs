@@ -115,6 +115,7 @@ fn lists_override_rules() {
         kind,
         subject,
         value: value.into(),
+        display: None,
         reason: "test".into(),
         added_at: t0(),
         expires_at: Some(t0() + Duration::hours(1)),

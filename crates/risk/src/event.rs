@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use money::Amount;
 use serde::{Deserialize, Serialize};
 
-use crate::RiskError;
+use crate::{ListSubject, RiskError};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -133,22 +133,28 @@ pub struct RiskEvent {
     pub phone: Option<String>,
 }
 
-/// Prefix of [`sensitive_digest`] values.
-pub const DIGEST_PREFIX: &str = "sha256:";
+/// Start of a pseudonym: a keyed blind index written as text (`bi:<hex>`), what the risk
+/// platform puts in place of an ID number or phone before the engine sees the event.
+pub const PSEUDONYM_PREFIX: &str = "bi:";
 
-/// `sha256:<hex>` of a sensitive value (ID number, phone): what the decision log stores and the
-/// relationship graph links, instead of the value in clear.
-pub fn sensitive_digest(value: &str) -> String {
-    use sha2::Digest;
-    format!("{DIGEST_PREFIX}{}", hex::encode(sha2::Sha256::digest(value.as_bytes())))
+/// Whether a value already is a pseudonym ([`PSEUDONYM_PREFIX`]).
+pub fn is_pseudonym(value: &str) -> bool {
+    value.starts_with(PSEUDONYM_PREFIX)
 }
 
 impl RiskEvent {
-    /// The event as the decision log stores it: ID number and phone replaced by their digests.
-    pub fn redacted(&self) -> RiskEvent {
+    /// The event with its ID number and phone replaced by `pseudonym(subject, value)` (values
+    /// that already are pseudonyms are kept). The risk platform passes its keyed blind index
+    /// (HMAC-SHA-256), decides on the result and stores it: lists, the relationship graph and
+    /// the decision log then only ever hold pseudonyms, which cannot be brute-forced back to a
+    /// phone number without the key (an unkeyed hash can).
+    pub fn pseudonymised(&self, pseudonym: impl Fn(ListSubject, &str) -> String) -> RiskEvent {
         let mut e = self.clone();
-        e.id_number = e.id_number.as_deref().map(sensitive_digest);
-        e.phone = e.phone.as_deref().map(sensitive_digest);
+        let apply = |subject, v: &Option<String>| {
+            v.as_deref().map(|v| if is_pseudonym(v) { v.to_string() } else { pseudonym(subject, v) })
+        };
+        e.id_number = apply(ListSubject::IdNumber, &self.id_number);
+        e.phone = apply(ListSubject::Phone, &self.phone);
         e
     }
 }

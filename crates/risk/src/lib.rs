@@ -66,7 +66,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Outcome, Reason, ReasonSource};
 pub use engine::{EngineConfig, RiskEngine};
 pub use error::RiskError;
-pub use event::{sensitive_digest, Channel, EventKind, GeoLocation, Merchant, RiskEvent};
+pub use event::{is_pseudonym, Channel, EventKind, GeoLocation, Merchant, RiskEvent, PSEUDONYM_PREFIX};
 pub use expr::{ExpressionCompiler, ExpressionCondition};
 pub use features::FeatureVector;
 pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};

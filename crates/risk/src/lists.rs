@@ -57,7 +57,13 @@ impl ListSubject {
 pub struct ListEntry {
     pub kind: ListKind,
     pub subject: ListSubject,
+    /// What lookups match. For ID numbers and phones the risk platform stores a pseudonym
+    /// (`bi:<hex>`, see [`crate::RiskEvent::pseudonymised`]), never the value.
     pub value: String,
+    /// The value in clear when `value` is a pseudonym, for display only (stored sealed);
+    /// matching never looks at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
     pub reason: String,
     pub added_at: DateTime<Utc>,
     /// `None` = never expires. An entry is live while `now < expires_at`.
@@ -166,6 +172,7 @@ mod tests {
             kind: ListKind::Black,
             subject: ListSubject::Device,
             value: "dev-bad".into(),
+            display: None,
             reason: "chargeback fraud".into(),
             added_at: t,
             expires_at: Some(t + Duration::days(7)),
@@ -174,6 +181,7 @@ mod tests {
             kind: ListKind::Watch,
             subject: ListSubject::Device,
             value: "dev-bad".into(),
+            display: None,
             reason: "emulator".into(),
             added_at: t,
             expires_at: None,

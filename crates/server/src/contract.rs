@@ -8,7 +8,7 @@
 //!   `invalid_request` on operations with a JSON body;
 //! * 400 `invalid_path` and 404 on operations with path parameters;
 //! * 400 `invalid_query` and 422 `parameter_out_of_range` on operations with query parameters;
-//! * 500 `internal` and 503 `unavailable` on every operation.
+//! * 500 `internal` (or `record_integrity_failed`) and 503 `unavailable` on every operation.
 //!
 //! It also states, as `x-required-permission`, the permission each operation needs, taken from
 //! the route table the router is built from (so the document cannot disagree with the guard).
@@ -67,7 +67,13 @@ fn document_shared(op: &mut Operation) {
         add(op, "400", "invalid_query: a query parameter does not parse");
         add(op, "422", "parameter_out_of_range: a query parameter is outside its range (`details` names it)");
     }
-    add(op, "500", "internal: an unexpected failure; details are in the server log, never in the response");
+    add(
+        op,
+        "500",
+        "internal: an unexpected failure; details are in the server log, never in the response. \
+         record_integrity_failed: a stored record's encrypted personal data failed its integrity check \
+         (`details` names the table and record)",
+    );
     add(
         op,
         "503",

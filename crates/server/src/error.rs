@@ -76,6 +76,23 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 500 `record_integrity_failed`: a stored record's sealed personal data failed its
+    /// integrity check (changed outside digibank, truncated, or sealed with a key the database
+    /// does not hold). Names the table and record; the details go to the server log.
+    pub fn integrity(table: &str, record: &str, reason: impl std::fmt::Display) -> Self {
+        tracing::error!(table, record, error = %reason, "record integrity check failed");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "record_integrity_failed",
+            format!(
+                "record {record} of {table} failed its integrity check: its encrypted data was changed outside \
+                 digibank or is corrupt; restore it from a backup"
+            ),
+        );
+        e.details = Some(serde_json::json!({"table": table, "record": record}));
+        e
+    }
+
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(error = %message, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")

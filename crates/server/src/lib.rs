@@ -40,12 +40,14 @@ pub struct AppState {
     pub customers: customer_platform::CustomerStore,
     pub lending: lending_platform::LendingService,
     pub risk: std::sync::Arc<risk_platform::RiskService>,
+    /// Field encryption: seals personal data, computes blind indexes.
+    pub vault: access::Vault,
 }
 
 impl AppState {
     /// Builds the state with the default risk settings.
-    pub async fn load(db: Database, ledger: Ledger) -> Result<Self, error::ApiError> {
-        Self::load_with(db, ledger, risk_platform::RiskConfig::default()).await
+    pub async fn load(db: Database, ledger: Ledger, vault: access::Vault) -> Result<Self, error::ApiError> {
+        Self::load_with(db, ledger, risk_platform::RiskConfig::default(), vault).await
     }
 
     /// Builds the state, loading the customer tag rules (built-ins plus stored versions) and the
@@ -54,14 +56,17 @@ impl AppState {
         db: Database,
         ledger: Ledger,
         risk_config: risk_platform::RiskConfig,
+        vault: access::Vault,
     ) -> Result<Self, error::ApiError> {
         let tags = customer_platform::TagRules::load(&db).await?;
-        let risk = std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config).await?);
-        let lending = lending_platform::LendingService::new(db.clone(), ledger.clone()).with_risk(risk.clone());
+        let risk =
+            std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config, vault.clone()).await?);
+        let lending =
+            lending_platform::LendingService::new(db.clone(), ledger.clone(), vault.clone()).with_risk(risk.clone());
         // Closing a customer asks the ledger and lending whether anything is still open.
         let products: Vec<std::sync::Arc<dyn customer_platform::OpenProducts>> =
             vec![std::sync::Arc::new(ledger.clone()), std::sync::Arc::new(lending.clone())];
-        let customers = customer_platform::CustomerStore::new(db.clone()).with_open_products(products);
+        let customers = customer_platform::CustomerStore::new(db.clone(), vault.clone()).with_open_products(products);
         Ok(AppState {
             risk: risk.clone(),
             db: db.clone(),
@@ -71,6 +76,7 @@ impl AppState {
             tags,
             customers,
             lending,
+            vault,
         })
     }
 }

@@ -124,6 +124,19 @@ impl Database {
         }
     }
 
+    /// SQLite: rewrites the file without free pages and empties the WAL (`VACUUM`, checkpoints),
+    /// so values overwritten in place (e.g. personal data just encrypted) do not linger in
+    /// unused pages. PostgreSQL: nothing (old row versions go with its own `VACUUM`).
+    pub async fn compact(&self) -> Result<(), StorageError> {
+        if let Database::Sqlite(s) = self {
+            let mut writer = s.writer.lock().await;
+            for sql in ["PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"] {
+                sqlx::query(sql).execute(&mut *writer).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes all connections (used by tests and the CLI before exit).
     pub async fn close(&self) {
         match self {

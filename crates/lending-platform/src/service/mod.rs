@@ -96,9 +96,10 @@ impl Default for EodLimits {
 }
 
 impl LendingService {
-    pub fn new(db: Database, ledger: Ledger) -> Self {
+    /// A service on `db` and `ledger` that seals applicant data with `vault`.
+    pub fn new(db: Database, ledger: Ledger, vault: access::Vault) -> Self {
         LendingService {
-            store: LendingStore::new(db),
+            store: LendingStore::new(db, vault),
             ledger,
             catalog: Arc::new(Catalog::builtin()),
             sources: DataSources::simulated(SIMULATOR_SEED),

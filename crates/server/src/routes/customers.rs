@@ -149,6 +149,7 @@ impl From<PlatformError> for ApiError {
             }
             e @ PlatformError::Concurrent(_) => ApiError::new(StatusCode::CONFLICT, "concurrent_update", e.to_string()),
             PlatformError::Customer(e) => e.into(),
+            PlatformError::Integrity { table, record, reason } => ApiError::integrity(table, &record, reason),
             e @ PlatformError::ProductCheckUnavailable => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "product_check_unavailable", e.to_string())
             }
@@ -283,6 +284,10 @@ pub struct CustomerQuery {
     /// Record status: `active` (default), `closed`, `merged` or `all`. Closed and merged
     /// records are never members of tags, segments, tiers, RFM segments or lifecycle stages.
     status: Option<String>,
+    /// Only customers with this mobile number (exact, with or without +86; found through its
+    /// keyed blind index, the number itself is stored only encrypted). Not combinable with the
+    /// tag and segment filters or a cursor.
+    phone: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -315,6 +320,19 @@ pub async fn list_customers(
             ))
         }
     };
+    if let Some(phone) = q.phone.as_deref() {
+        if !keys.is_empty() || q.after.is_some() {
+            return Err(ApiError::bad_request("invalid_query", "phone cannot be combined with other filters or after"));
+        }
+        let phone = MobilePhone::parse(phone).map_err(|e| ApiError::bad_request("invalid_query", e.to_string()))?;
+        let mut rows = state.customers.customers_by_phone(phone.as_str()).await?;
+        rows.retain(|r| status.is_none_or(|s| r.status.as_str() == s));
+        rows.truncate(limit);
+        return Ok(Json(CustomerPage {
+            customers: rows.into_iter().map(|r| view(r, clear)).collect(),
+            next_after: None,
+        }));
+    }
     if keys.is_empty() {
         let rows = state.customers.customers_after(q.after.as_deref().unwrap_or(""), limit as i64, status).await?;
         let next_after = (rows.len() == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();

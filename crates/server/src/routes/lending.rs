@@ -77,6 +77,7 @@ impl From<LendingPlatformError> for ApiError {
             }
             LendingPlatformError::Ledger(e) => e.into(),
             LendingPlatformError::Risk(e) => e.into(),
+            LendingPlatformError::Integrity { table, record, reason } => ApiError::integrity(table, &record, reason),
             LendingPlatformError::EodDateOutOfRange { requested, earliest, latest } => {
                 let message = LendingPlatformError::EodDateOutOfRange { requested, earliest, latest }.to_string();
                 let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "eod_date_out_of_range", message);

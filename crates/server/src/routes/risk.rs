@@ -48,7 +48,8 @@ impl From<RiskPlatformError> for ApiError {
                 err
             }
             E::Ledger(e) => e.into(),
-            E::DecisionLog(_) | E::Database(_) | E::Storage(_) | E::Corrupt(_) => ApiError::internal(e),
+            E::Integrity { table, record, reason } => ApiError::integrity(table, &record, reason),
+            E::DecisionLog(_) | E::Database(_) | E::Storage(_) | E::Corrupt(_) | E::Vault(_) => ApiError::internal(e),
         }
     }
 }
@@ -352,7 +353,11 @@ fn entry_view(e: &ListEntry, clear: bool) -> ListEntryView {
     ListEntryView {
         kind: enum_text(&e.kind),
         subject: enum_text(&e.subject),
-        value: if sensitive && !clear { mask(&e.value) } else { e.value.clone() },
+        // ID numbers and phones are matched by their blind index; `display` holds the value.
+        value: match e.display.as_deref().unwrap_or(&e.value) {
+            v if sensitive && !clear => mask(v),
+            v => v.to_string(),
+        },
         reason: e.reason.clone(),
         added_at: e.added_at.timestamp_micros(),
         expires_at: e.expires_at.map(|t| t.timestamp_micros()),
@@ -445,6 +450,7 @@ pub async fn add_list_entry(
         kind: input.kind,
         subject: input.subject,
         value: input.value.trim().to_string(),
+        display: None,
         reason: input.reason,
         added_at: now,
         expires_at,
