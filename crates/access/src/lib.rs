@@ -8,15 +8,19 @@
 //!   per process and then cached under the key's SHA-256, revocable across nodes;
 //! * [`vault`]: field encryption at rest. [`Vault`] seals personal data with AES-256-GCM under
 //!   data keys wrapped by a master key ([`KeyProvider`], [`MasterKey`]), computes the keyed
-//!   blind indexes exact lookups use, and rotates data keys.
+//!   blind indexes exact lookups use, and rotates data keys;
+//! * [`audit`]: the tamper-evident audit trail (entries written with each change by
+//!   `storage::audit`, hash-chained by the sealer, verified, queried).
 //!
 //! The server turns a bearer token into a [`Caller`] with [`KeyStore::authenticate`] and asks
 //! [`Caller::require`] for the one permission a route needs.
 
+pub mod audit;
 mod keys;
 mod roles;
 pub mod vault;
 
+pub use audit::{AuditEntry, AuditError, AuditFilter, AuditRecorder, AuditReport, AuditTrail};
 pub use keys::{IssuedKey, KeyStore, KEY_RECHECK};
 pub use roles::{Caller, Permission, Role};
 pub use vault::{EncryptedTable, KeyProvider, KeyType, MasterKey, Vault, VaultError};

@@ -40,11 +40,15 @@ pub enum Permission {
     LendingAdmin,
     /// Approve or decline applications in the manual review queue (lending officers).
     LendingReview,
+    /// Read the audit trail and verify its hash chain.
+    AuditRead,
+    /// Export the audit trail as CSV (auditors).
+    AuditExport,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 22] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -65,6 +69,8 @@ impl Permission {
         Permission::LendingWrite,
         Permission::LendingAdmin,
         Permission::LendingReview,
+        Permission::AuditRead,
+        Permission::AuditExport,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -90,6 +96,8 @@ impl Permission {
             Permission::LendingWrite => "lending_write",
             Permission::LendingAdmin => "lending_admin",
             Permission::LendingReview => "lending_review",
+            Permission::AuditRead => "audit_read",
+            Permission::AuditExport => "audit_export",
         }
     }
 
@@ -127,7 +135,8 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Operator => p != KeysAdmin,
+            // Operators do not audit themselves (segregation of duties).
+            Role::Operator => !matches!(p, KeysAdmin | AuditRead | AuditExport),
             Role::Teller => matches!(
                 p,
                 AccountsRead
@@ -142,7 +151,15 @@ impl Role {
             Role::Auditor => {
                 matches!(
                     p,
-                    AccountsRead | TransfersRead | MetricsRead | TagsRead | CustomersRead | RiskRead | LendingRead
+                    AccountsRead
+                        | TransfersRead
+                        | MetricsRead
+                        | TagsRead
+                        | CustomersRead
+                        | RiskRead
+                        | LendingRead
+                        | AuditRead
+                        | AuditExport
                 )
             }
             Role::Monitoring => p == MetricsRead,

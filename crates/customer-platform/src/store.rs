@@ -315,6 +315,7 @@ impl CustomerStore {
         let sealed = seal_pii(&self.vault, &c.name, c.id_document_type, &c.id_number, c.phone.as_deref());
         let now = self.now_micros();
         let id = c.id.to_string();
+        storage::audit::set_resource(&id);
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
             "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at, \

@@ -68,6 +68,11 @@ impl Ledger {
         &self.store
     }
 
+    /// The ledger's time source (other services stamp their records with the same clock).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now_micros()
     }
@@ -111,7 +116,8 @@ impl Ledger {
         if requests.len() > MAX_BATCH {
             return Err(LedgerError::BatchTooLarge(requests.len(), MAX_BATCH));
         }
-        self.store.write_batch(requests.to_vec(), self.now(), false).await
+        let along = storage::audit::next_entry().map(|entry| -> AlongWithBatch { Box::new(move |_| vec![entry]) });
+        self.store.write_batch_with(requests.to_vec(), self.now(), false, along).await
     }
 
     /// [`Ledger::submit_batch`] with another domain's writes in the same transaction: `along`
@@ -130,11 +136,21 @@ impl Ledger {
         if requests.len() > MAX_BATCH {
             return Err(LedgerError::BatchTooLarge(requests.len(), MAX_BATCH));
         }
+        // The batch may be written on another thread: take the audit entry with it.
+        let along: AlongWithBatch = match storage::audit::next_entry() {
+            Some(entry) => Box::new(move |outcomes| {
+                let mut statements = along(outcomes);
+                statements.push(entry);
+                statements
+            }),
+            None => along,
+        };
         self.store.write_batch_with(requests, self.now(), false, Some(along)).await
     }
 
     /// Submits one transfer through group commit (see the batcher module).
     pub async fn submit(&self, request: TransferRequest) -> Result<TransferOutcome, LedgerError> {
+        storage::audit::set_resource(request.id.0.to_string());
         self.batcher.submit(request).await
     }
 

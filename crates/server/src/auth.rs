@@ -79,13 +79,13 @@ pub async fn guard(State(guard): State<GuardState>, request: Request, next: Next
     let (mut parts, body) = request.into_parts();
     let caller = match authenticate(&parts, &guard.app).await {
         Ok(caller) => caller,
-        Err(e) => return e.into_response(),
+        Err(e) => return crate::audit::refused(&guard.app, None, &parts, e.into_response()).await,
     };
     if let Err(e) = caller.require(permission) {
-        return ApiError::from(e).into_response();
+        return crate::audit::refused(&guard.app, Some(&caller), &parts, ApiError::from(e).into_response()).await;
     }
-    parts.extensions.insert(caller);
-    next.run(Request::from_parts(parts, body)).await
+    parts.extensions.insert(caller.clone());
+    crate::audit::run(&guard.app, &caller, parts, body, next).await
 }
 
 impl FromRequestParts<AppState> for Caller {

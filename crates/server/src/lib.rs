@@ -5,6 +5,7 @@
 //! self-contained API explorer. Domain logic stays in the domain crates; handlers only
 //! translate between HTTP and those crates.
 
+pub mod audit;
 pub mod auth;
 pub mod contract;
 pub mod error;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub risk: std::sync::Arc<risk_platform::RiskService>,
     /// Field encryption: seals personal data, computes blind indexes.
     pub vault: access::Vault,
+    /// The audit trail (queries, verification, sealing).
+    pub audit: access::AuditTrail,
+    /// Writes entries that have no change to commit with: reads of personal data, refusals.
+    pub audit_recorder: access::AuditRecorder,
 }
 
 impl AppState {
@@ -67,7 +72,10 @@ impl AppState {
         let products: Vec<std::sync::Arc<dyn customer_platform::OpenProducts>> =
             vec![std::sync::Arc::new(ledger.clone()), std::sync::Arc::new(lending.clone())];
         let customers = customer_platform::CustomerStore::new(db.clone(), vault.clone()).with_open_products(products);
+        let audit = access::AuditTrail::with_clock(db.clone(), ledger.clock());
         Ok(AppState {
+            audit_recorder: audit.spawn_recorder(),
+            audit,
             risk: risk.clone(),
             db: db.clone(),
             ledger: ledger.clone(),
@@ -122,6 +130,7 @@ impl Modify for BearerAuth {
         routes::lending::review_queue, routes::lending::approve_review, routes::lending::decline_review,
         routes::lending::write_off, routes::lending::register_document, routes::lending::register_receivable,
         routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
+        routes::audit::list_audit, routes::audit::export_audit, routes::audit::verify_audit,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -153,7 +162,7 @@ where
 /// (each endpoint behind its [`auth::guard`]), the OpenAPI document states each operation's
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
-    use routes::{customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags};
+    use routes::{audit, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags};
     use Access::{Needs, Public};
     use Permission as P;
     let (get, post, put, patch, del) = (Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE);
@@ -252,6 +261,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         // security
         endpoint(post, "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
         endpoint(del, "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
+        endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
+        endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
+        endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
     ]
 }
 
@@ -290,6 +302,7 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
     spawn_expiry_sweeper(state.ledger.clone());
+    state.audit.spawn_sealer();
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
 }
 

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::Mutex;
 
+pub mod audit;
 mod statement;
 mod unit_of_work;
 pub use statement::{check_rows, Arg, RowCountMismatch, Statement};
@@ -173,19 +174,59 @@ macro_rules! read {
 }
 
 /// Like [`read!`] but `$conn` is a writer: SQLite's single writer connection (locked for the
-/// duration of the body) or the PostgreSQL pool.
+/// duration of the body) or the PostgreSQL pool. Inside an audit scope ([`audit`]) the body runs
+/// in a transaction that also commits the scope's audit entry (`$conn` is then the transaction's
+/// connection), so a write is never committed without its entry.
 #[macro_export]
 macro_rules! write {
     ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::Database::Sqlite(sqlite) => {
-                let mut guard = sqlite.writer.lock().await;
-                let $conn = &mut *guard;
-                $body
+        if $crate::audit::active() {
+            // Inside an audit scope the write and its entry commit together. An async block so
+            // `?` converts into the body's own error type (the caller may not return a Result).
+            match $db {
+                $crate::Database::Sqlite(sqlite) => {
+                    let mut guard = sqlite.writer.lock().await;
+                    async {
+                        let mut audited = sqlx::Connection::begin(&mut *guard).await?;
+                        let value = {
+                            let $conn = &mut *audited;
+                            $body
+                        }?;
+                        if let Some(entry) = $crate::audit::next_entry() {
+                            entry.query().execute(&mut *audited).await?;
+                        }
+                        audited.commit().await?;
+                        Ok(value)
+                    }
+                    .await
+                }
+                $crate::Database::Postgres(pool) => {
+                    async {
+                        let mut audited = pool.begin().await?;
+                        let value = {
+                            let $conn = &mut *audited;
+                            $body
+                        }?;
+                        if let Some(entry) = $crate::audit::next_entry() {
+                            entry.query().execute(&mut *audited).await?;
+                        }
+                        audited.commit().await?;
+                        Ok(value)
+                    }
+                    .await
+                }
             }
-            $crate::Database::Postgres(pool) => {
-                let $conn = pool;
-                $body
+        } else {
+            match $db {
+                $crate::Database::Sqlite(sqlite) => {
+                    let mut guard = sqlite.writer.lock().await;
+                    let $conn = &mut *guard;
+                    $body
+                }
+                $crate::Database::Postgres(pool) => {
+                    let $conn = pool;
+                    $body
+                }
             }
         }
     };
@@ -194,6 +235,7 @@ macro_rules! write {
 /// Runs `$body` inside one database transaction on the writer; `$tx` is the open transaction
 /// (use it as `&mut *$tx`). The body evaluates to `Result<T, E>` with `E: From<sqlx::Error>`;
 /// on `Ok` the transaction commits, on `Err` it rolls back (dropped) and nothing is written.
+/// Inside an audit scope ([`audit`]) the scope's entry is inserted just before the commit.
 #[macro_export]
 macro_rules! transaction {
     ($db:expr, |$tx:ident| $body:expr) => {
@@ -203,6 +245,9 @@ macro_rules! transaction {
                 let mut $tx = sqlx::Connection::begin(&mut *guard).await?;
                 match $body {
                     Ok(value) => {
+                        if let Some(entry) = $crate::audit::next_entry() {
+                            entry.query().execute(&mut *$tx).await?;
+                        }
                         $tx.commit().await?;
                         Ok(value)
                     }
@@ -213,6 +258,9 @@ macro_rules! transaction {
                 let mut $tx = pool.begin().await?;
                 match $body {
                     Ok(value) => {
+                        if let Some(entry) = $crate::audit::next_entry() {
+                            entry.query().execute(&mut *$tx).await?;
+                        }
                         $tx.commit().await?;
                         Ok(value)
                     }

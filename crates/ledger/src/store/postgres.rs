@@ -197,6 +197,9 @@ impl LedgerStore for PgLedgerStore {
                 out.push((found, false));
             }
         }
+        if let Some(entry) = storage::audit::next_entry() {
+            entry.query().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -212,6 +215,9 @@ impl LedgerStore for PgLedgerStore {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
+        if let Some(entry) = storage::audit::next_entry() {
+            entry.query().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         account.status = to;
         Ok(account)

@@ -165,7 +165,15 @@ impl SqliteLedgerStore {
     {
         let mut conn = self.db.writer.lock().await;
         conn.execute("BEGIN IMMEDIATE").await?;
-        match work(&mut conn).await {
+        let mut result = work(&mut conn).await;
+        if result.is_ok() {
+            if let Some(entry) = storage::audit::next_entry() {
+                if let Err(e) = entry.query().execute(&mut *conn).await {
+                    result = Err(e.into());
+                }
+            }
+        }
+        match result {
             Ok(value) => match conn.execute("COMMIT").await {
                 Ok(_) => Ok(value),
                 Err(e) => {

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod customers;
 pub mod keys;
 pub mod ledger;

@@ -1,0 +1,148 @@
+//! The audit trail at the HTTP edge: the [`crate::auth::guard`] runs every authorised request
+//! inside an audit scope naming the caller, the route and the object, so each unit of work the
+//! request commits writes its entry in its own transaction (see `storage::audit`). Reads of
+//! personal data and refused requests commit nothing, so they are queued to the recorder.
+//! Every response carries the request's id (`x-request-id`), the key auditors search by.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use storage::audit::AuditContext;
+
+use crate::auth::Caller;
+use crate::AppState;
+
+/// Path parameters that name one object; the entry's resource is their value. Other parameters
+/// (a risk list's value can be a phone number) never reach the trail: the route is used instead.
+const IDENTIFYING_PARAMS: [&str; 3] = ["{id}", "{version}", "{decision_id}"];
+
+/// Routes whose successful GET shows personal data: each read is an entry.
+const PERSONAL_DATA_ROUTES: [&str; 6] = [
+    "/v1/customers",
+    "/v1/lending/applications",
+    "/v1/lending/loans",
+    "/v1/lending/review-queue",
+    "/v1/risk/decisions",
+    "/v1/risk/cases",
+];
+
+fn route(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string())
+}
+
+/// The object a request acts on: the value of its identifying path parameter, else its route.
+fn resource(template: &str, path: &str) -> String {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(t, _)| IDENTIFYING_PARAMS.contains(t))
+        .map(|(_, value)| percent_decoded(value))
+        .unwrap_or_else(|| template.to_string())
+}
+
+fn percent_decoded(segment: &str) -> String {
+    if !segment.contains('%') {
+        return segment.to_string();
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&segment[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn client_ip(parts: &Parts) -> Option<String> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())
+}
+
+/// (kind, id, role) of a caller as the trail records it.
+fn actor(caller: &Caller) -> (String, String, Option<String>) {
+    ("key".to_string(), caller.key_id.to_string(), Some(caller.role.as_str().to_string()))
+}
+
+fn context(state: &AppState, parts: &Parts, actor: (String, String, Option<String>), request_id: &str) -> AuditContext {
+    let template = route(parts);
+    let (actor_kind, actor, role) = actor;
+    AuditContext {
+        at: state.ledger.now(),
+        actor_kind,
+        actor,
+        role,
+        action: format!("{} {template}", parts.method),
+        resource: resource(&template, parts.uri.path()),
+        request_id: request_id.to_string(),
+        ip: client_ip(parts),
+    }
+}
+
+fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Runs an authorised request inside its audit scope; records a read of personal data.
+pub async fn run(state: &AppState, caller: &Caller, parts: Parts, body: axum::body::Body, next: Next) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let context = context(state, &parts, actor(caller), &request_id);
+    let reads_personal_data = parts.method == Method::GET
+        && PERSONAL_DATA_ROUTES.iter().any(|r| context.action[4..].starts_with(r))
+        && !context.action.ends_with("/churn-risk");
+    let scoped = context.clone();
+    let response = storage::audit::scope(scoped, next.run(Request::from_parts(parts, body))).await;
+    if reads_personal_data && response.status().is_success() {
+        state.audit_recorder.record(context, "read").await;
+    }
+    with_request_id(response, &request_id)
+}
+
+/// Records a refused request (`denied`: authenticated without the permission;
+/// `unauthenticated`: no valid credentials) and passes the refusal on.
+pub async fn refused(state: &AppState, caller: Option<&Caller>, parts: &Parts, response: Response) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (actor, outcome) = match caller {
+        Some(c) => (actor(c), "denied"),
+        None => (("anonymous".to_string(), "anonymous".to_string(), None), "unauthenticated"),
+    };
+    state.audit_recorder.record(context(state, parts, actor, &request_id), outcome).await;
+    with_request_id(response, &request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_identifying_parameters_or_the_route() {
+        assert_eq!(resource("/v1/customers/{id}/kyc", "/v1/customers/C-1/kyc"), "C-1");
+        assert_eq!(resource("/v1/customers", "/v1/customers"), "/v1/customers");
+        assert_eq!(
+            resource("/v1/risk/lists/{kind}/{subject}/{value}", "/v1/risk/lists/black/phone/13800138000"),
+            "/v1/risk/lists/{kind}/{subject}/{value}",
+            "list values may be personal data and never reach the trail"
+        );
+        assert_eq!(
+            resource("/v1/lending/review-queue/{decision_id}/approve", "/v1/lending/review-queue/D%2D1/approve"),
+            "D-1"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The audit context of the work in progress, and the audit entry each write commits with.
+//!
+//! "No change without its entry" is kept where changes are committed, not where requests are
+//! handled: the HTTP guard (or a CLI command) opens an audit [`scope`] saying who is acting and
+//! on what, and every unit of work that commits inside that scope adds one `audit_log` row to
+//! its own transaction ([`crate::transaction!`], [`crate::write!`], [`crate::execute_all`], and
+//! the ledger's batches, which carry the entry captured with [`next_entry`] to their writer).
+//! A rolled-back change therefore leaves no entry, and a committed one always has its entry.
+//!
+//! The scope is a tokio task-local, so work spawned onto another task does not inherit it:
+//! code that hands work to another task or thread captures the entry first ([`next_entry`]).
+//! Entries are hash-chained afterwards by the access crate's sealer; this module only writes.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use crate::{Arg, Statement};
+
+/// Who is acting, on what, and why: the fields every entry of one request or command shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditContext {
+    /// When the request or command started, in microseconds since the epoch.
+    pub at: i64,
+    /// `key`, `user`, `system` or `anonymous`.
+    pub actor_kind: String,
+    /// The API key id, user id or system component.
+    pub actor: String,
+    /// The actor's role when the action was authorised.
+    pub role: Option<String>,
+    /// What was done: `POST /v1/customers/{id}/kyc`, `cli lending eod`.
+    pub action: String,
+    /// What it was done to: the object's id when the path names one, else the path.
+    pub resource: String,
+    /// Correlates the entries of one request.
+    pub request_id: String,
+    /// The client address, when known.
+    pub ip: Option<String>,
+}
+
+struct Scope {
+    /// `None` inside [`unaudited`].
+    context: Option<AuditContext>,
+    /// Entries issued in this scope so far (a request may commit several units of work).
+    steps: u32,
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Mutex<Scope>>;
+}
+
+/// Runs `work` with `context` as its audit context.
+pub async fn scope<F: Future>(context: AuditContext, work: F) -> F::Output {
+    CURRENT.scope(Arc::new(Mutex::new(Scope { context: Some(context), steps: 0 })), work).await
+}
+
+/// Runs `work` outside any audit scope: for bookkeeping that is not itself an auditable change
+/// (sealing the trail must not write entries of its own, or it would never finish).
+pub async fn unaudited<F: Future>(work: F) -> F::Output {
+    CURRENT.scope(Arc::new(Mutex::new(Scope { context: None, steps: 0 })), work).await
+}
+
+/// Whether the current task runs inside an audit scope.
+pub fn active() -> bool {
+    CURRENT.try_with(|s| s.lock().expect("audit scope lock").context.is_some()).unwrap_or(false)
+}
+
+/// The current audit context, if any.
+pub fn current() -> Option<AuditContext> {
+    CURRENT.try_with(|s| s.lock().expect("audit scope lock").context.clone()).ok().flatten()
+}
+
+/// Names the object the current request acts on once it is known (a registration learns its
+/// new customer id only when it writes). Entries issued afterwards carry it.
+pub fn set_resource(resource: impl Into<String>) {
+    let resource = resource.into();
+    let _ = CURRENT.try_with(|s| {
+        if let Some(context) = s.lock().expect("audit scope lock").context.as_mut() {
+            context.resource = resource;
+        }
+    });
+}
+
+/// The INSERT of the current scope's next entry, or `None` outside a scope. Run it in the
+/// transaction of the change it records.
+pub fn next_entry() -> Option<Statement> {
+    CURRENT
+        .try_with(|s| {
+            let mut scope = s.lock().expect("audit scope lock");
+            scope.steps += 1;
+            let step = scope.steps;
+            scope.context.as_ref().map(|context| entry_statement(context, step, "committed"))
+        })
+        .ok()
+        .flatten()
+}
+
+/// The INSERT of one audit entry with an explicit outcome (`committed`, `read`, `denied`, ...).
+pub fn entry_statement(context: &AuditContext, step: u32, outcome: &str) -> Statement {
+    Statement::new(
+        "INSERT INTO audit_log (at, actor_kind, actor, role, action, resource, request_id, step, ip, outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![
+            Arg::Int(context.at),
+            Arg::Text(context.actor_kind.clone()),
+            Arg::Text(context.actor.clone()),
+            Arg::OptText(context.role.clone()),
+            Arg::Text(context.action.clone()),
+            Arg::Text(context.resource.clone()),
+            Arg::Text(context.request_id.clone()),
+            Arg::Int(i64::from(step)),
+            Arg::OptText(context.ip.clone()),
+            Arg::Text(outcome.to_string()),
+        ],
+    )
+    .expecting(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> AuditContext {
+        AuditContext {
+            at: 1,
+            actor_kind: "key".into(),
+            actor: "k1".into(),
+            role: Some("admin".into()),
+            action: "POST /v1/customers".into(),
+            resource: "/v1/customers".into(),
+            request_id: "r1".into(),
+            ip: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_exist_only_inside_a_scope_and_count_their_steps() {
+        assert!(next_entry().is_none());
+        scope(context(), async {
+            assert!(active());
+            let first = next_entry().unwrap();
+            set_resource("C-1");
+            let second = next_entry().unwrap();
+            assert_eq!(first.args[7], Arg::Int(1));
+            assert_eq!(second.args[7], Arg::Int(2));
+            assert_eq!(second.args[5], Arg::Text("C-1".into()));
+        })
+        .await;
+        assert!(!active());
+        scope(context(), unaudited(async { assert!(next_entry().is_none()) })).await;
+    }
+}
