@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Generate the reproducible synthetic demo bank into the database.
     Demo(DemoArgs),
     /// Re-check the journal's hash chain and re-derive every balance from it.
@@ -124,11 +124,76 @@ struct ServeArgs {
     lending_data_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     eod_limits: EodLimitArgs,
+    #[command(flatten)]
+    alerts: AlertArgs,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
     #[command(flatten)]
     demo_args: DemoArgs,
+}
+
+/// What the security alert detectors look for and where alerts go.
+#[derive(Args, Clone)]
+struct AlertArgs {
+    /// Alert when one actor reads more than this many customers' (loans', decisions') personal
+    /// data within --alert-bulk-read-minutes.
+    #[arg(long, env = "DIGIBANK_ALERT_BULK_READS", default_value_t = 100)]
+    alert_bulk_reads: i64,
+    #[arg(long, env = "DIGIBANK_ALERT_BULK_READ_MINUTES", default_value_t = 10)]
+    alert_bulk_read_minutes: u64,
+    /// Alert when one address (or user) fails authentication more than this many times within
+    /// --alert-failed-auth-minutes.
+    #[arg(long, env = "DIGIBANK_ALERT_FAILED_AUTH", default_value_t = 20)]
+    alert_failed_auth: i64,
+    #[arg(long, env = "DIGIBANK_ALERT_FAILED_AUTH_MINUTES", default_value_t = 5)]
+    alert_failed_auth_minutes: u64,
+    /// Working hours `START-END` (local hours, Monday to Friday); admin changes outside them are
+    /// alerted.
+    #[arg(long, env = "DIGIBANK_WORKING_HOURS", default_value = "8-20")]
+    working_hours: String,
+    /// The bank's offset from UTC in hours.
+    #[arg(long, env = "DIGIBANK_UTC_OFFSET_HOURS", default_value_t = 8, allow_negative_numbers = true)]
+    utc_offset_hours: i32,
+    /// Seconds between detector runs.
+    #[arg(long, env = "DIGIBANK_ALERT_TICK_SECS", default_value_t = 15)]
+    alert_tick_secs: u64,
+    /// Where alerts are POSTed as JSON (retried with backoff up to 10 times).
+    #[arg(long, env = "DIGIBANK_ALERT_WEBHOOK")]
+    alert_webhook: Option<String>,
+    /// Secret for the `X-Digibank-Signature: sha256=<HMAC>` header of webhook deliveries.
+    #[arg(long, env = "DIGIBANK_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    alert_webhook_secret: Option<String>,
+}
+
+impl AlertArgs {
+    fn settings(&self) -> Result<access::AlertSettings> {
+        let hours = self
+            .working_hours
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
+            .filter(|(a, b)| a < b && *b <= 24)
+            .with_context(|| {
+                format!("working hours must be START-END with 0 <= START < END <= 24, got {:?}", self.working_hours)
+            })?;
+        if !(-12..=14).contains(&self.utc_offset_hours) {
+            bail!("the UTC offset must be between -12 and 14 hours, got {}", self.utc_offset_hours);
+        }
+        if self.alert_tick_secs == 0 || self.alert_bulk_read_minutes == 0 || self.alert_failed_auth_minutes == 0 {
+            bail!("alert tick and windows must be at least 1");
+        }
+        Ok(access::AlertSettings {
+            bulk_read_threshold: self.alert_bulk_reads,
+            bulk_read_window: Duration::from_secs(self.alert_bulk_read_minutes * 60),
+            failed_auth_threshold: self.alert_failed_auth,
+            failed_auth_window: Duration::from_secs(self.alert_failed_auth_minutes * 60),
+            working_hours: hours,
+            utc_offset_hours: self.utc_offset_hours,
+            tick: Duration::from_secs(self.alert_tick_secs),
+            webhook_url: self.alert_webhook.clone(),
+            webhook_secret: self.alert_webhook_secret.clone(),
+        })
+    }
 }
 
 /// How far ahead an end of day may be dated (its work grows with the days loans catch up).
@@ -390,7 +455,7 @@ async fn run(cli: Cli) -> Result<()> {
 async fn dispatch(cli: Cli) -> Result<()> {
     let key_file = cli.master_key_file.as_deref();
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, key_file, args).await,
+        Command::Serve(args) => serve(&cli.database_url, key_file, *args).await,
         Command::Demo(args) => {
             let db = connect(&cli.database_url).await?;
             let vault = security::open_vault(&db, key_file).await?;
@@ -715,6 +780,7 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
         ("files", Some(dir)) => Some(dir.clone()),
         _ => None,
     };
+    let alert_settings = args.alerts.settings()?;
     let admin = access::KeyStore::new(db.clone()).ensure_admin_key().await?;
     let mut state = server::AppState::load_with(db.clone(), ledger, risk_config, vault.clone())
         .await
@@ -722,6 +788,7 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
     // Follow `rotate-key` runs elsewhere; finish one a restart interrupted.
     vault.spawn_refresher(Duration::from_secs(5));
     security::resume_rotation_in_background(&vault).await?;
+    state.alerts = access::SecurityAlerts::new(db.clone(), state.ledger.clock(), alert_settings);
     state.lending = state.lending.clone().with_eod_limits(args.eod_limits.into());
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;

@@ -15,11 +15,13 @@
 //! The server turns a bearer token into a [`Caller`] with [`KeyStore::authenticate`] and asks
 //! [`Caller::require`] for the one permission a route needs.
 
+pub mod alerts;
 pub mod audit;
 mod keys;
 mod roles;
 pub mod vault;
 
+pub use alerts::{AlertError, AlertSettings, SecurityAlert, SecurityAlerts};
 pub use audit::{AuditEntry, AuditError, AuditFilter, AuditRecorder, AuditReport, AuditTrail};
 pub use keys::{IssuedKey, KeyStore, KEY_RECHECK};
 pub use roles::{Caller, Permission, Role};

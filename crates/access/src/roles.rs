@@ -44,11 +44,13 @@ pub enum Permission {
     AuditRead,
     /// Export the audit trail as CSV (auditors).
     AuditExport,
+    /// Acknowledge security alerts (admins, or a security officer role made from permissions).
+    AlertsAcknowledge,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 23] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -71,6 +73,7 @@ impl Permission {
         Permission::LendingReview,
         Permission::AuditRead,
         Permission::AuditExport,
+        Permission::AlertsAcknowledge,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -98,6 +101,7 @@ impl Permission {
             Permission::LendingReview => "lending_review",
             Permission::AuditRead => "audit_read",
             Permission::AuditExport => "audit_export",
+            Permission::AlertsAcknowledge => "alerts_acknowledge",
         }
     }
 
@@ -136,7 +140,7 @@ impl Role {
         match self {
             Role::Admin => true,
             // Operators do not audit themselves (segregation of duties).
-            Role::Operator => !matches!(p, KeysAdmin | AuditRead | AuditExport),
+            Role::Operator => !matches!(p, KeysAdmin | AuditRead | AuditExport | AlertsAcknowledge),
             Role::Teller => matches!(
                 p,
                 AccountsRead

@@ -47,6 +47,8 @@ pub struct AppState {
     pub audit: access::AuditTrail,
     /// Writes entries that have no change to commit with: reads of personal data, refusals.
     pub audit_recorder: access::AuditRecorder,
+    /// Security alert detectors over the audit trail, the alert store and its webhook.
+    pub alerts: access::SecurityAlerts,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
         let customers = customer_platform::CustomerStore::new(db.clone(), vault.clone()).with_open_products(products);
         let audit = access::AuditTrail::with_clock(db.clone(), ledger.clock());
         Ok(AppState {
+            alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
             audit_recorder: audit.spawn_recorder(),
             audit,
             risk: risk.clone(),
@@ -131,6 +134,7 @@ impl Modify for BearerAuth {
         routes::lending::write_off, routes::lending::register_document, routes::lending::register_receivable,
         routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::audit::list_audit, routes::audit::export_audit, routes::audit::verify_audit,
+        routes::alerts::list_alerts, routes::alerts::get_alert, routes::alerts::acknowledge_alert,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -162,7 +166,9 @@ where
 /// (each endpoint behind its [`auth::guard`]), the OpenAPI document states each operation's
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
-    use routes::{audit, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags};
+    use routes::{
+        alerts, audit, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags,
+    };
     use Access::{Needs, Public};
     use Permission as P;
     let (get, post, put, patch, del) = (Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE);
@@ -259,11 +265,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/lending/receivables/{id}/confirm", Needs(P::LendingWrite), ln::confirm_receivable),
         endpoint(post.clone(), "/v1/lending/receivables/{id}/finance", Needs(P::LendingWrite), ln::finance_receivable),
         // security
-        endpoint(post, "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
+        endpoint(post.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
         endpoint(del, "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
         endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
         endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
+        endpoint(get.clone(), "/v1/security/alerts", Needs(P::AuditRead), alerts::list_alerts),
+        endpoint(get.clone(), "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
+        endpoint(post, "/v1/security/alerts/{id}/acknowledge", Needs(P::AlertsAcknowledge), alerts::acknowledge_alert),
     ]
 }
 
@@ -303,7 +312,11 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     on_bound(listener.local_addr()?);
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    state.alerts.spawn();
+    // With the client's address (`ConnectInfo`): the audit trail and the alerts name it.
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {
