@@ -98,7 +98,7 @@ async fn signed_in_routes_need_credentials_and_sign_in_is_public() {
                 }
             }
         }
-        assert_eq!(signed.len(), 2, "{signed:?}");
+        assert_eq!(signed.len(), 3, "{signed:?}");
         for (method, path) in &signed {
             let (status, body) = server.call_as(None, method, path, None).await;
             assert_eq!(status, 401, "{method} {path}: {body}");

@@ -233,6 +233,36 @@ async fn roles_are_data_and_changes_reach_live_sessions() {
         assert_error(status, &body, 403, "forbidden");
         assert_eq!(body["error"]["details"]["permission"], "accounts_write");
 
+        // Bob replaces the generated password; his other sessions end, this one stays.
+        let other = session(&server, "bob", &password, &secret).await;
+        let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+        let (status, body) = server
+            .call_as(
+                Some(&token),
+                "POST",
+                "/v1/sessions/current/password",
+                Some(change("wrong password", "a new password 1")),
+            )
+            .await;
+        assert_error(status, &body, 401, "invalid_credentials");
+        let (status, body) = server
+            .call_as(Some(&token), "POST", "/v1/sessions/current/password", Some(change(&password, "short")))
+            .await;
+        assert_error(status, &body, 422, "invalid_request");
+        let (status, body) = server
+            .call_as(Some(&token), "POST", "/v1/sessions/current/password", Some(change(&password, "a new password 1")))
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = server.call_as(Some(&other), "GET", "/v1/accounts", None).await;
+        assert_error(status, &body, 401, "session_expired");
+        let (status, _) = server.call_as(Some(&token), "GET", "/v1/accounts", None).await;
+        assert_eq!(status, 200);
+        let (status, body, _) =
+            sign_in(&server, json!({"username": "bob", "password": password, "totp": code(&secret)})).await;
+        assert_error(status, &body, 401, "invalid_credentials");
+        let password = "a new password 1".to_string();
+        session(&server, "bob", &password, &secret).await;
+
         // A key with the custom role, and one with no role at all.
         let (status, key) =
             server.call("POST", "/v1/api-keys", Some(json!({"name": "viewer-app", "role": "viewer"}))).await;

@@ -456,6 +456,52 @@ impl UserStore {
         self.get(id).await
     }
 
+    /// Changes the signed-in user's own password: `current` must be right (a wrong one counts as
+    /// a failed sign-in). The user's other sessions end.
+    pub async fn change_password(
+        &self,
+        id: Uuid,
+        session: Uuid,
+        current: &str,
+        new: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<(), AccessError> {
+        self.check_ip(ip)?;
+        let user = self.by_id(id).await?;
+        if !password_matches(user.password_hash.clone(), current).await? {
+            return Err(self.fail(Some(id), ip).await);
+        }
+        if new.chars().count() < MIN_PASSWORD || new == current {
+            return Err(AccessError::Invalid(format!(
+                "the new password must have at least {MIN_PASSWORD} characters and differ from the current one"
+            )));
+        }
+        let new = new.to_string();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&new))
+            .await
+            .map_err(|e| AccessError::Hash(e.to_string()))??;
+        let now = self.clock.now_micros();
+        // The new password and the end of the other sessions commit together.
+        storage::transaction!(&self.db, |tx| async {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(&hash)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND id <> $3 AND ended_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+            Ok::<(), AccessError>(())
+        }
+        .await)?;
+        tracing::info!(user_id = %id, "password changed");
+        Ok(())
+    }
+
     /// Refuses an address with too many recent failures.
     fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), AccessError> {
         let Some(ip) = ip else { return Ok(()) };

@@ -112,6 +112,34 @@ pub async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<R
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie("", 0))]).into_response())
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// At least 12 characters, different from the current one.
+    pub new_password: String,
+}
+
+#[utoipa::path(post, path = "/v1/sessions/current/password", tag = "security", request_body = PasswordChange,
+    responses((status = 204, description = "Changed; the user's other sessions ended"),
+        (status = 400, description = "not_a_session: the caller used an API key", body = ErrorBody),
+        (status = 401, description = "invalid_credentials: the current password is wrong", body = ErrorBody),
+        (status = 422, description = "invalid_request: the new password is too short or unchanged", body = ErrorBody),
+        (status = 429, description = "too_many_attempts", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(r): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let Some(session) = caller.session_id else {
+        return Err(ApiError::bad_request("not_a_session", "the caller is an API key, not a session"));
+    };
+    state.users.change_password(caller.key_id, session, &r.current_password, &r.new_password, ip).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 // ---------------------------------------------------------------- users
 
 #[derive(Deserialize, ToSchema)]
