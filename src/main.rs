@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage staff users directly in the database (the first admin person, a lost admin).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Customer data platform: recompute tags and segments, train the churn model.
     Customers {
         #[command(subcommand)]
@@ -126,6 +131,8 @@ struct ServeArgs {
     eod_limits: EodLimitArgs,
     #[command(flatten)]
     alerts: AlertArgs,
+    #[command(flatten)]
+    sessions: SessionArgs,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -196,6 +203,35 @@ impl AlertArgs {
     }
 }
 
+/// Staff sessions and sign-in throttling.
+#[derive(Args, Clone, Copy)]
+struct SessionArgs {
+    /// A staff session unused this many seconds ends.
+    #[arg(long = "session-idle-secs", env = "DIGIBANK_SESSION_IDLE_SECS", default_value_t = 1800)]
+    idle_secs: u64,
+    /// A staff session ends this many seconds after sign-in, used or not.
+    #[arg(long = "session-max-secs", env = "DIGIBANK_SESSION_MAX_SECS", default_value_t = 43_200)]
+    max_secs: u64,
+    /// Failed sign-ins in a row that lock a user until an admin unlocks it.
+    #[arg(long = "sign-in-max-failures", env = "DIGIBANK_SIGN_IN_MAX_FAILURES", default_value_t = 5)]
+    max_failures: u32,
+    /// Failed sign-ins from one address in 15 minutes after which it is refused (429).
+    #[arg(long = "sign-in-max-failures-per-ip", env = "DIGIBANK_SIGN_IN_MAX_FAILURES_PER_IP", default_value_t = 20)]
+    ip_max_failures: u32,
+}
+
+impl From<SessionArgs> for access::UserSettings {
+    fn from(a: SessionArgs) -> Self {
+        access::UserSettings {
+            session_idle: Duration::from_secs(a.idle_secs.max(1)),
+            session_max: Duration::from_secs(a.max_secs.max(1)),
+            max_failures: a.max_failures.max(1),
+            ip_max_failures: a.ip_max_failures.max(1),
+            ..access::UserSettings::default()
+        }
+    }
+}
+
 /// How far ahead an end of day may be dated (its work grows with the days loans catch up).
 #[derive(Args, Clone, Copy)]
 struct EodLimitArgs {
@@ -233,7 +269,8 @@ enum KeysCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// admin, operator, teller, auditor or monitoring.
+        /// A role's name: admin, operator, teller, auditor, monitoring or one created with
+        /// `POST /v1/roles`.
         #[arg(long, default_value = "admin")]
         role: String,
     },
@@ -248,6 +285,32 @@ enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a staff user and print its initial password (generated unless given). The user
+    /// sets up the second factor at the first sign-in (`POST /v1/sessions`).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// A role's name; omitted = no role (the user may only sign in and out).
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the initial password from the first line of standard input.
+        #[arg(long, conflicts_with = "password")]
+        password_stdin: bool,
+        /// The initial password (visible in the process list; prefer --password-stdin).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Lift a lockout after too many failed sign-ins.
+    Unlock {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -345,6 +408,10 @@ struct FileConfig {
 struct SecurityFileConfig {
     /// The master key file (the key itself is never put in the config file).
     master_key_file: Option<String>,
+    session_idle_secs: Option<u64>,
+    session_max_secs: Option<u64>,
+    sign_in_max_failures: Option<u32>,
+    sign_in_max_failures_per_ip: Option<u32>,
 }
 
 /// `[risk]` in the config file.
@@ -382,9 +449,9 @@ fn apply_config_file() -> Result<()> {
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
     let risk = config.risk.unwrap_or_default();
     let lending = config.lending.unwrap_or_default();
+    let security_config = config.security.unwrap_or_default();
     // The environment's key (DIGIBANK_MASTER_KEY) beats the file's key file.
-    let master_key_file =
-        config.security.unwrap_or_default().master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
+    let master_key_file = security_config.master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
     let settings = [
         ("DIGIBANK_LENDING_DATA_SOURCE", lending.data_source),
         ("DIGIBANK_LENDING_DATA_DIR", lending.data_dir),
@@ -397,6 +464,10 @@ fn apply_config_file() -> Result<()> {
         ("DIGIBANK_RISK_GRAPH_HISTORY_DAYS", risk.graph_history_days.map(|n| n.to_string())),
         ("DIGIBANK_RISK_MAX_IN_FLIGHT", risk.max_in_flight.map(|n| n.to_string())),
         (security::ENV_KEY_FILE, master_key_file),
+        ("DIGIBANK_SESSION_IDLE_SECS", security_config.session_idle_secs.map(|n| n.to_string())),
+        ("DIGIBANK_SESSION_MAX_SECS", security_config.session_max_secs.map(|n| n.to_string())),
+        ("DIGIBANK_SIGN_IN_MAX_FAILURES", security_config.sign_in_max_failures.map(|n| n.to_string())),
+        ("DIGIBANK_SIGN_IN_MAX_FAILURES_PER_IP", security_config.sign_in_max_failures_per_ip.map(|n| n.to_string())),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -466,11 +537,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Verify { json } => verify(&cli.database_url, json).await,
         Command::Keys { command: KeysCommand::Create { name, role } } => {
             let db = connect(&cli.database_url).await?;
-            let role = access::Role::parse(&role).with_context(|| format!("unknown role {role:?}"))?;
-            let key = access::KeyStore::new(db.clone()).issue(&name, role).await?;
+            let keys = access::KeyStore::new(db.clone());
+            keys.roles().ensure_builtin().await?;
+            let key = keys.issue(&name, &role).await?;
             println!("{}", key.key);
             Ok(())
         }
+        Command::Users { command } => users_command(&cli.database_url, command).await,
         Command::Customers { command } => customers(&cli.database_url, key_file, command).await,
         Command::Bench { command: BenchCommand::Ledger(args) } => bench::ledger(args).await,
         Command::Bench { command: BenchCommand::Tags(args) } => bench::tags(args).await,
@@ -490,6 +563,43 @@ async fn dispatch(cli: Cli) -> Result<()> {
             lending_import(&cli.database_url, key_file, &file).await
         }
     }
+}
+
+async fn users_command(url: &str, command: UsersCommand) -> Result<()> {
+    let db = connect(url).await?;
+    let roles = access::Roles::new(db.clone());
+    roles.ensure_builtin().await?;
+    let users = access::UserStore::new(db.clone(), roles);
+    match command {
+        UsersCommand::Create { username, role, display_name, password_stdin, password } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+                Some(line.trim_end_matches(['\r', '\n']).to_string())
+            } else {
+                password
+            };
+            let created =
+                users.create(&username, display_name.as_deref(), role.as_deref(), password.as_deref()).await?;
+            println!(
+                "user {} created ({}, role {})",
+                created.user.username,
+                created.user.id,
+                created.user.role.as_deref().unwrap_or("none")
+            );
+            if let Some(initial) = created.initial_password {
+                println!("initial password (shown once): {initial}");
+            }
+            println!("the second factor is set up at the first sign-in (POST /v1/sessions)");
+        }
+        UsersCommand::Unlock { username } => {
+            let user = users.list().await?.into_iter().find(|u| u.username == username.to_ascii_lowercase());
+            let user = user.with_context(|| format!("no user {username:?}"))?;
+            users.unlock(user.id).await?;
+            println!("user {} unlocked", user.username);
+        }
+    }
+    Ok(())
 }
 
 async fn security_command(url: &str, key_file: Option<&std::path::Path>, command: SecurityCommand) -> Result<()> {
@@ -781,7 +891,6 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
         _ => None,
     };
     let alert_settings = args.alerts.settings()?;
-    let admin = access::KeyStore::new(db.clone()).ensure_admin_key().await?;
     let mut state = server::AppState::load_with(db.clone(), ledger, risk_config, vault.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -790,6 +899,7 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
     security::resume_rotation_in_background(&vault).await?;
     state.alerts = access::SecurityAlerts::new(db.clone(), state.ledger.clock(), alert_settings);
     state.lending = state.lending.clone().with_eod_limits(args.eod_limits.into());
+    state.users = state.users.clone().with_settings(args.sessions.into());
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;
         println!("lending data: JSON files under {}", dir.display());
@@ -797,6 +907,7 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
     if args.demo {
         risk_cli::seed_demo_graph(&state.risk.engine);
     }
+    let admin = state.keys.ensure_admin_key().await?;
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
         println!("API explorer: http://{bound}/docs");

@@ -46,11 +46,15 @@ pub enum Permission {
     AuditExport,
     /// Acknowledge security alerts (admins, or a security officer role made from permissions).
     AlertsAcknowledge,
+    /// Create, disable, unlock staff users and reset their second factor.
+    UsersAdmin,
+    /// Create and change roles.
+    RolesAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 25] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -74,6 +78,8 @@ impl Permission {
         Permission::AuditRead,
         Permission::AuditExport,
         Permission::AlertsAcknowledge,
+        Permission::UsersAdmin,
+        Permission::RolesAdmin,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -102,6 +108,8 @@ impl Permission {
             Permission::AuditRead => "audit_read",
             Permission::AuditExport => "audit_export",
             Permission::AlertsAcknowledge => "alerts_acknowledge",
+            Permission::UsersAdmin => "users_admin",
+            Permission::RolesAdmin => "roles_admin",
         }
     }
 
@@ -139,8 +147,11 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            // Operators do not audit themselves (segregation of duties).
-            Role::Operator => !matches!(p, KeysAdmin | AuditRead | AuditExport | AlertsAcknowledge),
+            // Operators administer neither keys, people nor roles, and do not audit themselves
+            // (segregation of duties).
+            Role::Operator => {
+                !matches!(p, KeysAdmin | UsersAdmin | RolesAdmin | AuditRead | AuditExport | AlertsAcknowledge)
+            }
             Role::Teller => matches!(
                 p,
                 AccountsRead
@@ -183,20 +194,128 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// The permissions the role grants.
+    pub fn permissions(self) -> PermissionSet {
+        Permission::ALL.into_iter().filter(|p| self.allows(*p)).collect()
+    }
 }
 
-/// An authenticated caller.
+/// A set of permissions (one bit each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PermissionSet(u64);
+
+impl PermissionSet {
+    pub const EMPTY: PermissionSet = PermissionSet(0);
+
+    fn bit(p: Permission) -> u64 {
+        1 << (p as u32)
+    }
+
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & Self::bit(p) != 0
+    }
+
+    pub fn insert(&mut self, p: Permission) {
+        self.0 |= Self::bit(p);
+    }
+
+    /// The permissions in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL.into_iter().filter(move |p| self.contains(*p))
+    }
+
+    /// Comma-separated snake_case names, the stored form.
+    pub fn to_text(self) -> String {
+        self.iter().map(Permission::as_str).collect::<Vec<_>>().join(",")
+    }
+
+    /// Parses the stored form; `Err` names the first unknown permission.
+    pub fn parse_text(text: &str) -> Result<PermissionSet, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Permission::parse(s).ok_or_else(|| s.to_string()))
+            .collect()
+    }
+}
+
+impl FromIterator<Permission> for PermissionSet {
+    fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
+        let mut set = PermissionSet::EMPTY;
+        for p in iter {
+            set.insert(p);
+        }
+        set
+    }
+}
+
+/// The name of a role (built-in or created by an admin), as keys and users refer to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RoleName(pub String);
+
+impl RoleName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<Role> for RoleName {
+    fn eq(&self, other: &Role) -> bool {
+        self.0 == other.as_str()
+    }
+}
+
+impl std::fmt::Display for RoleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What kind of identity a caller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerKind {
+    /// A system holding an API key.
+    Key,
+    /// A person signed in with a session.
+    User,
+}
+
+impl CallerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerKind::Key => "key",
+            CallerKind::User => "user",
+        }
+    }
+}
+
+/// An authenticated caller: an API key or a signed-in user, with its role's permissions as
+/// they were when the request was authenticated.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    pub kind: CallerKind,
+    /// The key id or the user id (the name is kept for the many `by = caller.key_id` log lines).
     pub key_id: Uuid,
+    /// The key's name or the user's display name.
     pub name: String,
-    pub role: Role,
+    /// The role name; empty when the identity has no role (it may do nothing).
+    pub role: RoleName,
+    pub permissions: PermissionSet,
+    /// The session a user caller came with.
+    pub session_id: Option<Uuid>,
 }
 
 impl Caller {
+    /// The key or user id.
+    pub fn id(&self) -> Uuid {
+        self.key_id
+    }
+
     /// Whether the caller may do what `p` covers.
     pub fn allows(&self, p: Permission) -> bool {
-        self.role.allows(p)
+        self.permissions.contains(p)
     }
 
     /// `Ok` when the caller's role grants `p`, else [`AccessError::Forbidden`].
@@ -204,7 +323,7 @@ impl Caller {
         if self.allows(p) {
             Ok(())
         } else {
-            Err(AccessError::Forbidden { role: self.role, permission: p })
+            Err(AccessError::Forbidden { role: self.role.0.clone(), permission: p })
         }
     }
 }
@@ -227,5 +346,19 @@ mod tests {
             assert_eq!(Permission::parse(p.as_str()), Some(p));
             assert_eq!(serde_json::to_value(p).unwrap(), p.as_str(), "as_str agrees with serde");
         }
+        assert!(!Role::Operator.allows(Permission::UsersAdmin) && !Role::Operator.allows(Permission::RolesAdmin));
+    }
+
+    #[test]
+    fn permission_sets_round_trip_their_stored_form() {
+        for r in Role::ALL {
+            let set = r.permissions();
+            assert_eq!(PermissionSet::parse_text(&set.to_text()), Ok(set));
+            for p in Permission::ALL {
+                assert_eq!(set.contains(p), r.allows(p));
+            }
+        }
+        assert_eq!(PermissionSet::parse_text("accounts_read, nope"), Err("nope".to_string()));
+        assert_eq!(PermissionSet::parse_text(""), Ok(PermissionSet::EMPTY));
     }
 }

@@ -75,7 +75,27 @@ fn client_ip(parts: &Parts) -> Option<String> {
 
 /// (kind, id, role) of a caller as the trail records it.
 fn actor(caller: &Caller) -> (String, String, Option<String>) {
-    ("key".to_string(), caller.key_id.to_string(), Some(caller.role.as_str().to_string()))
+    let role = Some(caller.role.as_str().to_string()).filter(|r| !r.is_empty());
+    (caller.kind.as_str().to_string(), caller.key_id.to_string(), role)
+}
+
+fn anonymous() -> (String, String, Option<String>) {
+    ("anonymous".to_string(), "anonymous".to_string(), None)
+}
+
+/// Runs a public request that changes something (signing in) inside an audit scope with an
+/// anonymous actor: a session it opens commits with its entry (whose resource names the user).
+/// A refused sign-in (401, or 429 when throttled) is recorded as `sign_in_failed` with the
+/// client address, which the failed-authentication alert counts.
+pub async fn public(state: &AppState, parts: Parts, body: axum::body::Body, next: Next) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let context = context(state, &parts, anonymous(), &request_id);
+    let response = storage::audit::scope(context.clone(), next.run(Request::from_parts(parts, body))).await;
+    let status = response.status().as_u16();
+    if matches!(status, 401 | 429) {
+        state.audit_recorder.record(context, "sign_in_failed").await;
+    }
+    with_request_id(response, &request_id)
 }
 
 fn context(state: &AppState, parts: &Parts, actor: (String, String, Option<String>), request_id: &str) -> AuditContext {
@@ -121,7 +141,7 @@ pub async fn refused(state: &AppState, caller: Option<&Caller>, parts: &Parts, r
     let request_id = uuid::Uuid::new_v4().to_string();
     let (actor, outcome) = match caller {
         Some(c) => (actor(c), "denied"),
-        None => (("anonymous".to_string(), "anonymous".to_string(), None), "unauthenticated"),
+        None => (anonymous(), "unauthenticated"),
     };
     state.audit_recorder.record(context(state, parts, actor, &request_id), outcome).await;
     with_request_id(response, &request_id)

@@ -7,14 +7,21 @@
 //! handler through the request's extensions. A caller without the permission therefore learns
 //! nothing about the endpoint's input (an invalid body from such a caller is 403, never a 422
 //! naming fields). Keys, roles and permissions themselves live in the `access` crate.
+//!
+//! Credentials: `Authorization: Bearer dbk_...` (an API key, checked against its expiry and IP
+//! allow-list with the client address from `ConnectInfo`), `Authorization: Bearer dbs_...` (a
+//! staff session) or the session cookie [`SESSION_COOKIE`] (the web cockpit).
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use access::AccessError;
-pub use access::{Caller, IssuedKey, Permission, Role};
+pub use access::{Caller, CallerKind, IssuedKey, Permission, Role};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -26,12 +33,43 @@ pub enum Access {
     Public,
     /// An authenticated caller whose role grants this permission.
     Needs(Permission),
+    /// Any authenticated caller, whatever its role (its own sessions, signing out).
+    Signed,
 }
 
-/// The one place access errors become HTTP: 401 for a missing or bad key, 403 for a missing
-/// permission (naming it), 404 for revoking an unknown key.
+/// The name of the session cookie set at sign-in (HttpOnly, Secure, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "digibank_session";
+
+/// The one place access errors become HTTP: 401 for a missing or bad key, session or
+/// credentials, 403 for a missing permission (naming it), 404 for an unknown key or user,
+/// 409 for conflicts, 422 for invalid input, 423 for a locked user, 429 for a throttled address.
 impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
+        use axum::http::StatusCode as S;
+        let (status, code) = match &e {
+            AccessError::KeyExpired => (S::UNAUTHORIZED, "key_expired"),
+            AccessError::IpNotAllowed => (S::FORBIDDEN, "ip_not_allowed"),
+            AccessError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            AccessError::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
+            AccessError::UserLocked => (S::LOCKED, "user_locked"),
+            AccessError::TooManyAttempts => {
+                let mut error = ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string());
+                error.retry_after = Some(60);
+                return error;
+            }
+            AccessError::UserNotFound(_) => (S::NOT_FOUND, "user_not_found"),
+            AccessError::UsernameTaken(_) => (S::CONFLICT, "username_taken"),
+            AccessError::UnknownPermission(_) => (S::UNPROCESSABLE_ENTITY, "unknown_permission"),
+            AccessError::UnknownRole(_) => (S::UNPROCESSABLE_ENTITY, "unknown_role"),
+            AccessError::RoleExists(_) => (S::CONFLICT, "role_exists"),
+            AccessError::BuiltinRole(_) => (S::CONFLICT, "builtin_role"),
+            AccessError::RoleInUse { .. } => (S::CONFLICT, "role_in_use"),
+            AccessError::Invalid(_) => (S::UNPROCESSABLE_ENTITY, "invalid_request"),
+            _ => (S::OK, ""),
+        };
+        if !code.is_empty() {
+            return ApiError::new(status, code, e.to_string());
+        }
         match e {
             AccessError::InvalidKey => ApiError::unauthorized(e.to_string()),
             AccessError::Forbidden { permission, .. } => {
@@ -40,28 +78,52 @@ impl From<AccessError> for ApiError {
                 error
             }
             AccessError::KeyNotFound(_) => ApiError::not_found(e.to_string()),
-            AccessError::Hash(_) | AccessError::Corrupt(_) | AccessError::Database(_) => ApiError::internal(e),
+            _ => ApiError::internal(e),
         }
     }
 }
 
-/// The bearer token of a request, or the 401 explaining what is wrong with the header.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts
+/// The credential of a request: the bearer token, else the session cookie, else the 401
+/// explaining what is missing.
+fn credential(parts: &Parts) -> Result<&str, ApiError> {
+    if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        return header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <api key or session token>'"));
+    }
+    session_cookie(parts).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization: Bearer <api key or session token> (or session cookie)")
+    })
+}
+
+/// The session token in the request's `Cookie` header.
+pub fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
         .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
-    header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <api key>'"))
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+}
+
+/// The client's address (from `ConnectInfo`; none when served without it, e.g. in-process).
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-    let token = bearer_token(parts)?;
-    Ok(state.keys.authenticate(token).await?)
+    let token = credential(parts)?;
+    if token.starts_with("dbs_") {
+        Ok(state.users.authenticate(token).await?)
+    } else {
+        Ok(state.keys.authenticate(token, client_ip(parts)).await?)
+    }
 }
 
 /// State of one endpoint's [`guard`].
@@ -73,19 +135,36 @@ pub struct GuardState {
 
 /// Authenticates and authorizes a request before anything else about it is looked at.
 pub async fn guard(State(guard): State<GuardState>, request: Request, next: Next) -> Response {
-    let Access::Needs(permission) = guard.access else {
-        return next.run(request).await;
+    let permission = match guard.access {
+        Access::Public if matches!(*request.method(), Method::GET | Method::HEAD) => return next.run(request).await,
+        Access::Public => {
+            let (parts, body) = request.into_parts();
+            return crate::audit::public(&guard.app, parts, body, next).await;
+        }
+        Access::Needs(permission) => Some(permission),
+        Access::Signed => None,
     };
     let (mut parts, body) = request.into_parts();
     let caller = match authenticate(&parts, &guard.app).await {
         Ok(caller) => caller,
         Err(e) => return crate::audit::refused(&guard.app, None, &parts, e.into_response()).await,
     };
-    if let Err(e) = caller.require(permission) {
+    if let Some(Err(e)) = permission.map(|p| caller.require(p)) {
         return crate::audit::refused(&guard.app, Some(&caller), &parts, ApiError::from(e).into_response()).await;
     }
     parts.extensions.insert(caller.clone());
     crate::audit::run(&guard.app, &caller, parts, body, next).await
+}
+
+/// The client's address, when the server was started with `ConnectInfo`.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts)))
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {

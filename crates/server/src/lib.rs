@@ -37,6 +37,10 @@ pub struct AppState {
     pub ledger: Ledger,
     pub metrics: metrics::Metrics,
     pub keys: access::KeyStore,
+    /// Staff users, their second factor and sessions.
+    pub users: access::UserStore,
+    /// Roles as data (shared cache with `keys` and `users`).
+    pub roles: access::Roles,
     pub tags: customer_platform::TagRules,
     pub customers: customer_platform::CustomerStore,
     pub lending: lending_platform::LendingService,
@@ -65,6 +69,8 @@ impl AppState {
         risk_config: risk_platform::RiskConfig,
         vault: access::Vault,
     ) -> Result<Self, error::ApiError> {
+        let roles = access::Roles::new(db.clone());
+        roles.ensure_builtin().await?;
         let tags = customer_platform::TagRules::load(&db).await?;
         let risk =
             std::sync::Arc::new(risk_platform::RiskService::load(&db, &ledger, risk_config, vault.clone()).await?);
@@ -83,7 +89,9 @@ impl AppState {
             db: db.clone(),
             ledger: ledger.clone(),
             metrics: metrics::Metrics::new(),
-            keys: access::KeyStore::new(db.clone()),
+            keys: access::KeyStore::with_roles(db.clone(), roles.clone()),
+            users: access::UserStore::new(db.clone(), roles.clone()),
+            roles,
             tags,
             customers,
             lending,
@@ -107,14 +115,19 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "digibank API", description = "Digital banking core: double-entry ledger and more. \
-        Amounts are integer minor units (fen for CNY). Every endpoint except /health, /openapi.json and /docs needs `Authorization: Bearer <api key>`."),
+        Amounts are integer minor units (fen for CNY). Every endpoint except /health, /openapi.json, /docs and sign-in (`POST /v1/sessions`) needs `Authorization: Bearer <api key or session token>` (or the session cookie)."),
     paths(
         routes::ledger::open_account, routes::ledger::list_accounts, routes::ledger::get_account,
         routes::ledger::freeze_account, routes::ledger::unfreeze_account, routes::ledger::close_account,
         routes::ledger::balance, routes::ledger::entries,
         routes::ledger::create_transfer, routes::ledger::create_batch, routes::ledger::get_transfer,
         routes::ledger::post_pending, routes::ledger::void_pending,
-        routes::keys::create_key, routes::keys::revoke_key,
+        routes::keys::create_key, routes::keys::list_keys, routes::keys::revoke_key,
+        routes::users::sign_in, routes::users::list_sessions, routes::users::sign_out, routes::users::change_password,
+        routes::users::create_user, routes::users::list_users, routes::users::get_user, routes::users::update_user,
+        routes::users::unlock_user, routes::users::disable_user, routes::users::enable_user, routes::users::reset_totp,
+        routes::users::list_roles, routes::users::get_role, routes::users::create_role, routes::users::update_role,
+        routes::users::delete_role,
         routes::customers::create_customer, routes::customers::get_customer, routes::customers::list_customers,
         routes::customers::update_customer, routes::customers::close_customer, routes::customers::put_kyc,
         routes::customers::customer_history, routes::customers::merge_customers,
@@ -168,8 +181,9 @@ where
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
         alerts, audit, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags,
+        users as u,
     };
-    use Access::{Needs, Public};
+    use Access::{Needs, Public, Signed};
     use Permission as P;
     let (get, post, put, patch, del) = (Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE);
     vec![
@@ -197,7 +211,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/customers", Needs(P::CustomersWrite), c::create_customer),
         endpoint(get.clone(), "/v1/customers", Needs(P::CustomersRead), c::list_customers),
         endpoint(get.clone(), "/v1/customers/{id}", Needs(P::CustomersRead), c::get_customer),
-        endpoint(patch, "/v1/customers/{id}", Needs(P::CustomersWrite), c::update_customer),
+        endpoint(patch.clone(), "/v1/customers/{id}", Needs(P::CustomersWrite), c::update_customer),
         endpoint(del.clone(), "/v1/customers/{id}", Needs(P::CustomersAdmin), c::close_customer),
         endpoint(put.clone(), "/v1/customers/{id}/kyc", Needs(P::CustomersAdmin), c::put_kyc),
         endpoint(get.clone(), "/v1/customers/{id}/history", Needs(P::CustomersRead), c::customer_history),
@@ -215,7 +229,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/v1/tags", Needs(P::TagsRead), tags::list_tags),
         endpoint(post.clone(), "/v1/tags/evaluate", Needs(P::TagsRead), tags::evaluate_tags),
         endpoint(get.clone(), "/v1/tags/{id}", Needs(P::TagsRead), tags::get_tag),
-        endpoint(put, "/v1/tags/{id}", Needs(P::TagsWrite), tags::put_tag),
+        endpoint(put.clone(), "/v1/tags/{id}", Needs(P::TagsWrite), tags::put_tag),
         // risk
         endpoint(post.clone(), "/v1/risk/decisions", Needs(P::RiskDecide), r::decide),
         endpoint(get.clone(), "/v1/risk/decisions/{id}", Needs(P::RiskRead), r::get_decision),
@@ -266,12 +280,30 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/lending/receivables/{id}/finance", Needs(P::LendingWrite), ln::finance_receivable),
         // security
         endpoint(post.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
-        endpoint(del, "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
+        endpoint(get.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::list_keys),
+        endpoint(del.clone(), "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
+        endpoint(post.clone(), "/v1/sessions", Public, u::sign_in),
+        endpoint(get.clone(), "/v1/sessions", Signed, u::list_sessions),
+        endpoint(del.clone(), "/v1/sessions/current", Signed, u::sign_out),
+        endpoint(post.clone(), "/v1/sessions/current/password", Signed, u::change_password),
+        endpoint(post.clone(), "/v1/users", Needs(P::UsersAdmin), u::create_user),
+        endpoint(get.clone(), "/v1/users", Needs(P::UsersAdmin), u::list_users),
+        endpoint(get.clone(), "/v1/users/{id}", Needs(P::UsersAdmin), u::get_user),
+        endpoint(patch, "/v1/users/{id}", Needs(P::UsersAdmin), u::update_user),
+        endpoint(post.clone(), "/v1/users/{id}/unlock", Needs(P::UsersAdmin), u::unlock_user),
+        endpoint(post.clone(), "/v1/users/{id}/disable", Needs(P::UsersAdmin), u::disable_user),
+        endpoint(post.clone(), "/v1/users/{id}/enable", Needs(P::UsersAdmin), u::enable_user),
+        endpoint(post.clone(), "/v1/users/{id}/reset-totp", Needs(P::UsersAdmin), u::reset_totp),
+        endpoint(get.clone(), "/v1/roles", Needs(P::RolesAdmin), u::list_roles),
+        endpoint(post.clone(), "/v1/roles", Needs(P::RolesAdmin), u::create_role),
+        endpoint(get.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::get_role),
+        endpoint(put, "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role),
+        endpoint(del, "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role),
         endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
         endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
         endpoint(get.clone(), "/v1/security/alerts", Needs(P::AuditRead), alerts::list_alerts),
-        endpoint(get.clone(), "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
+        endpoint(get, "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
         endpoint(post, "/v1/security/alerts/{id}/acknowledge", Needs(P::AlertsAcknowledge), alerts::acknowledge_alert),
     ]
 }
@@ -313,7 +345,8 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
     state.alerts.spawn();
-    // With the client's address (`ConnectInfo`): the audit trail and the alerts name it.
+    // With the client's address (`ConnectInfo`): API key IP allow-lists, sign-in throttling, the
+    // audit trail and the alerts.
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,13 +1,15 @@
-//! API key administration (admin role only).
+//! API key administration (`keys_admin`, the admin role by default). Keys are for systems;
+//! people sign in (see `routes::users`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Caller, IssuedKey, Role};
+use crate::auth::{Caller, IssuedKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
@@ -16,11 +18,28 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub name: String,
-    pub role: Role,
+    /// The role's name (built-in or created with `POST /v1/roles`). Omitted: no role, the key
+    /// may do nothing until given one (least privilege).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// When the key stops working (401 `key_expired`); omitted = until revoked.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// CIDRs (or single addresses) the key may be used from; omitted or empty = anywhere.
+    /// From elsewhere: 403 `ip_not_allowed`.
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<access::KeyView>,
 }
 
 #[utoipa::path(post, path = "/v1/api-keys", tag = "security", request_body = NewKey,
-    responses((status = 201, description = "The key is shown once", body = IssuedKey), (status = 403, body = ErrorBody)),
+    responses((status = 201, description = "The key is shown once", body = IssuedKey),
+        (status = 403, body = ErrorBody),
+        (status = 422, description = "invalid_request, unknown_role: a role that does not exist", body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -30,9 +49,23 @@ pub async fn create_key(
     if request.name.trim().is_empty() || request.name.len() > 100 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "name must be 1..=100 bytes"));
     }
-    let key = state.keys.issue(request.name.trim(), request.role).await?;
+    if request.allowed_ips.as_ref().is_some_and(|l| l.len() > 100) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "at most 100 allowed_ips"));
+    }
+    let role = request.role.as_deref().map(str::trim).unwrap_or_default();
+    let key = state
+        .keys
+        .issue_with(request.name.trim(), role, request.expires_at, request.allowed_ips.as_deref().unwrap_or_default())
+        .await?;
     tracing::info!(key_id = %key.id, role = key.role.as_str(), by = %caller.key_id, "api key issued");
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[utoipa::path(get, path = "/v1/api-keys", tag = "security",
+    responses((status = 200, description = "Active keys (never their secrets), newest first", body = KeyList)),
+    security(("api_key" = [])))]
+pub async fn list_keys(State(state): State<AppState>) -> Result<Json<KeyList>, ApiError> {
+    Ok(Json(KeyList { keys: state.keys.list().await? }))
 }
 
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "security", params(("id" = Uuid, Path)),

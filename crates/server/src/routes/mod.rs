@@ -8,3 +8,4 @@ pub mod profiles;
 pub mod risk;
 pub mod system;
 pub mod tags;
+pub mod users;
