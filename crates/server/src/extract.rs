@@ -8,9 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `Json<T>` with JSON errors: malformed JSON is 400 `malformed_json`; well-formed JSON of the
-/// wrong shape (missing or unknown field, out-of-range number) is 422 `invalid_request` with the
-/// path of the offending field; a body over the size limit is 413 `payload_too_large`.
+/// `Json<T>` with JSON errors: malformed JSON is 400 `malformed_json`; a field the request type
+/// does not have (every request type denies unknown fields, so nothing can be mass-assigned) is
+/// 422 `unknown_field` naming it; other well-formed JSON of the wrong shape (missing field,
+/// out-of-range number) is 422 `invalid_request` with the path of the offending field; a body
+/// over the route's size limit is 413 `payload_too_large`.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -32,7 +34,20 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
         JsonRejection::JsonDataError(e) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.body_text())
+            let text = e.body_text();
+            match unknown_field(&text) {
+                Some((path, field)) => {
+                    let at = if path.is_empty() { String::new() } else { format!(" (in {path})") };
+                    let mut error = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_field",
+                        format!("unknown field `{field}`{at}: this request does not take it"),
+                    );
+                    error.details = Some(serde_json::json!({ "field": field, "path": path }));
+                    error
+                }
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text),
+            }
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -44,6 +59,20 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         other => ApiError::bad_request("bad_request", other.body_text()),
     }
+}
+
+/// The path and name of an unknown field in serde's message (`<prefix>: <path>: unknown field
+/// `name`, expected ...`; the path is empty at the top level).
+fn unknown_field(text: &str) -> Option<(String, String)> {
+    let (before, after) = text.split_once("unknown field `")?;
+    let field = after.split('`').next()?.to_string();
+    let before = before.trim_end().trim_end_matches(':');
+    // `Failed to deserialize the JSON body into the target type: a.b[0]` -> `a.b[0]`.
+    let path = match before.split_once("target type") {
+        Some((_, rest)) => rest.trim_start_matches(':').trim().to_string(),
+        None => String::new(),
+    };
+    Some((path, field))
 }
 
 /// `Query<T>` with JSON errors (400 `invalid_query`).
@@ -126,4 +155,16 @@ pub fn bounded<T: PartialOrd + std::fmt::Display + serde::Serialize + Copy>(
         return Err(e);
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let top = "Failed to deserialize the JSON body into the target type: unknown field `role_x`, expected `name` or `role` at line 1 column 10";
+        assert_eq!(super::unknown_field(top), Some((String::new(), "role_x".into())));
+        let nested = "Failed to deserialize the JSON body into the target type: documents[0]: unknown field `x`, expected `kind` or `content` at line 1 column 99";
+        assert_eq!(super::unknown_field(nested), Some(("documents[0]".into(), "x".into())));
+        assert_eq!(super::unknown_field("missing field `name`"), None);
+    }
 }
