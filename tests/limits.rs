@@ -132,12 +132,21 @@ async fn bodies_are_bounded_per_route_and_unknown_fields_refused() {
         assert_error(status, &body, 422, "unknown_field");
         assert_eq!(body["error"]["details"]["field"], "is_admin", "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains("is_admin"), "{body}");
-        // Also inside a nested object of a domain type.
+        // Also in a request type of a domain crate.
         let mut t = transfer(&cash, &acct, 1);
         t["owner_override"] = json!("bank");
         let (status, body) = server.call("POST", "/v1/transfers", Some(t)).await;
         assert_error(status, &body, 422, "unknown_field");
         assert_eq!(body["error"]["details"]["field"], "owner_override", "{body}");
+        // A nested object of a domain type is closed too, and the path says where.
+        let receivable = json!({
+            "id": "RCV-1", "core_enterprise_id": "CE-001", "supplier_id": "S-1001", "amount": 100,
+            "issue_date": "2026-01-01", "due_date": "2026-06-30",
+            "documents": [{"kind": "invoice", "content": "x", "verified": true}]
+        });
+        let (status, body) = server.call("POST", "/v1/lending/receivables", Some(receivable)).await;
+        assert_error(status, &body, 422, "unknown_field");
+        assert_eq!(body["error"]["details"]["path"], "documents[0].verified", "{body}");
     }
 }
 
@@ -200,4 +209,15 @@ async fn hsts_can_be_turned_off() {
     assert_eq!(status, 200);
     assert!(headers.get("strict-transport-security").is_none());
     assert_eq!(header(&headers, "x-frame-options").as_deref(), Some("DENY"));
+}
+
+/// The shipped example config file is valid, rate limits and all.
+#[tokio::test]
+async fn the_example_config_file_starts_the_server() {
+    let url = database_urls().await.remove(0);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/digibank.example.toml");
+    let server = Server::start(&url, &["--config", example]).await;
+    let (status, headers, _) = get(&server, Some(server.key()), "/v1/accounts").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "ratelimit-limit").as_deref(), Some("2000"));
 }

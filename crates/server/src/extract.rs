@@ -37,11 +37,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             let text = e.body_text();
             match unknown_field(&text) {
                 Some((path, field)) => {
-                    let at = if path.is_empty() { String::new() } else { format!(" (in {path})") };
                     let mut error = ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "unknown_field",
-                        format!("unknown field `{field}`{at}: this request does not take it"),
+                        format!("unknown field `{path}`: this request does not take it"),
                     );
                     error.details = Some(serde_json::json!({ "field": field, "path": path }));
                     error
@@ -61,17 +60,15 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// The path and name of an unknown field in serde's message (`<prefix>: <path>: unknown field
-/// `name`, expected ...`; the path is empty at the top level).
+/// The path (e.g. `documents[0].colour`) and name of an unknown field in serde's message
+/// (`<prefix>: <path>: unknown field `name`, expected ...`).
 fn unknown_field(text: &str) -> Option<(String, String)> {
     let (before, after) = text.split_once("unknown field `")?;
     let field = after.split('`').next()?.to_string();
     let before = before.trim_end().trim_end_matches(':');
-    // `Failed to deserialize the JSON body into the target type: a.b[0]` -> `a.b[0]`.
-    let path = match before.split_once("target type") {
-        Some((_, rest)) => rest.trim_start_matches(':').trim().to_string(),
-        None => String::new(),
-    };
+    // `Failed to deserialize the JSON body into the target type: a.b[0].x` -> `a.b[0].x`.
+    let path = before.rsplit_once("target type").map(|(_, rest)| rest.trim_start_matches(':').trim()).unwrap_or("");
+    let path = if path.is_empty() { field.clone() } else { path.to_string() };
     Some((path, field))
 }
 
@@ -161,10 +158,12 @@ pub fn bounded<T: PartialOrd + std::fmt::Display + serde::Serialize + Copy>(
 mod tests {
     #[test]
     fn unknown_fields_are_named_with_their_path() {
-        let top = "Failed to deserialize the JSON body into the target type: unknown field `role_x`, expected `name` or `role` at line 1 column 10";
-        assert_eq!(super::unknown_field(top), Some((String::new(), "role_x".into())));
-        let nested = "Failed to deserialize the JSON body into the target type: documents[0]: unknown field `x`, expected `kind` or `content` at line 1 column 99";
-        assert_eq!(super::unknown_field(nested), Some(("documents[0]".into(), "x".into())));
+        let top = "Failed to deserialize the JSON body into the target type: force: unknown field `force`, expected `from` or `reason` at line 1 column 10";
+        assert_eq!(super::unknown_field(top), Some(("force".into(), "force".into())));
+        let nested = "Failed to deserialize the JSON body into the target type: documents[0].x: unknown field `x`, expected `kind` or `content` at line 1 column 99";
+        assert_eq!(super::unknown_field(nested), Some(("documents[0].x".into(), "x".into())));
+        let bare = "unknown field `x`, expected `y`";
+        assert_eq!(super::unknown_field(bare), Some(("x".into(), "x".into())));
         assert_eq!(super::unknown_field("missing field `name`"), None);
     }
 }
