@@ -221,3 +221,53 @@ async fn the_example_config_file_starts_the_server() {
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "ratelimit-limit").as_deref(), Some("2000"));
 }
+
+/// `[rate_limits.keys."<id>"]` gives one key its own rate; other keys of its role keep theirs.
+#[tokio::test]
+async fn a_key_override_applies_to_that_key_only() {
+    for url in database_urls().await {
+        let mut server = Server::start(&url, &[]).await;
+        let admin = server.key().to_string();
+        let (status, issued) =
+            server.call("POST", "/v1/api-keys", Some(json!({"name": "batch job", "role": "operator"}))).await;
+        assert_eq!(status, 201, "{issued}");
+        let (id, throttled) = (issued["id"].as_str().unwrap().to_string(), issued["key"].as_str().unwrap().to_string());
+        let other = issue(&server, "operator").await;
+        server.kill().await;
+
+        let config = harness::temp_dir("digibank-limits").join("digibank.toml");
+        std::fs::write(&config, format!("[rate_limits.keys.\"{id}\"]\nread = \"1/min burst 2\"\n")).unwrap();
+        let server = Server::start(&url, &["--config", config.to_str().unwrap()]).await;
+        let server = Server { key: Some(admin), ..server };
+        for _ in 0..2 {
+            let (status, headers, body) = get(&server, Some(&throttled), "/v1/accounts").await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(header(&headers, "ratelimit-limit").as_deref(), Some("2"));
+        }
+        let (status, _, body) = get(&server, Some(&throttled), "/v1/accounts").await;
+        assert_error(status, &body, 429, "rate_limited");
+        for _ in 0..3 {
+            let (status, headers, body) = get(&server, Some(&other), "/v1/accounts").await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(header(&headers, "ratelimit-limit").as_deref(), Some("2000"));
+        }
+        // Its writes keep the default rate.
+        let (status, body) = server.call_as(Some(&throttled), "POST", "/v1/accounts", Some(gl("gl.cash"))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+}
+
+/// A config file naming an unknown role stops the server at start-up, saying why.
+#[tokio::test]
+async fn an_invalid_rate_limit_config_stops_start_up() {
+    let config = harness::temp_dir("digibank-limits").join("digibank.toml");
+    std::fs::write(&config, "[rate_limits.roles.boss]\nread = \"10/s\"\n").unwrap();
+    let out = tokio::process::Command::new(BIN)
+        .args(["--config", config.to_str().unwrap(), "serve", "--addr", "127.0.0.1:0"])
+        .output()
+        .await
+        .expect("run digibank");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rate_limits.roles.boss") && stderr.contains("unknown role"), "{stderr}");
+}
