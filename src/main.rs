@@ -26,6 +26,10 @@ struct Cli {
     /// data directory (created for a database without encrypted data).
     #[arg(long, global = true)]
     master_key_file: Option<std::path::PathBuf>,
+    /// The config file (default: digibank.toml in the working directory, if present). Also
+    /// DIGIBANK_CONFIG.
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,6 +137,14 @@ struct ServeArgs {
     alerts: AlertArgs,
     #[command(flatten)]
     sessions: SessionArgs,
+    /// Rate limits per caller and route class (`[rate_limits]` of the config file sets them):
+    /// `on`, or `off` for benchmarks and load tests.
+    #[arg(long, env = "DIGIBANK_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    rate_limits: String,
+    /// `Strict-Transport-Security` max-age in seconds on every response (0 = no header, e.g.
+    /// when a proxy in front sets it).
+    #[arg(long, env = "DIGIBANK_HSTS_MAX_AGE", default_value_t = 31_536_000)]
+    hsts_max_age: u64,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -400,6 +412,15 @@ struct FileConfig {
     risk: Option<RiskFileConfig>,
     lending: Option<LendingFileConfig>,
     security: Option<SecurityFileConfig>,
+    rate_limits: Option<server::limits::RateLimitConfig>,
+    http: Option<HttpFileConfig>,
+}
+
+/// `[http]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HttpFileConfig {
+    hsts_max_age: Option<u64>,
 }
 
 /// `[security]` in the config file.
@@ -437,19 +458,34 @@ struct LendingFileConfig {
 }
 
 /// Applies the config file by filling environment variables that are not set, which clap then
-/// reads as defaults. Runs before any thread exists, so setting variables is sound.
-fn apply_config_file() -> Result<()> {
+/// reads as defaults, and returns its structured part (`[rate_limits]`). Runs before any thread
+/// exists, so setting variables is sound.
+fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
+    // `--config PATH` (or `--config=PATH`) is read here, before the other flags are parsed.
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let path = match arg.strip_prefix("--config=") {
+            Some(path) => Some(path.to_string()),
+            None if arg == "--config" => args.next(),
+            None => continue,
+        };
+        if let Some(path) = path {
+            std::env::set_var("DIGIBANK_CONFIG", path);
+        }
+    }
     let explicit = std::env::var("DIGIBANK_CONFIG").ok();
     let path = explicit.clone().unwrap_or_else(|| "digibank.toml".to_string());
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => return Ok(Default::default()),
         Err(e) => return Err(e).with_context(|| format!("cannot read config file {path}")),
     };
     let config: FileConfig = toml::from_str(&text).with_context(|| format!("invalid config file {path}"))?;
     let risk = config.risk.unwrap_or_default();
     let lending = config.lending.unwrap_or_default();
     let security_config = config.security.unwrap_or_default();
+    let rate_limits = config.rate_limits.unwrap_or_default();
+    let http = config.http.unwrap_or_default();
     // The environment's key (DIGIBANK_MASTER_KEY) beats the file's key file.
     let master_key_file = security_config.master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
     let settings = [
@@ -473,23 +509,29 @@ fn apply_config_file() -> Result<()> {
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
         ("DIGIBANK_DEMO_SEED", config.demo_seed.map(|n| n.to_string())),
         ("RUST_LOG", config.log),
+        ("DIGIBANK_RATE_LIMITS", (!rate_limits.enabled).then(|| "off".to_string())),
+        ("DIGIBANK_HSTS_MAX_AGE", http.hsts_max_age.map(|n| n.to_string())),
     ];
     for (name, value) in settings {
         if let (Some(value), None) = (value, std::env::var_os(name)) {
             std::env::set_var(name, value);
         }
     }
-    Ok(())
+    // Check the rates now, so a bad one stops every command, not only `serve`.
+    server::limits::RateLimits::new(&rate_limits)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("invalid config file {path}"))?;
+    Ok(rate_limits)
 }
 
 fn main() -> Result<()> {
-    apply_config_file()?;
+    let rate_limits = apply_config_file()?;
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
         .with_writer(std::io::stderr)
         .init();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli, rate_limits))
 }
 
 /// The audit action of a command that changes data; its writes commit with entries naming the
@@ -507,8 +549,8 @@ fn command_action(command: &Command) -> Option<&'static str> {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    let Some(action) = command_action(&cli.command) else { return dispatch(cli).await };
+async fn run(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Result<()> {
+    let Some(action) = command_action(&cli.command) else { return dispatch(cli, rate_limits).await };
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
     let context = storage::audit::AuditContext {
         at: ledger::Clock::now_micros(&ledger::SystemClock),
@@ -520,13 +562,13 @@ async fn run(cli: Cli) -> Result<()> {
         request_id: uuid::Uuid::new_v4().to_string(),
         ip: None,
     };
-    storage::audit::scope(context, dispatch(cli)).await
+    storage::audit::scope(context, dispatch(cli, rate_limits)).await
 }
 
-async fn dispatch(cli: Cli) -> Result<()> {
+async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Result<()> {
     let key_file = cli.master_key_file.as_deref();
     match cli.command {
-        Command::Serve(args) => serve(&cli.database_url, key_file, *args).await,
+        Command::Serve(args) => serve(&cli.database_url, key_file, *args, rate_limits).await,
         Command::Demo(args) => {
             let db = connect(&cli.database_url).await?;
             let vault = security::open_vault(&db, key_file).await?;
@@ -851,7 +893,12 @@ async fn load_demo(db: &Database, vault: &access::Vault, args: &DemoArgs) -> Res
     Ok(summary)
 }
 
-async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -> Result<()> {
+async fn serve(
+    url: &str,
+    key_file: Option<&std::path::Path>,
+    args: ServeArgs,
+    rate_limits: server::limits::RateLimitConfig,
+) -> Result<()> {
     let db = connect(url).await?;
     let vault = security::open_vault(&db, key_file).await?;
     let ledger = Ledger::new(&db);
@@ -900,6 +947,12 @@ async fn serve(url: &str, key_file: Option<&std::path::Path>, args: ServeArgs) -
     state.alerts = access::SecurityAlerts::new(db.clone(), state.ledger.clock(), alert_settings);
     state.lending = state.lending.clone().with_eod_limits(args.eod_limits.into());
     state.users = state.users.clone().with_settings(args.sessions.into());
+    let rates = match args.rate_limits.as_str() {
+        "off" => server::limits::RateLimits::off(),
+        _ => server::limits::RateLimits::new(&server::limits::RateLimitConfig { enabled: true, ..rate_limits })
+            .map_err(anyhow::Error::msg)?,
+    };
+    state.edge = server::limits::Edge { rates, hsts_max_age: args.hsts_max_age };
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;
         println!("lending data: JSON files under {}", dir.display());

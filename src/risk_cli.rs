@@ -325,7 +325,8 @@ pub async fn bench(args: RiskBenchArgs) -> Result<()> {
     for (mode, times) in rows {
         let rate = args.rate * times;
         let log = std::env::var("DIGIBANK_BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into());
-        let server = harness::ServerProcess::start(&exe, &url, &["--decision-log", mode], &log).await?;
+        let server =
+            harness::ServerProcess::start(&exe, &url, &["--decision-log", mode, "--rate-limits", "off"], &log).await?;
         let (base, mut child) = (Some(server.base), server.child);
         if server.key.is_some() {
             key = server.key;

@@ -288,7 +288,7 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
         let mut unknown_field = transfer(&alice, &bob, 1);
         unknown_field["colour"] = json!("red");
         let (status, body) = server.call("POST", "/v1/transfers", Some(unknown_field)).await;
-        assert_eq!((status, code(&body)), (422, "invalid_request"));
+        assert_eq!((status, code(&body)), (422, "unknown_field"));
         let (status, body) = server.call("GET", "/v1/accounts/not-a-uuid", None).await;
         assert_eq!((status, code(&body)), (400, "invalid_path"));
         let (status, body) = server.call("GET", &format!("/v1/accounts/{alice}/balance?as_of=yesterday"), None).await;

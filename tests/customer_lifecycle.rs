@@ -68,7 +68,7 @@ async fn update_validates_and_document_corrections_do_not_collide() {
             (json!({"name": "", "phone": "13700000003"}), 422, "invalid_name"),
             (json!({"name": "x".repeat(101)}), 422, "invalid_name"),
             (json!({"phone": "13700000003", "id_number": "110105198001010017"}), 422, "invalid_id_number"),
-            (json!({"phone": "13700000003", "colour": "blue"}), 422, "invalid_request"),
+            (json!({"phone": "13700000003", "colour": "blue"}), 422, "unknown_field"),
             (json!({}), 422, "empty_update"),
             (json!({"name": "王五二", "id_number": DOC_B}), 409, "customer_exists"),
         ] {
@@ -164,7 +164,7 @@ async fn kyc_changes_are_checked_and_kept_in_history() {
         let (status, body) = server.call("PUT", &kyc, Some(json!({"status": "not_started"}))).await;
         assert_eq!((status, code(&body)), (409, Some("invalid_kyc_transition")));
         let (status, body) = server.call("PUT", &kyc, Some(json!({"status": "verified", "by": "me"}))).await;
-        assert_eq!((status, code(&body)), (422, Some("invalid_request")));
+        assert_eq!((status, code(&body)), (422, Some("unknown_field")));
 
         let history = events(&server, &a).await;
         let steps: Vec<(&str, &str)> =
@@ -274,7 +274,7 @@ async fn merge_joins_two_records_of_one_person_keeping_history() {
             (&merge, json!({"from": keep, "reason": "x"}), 422, "merge_into_self"),
             (&merge, json!({"from": "nobody", "reason": "x"}), 422, "invalid_customer_id"),
             (&merge, json!({"from": unknown, "reason": "x"}), 404, "customer_not_found"),
-            (&merge, json!({"from": dup, "reason": "x", "force": true}), 422, "invalid_request"),
+            (&merge, json!({"from": dup, "reason": "x", "force": true}), 422, "unknown_field"),
         ] {
             let (got, response) = server.call("POST", path, Some(body.clone())).await;
             assert_eq!((got, code(&response)), (status, Some(expected)), "{body} -> {response}");

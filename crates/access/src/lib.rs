@@ -31,7 +31,7 @@ pub mod vault;
 pub use alerts::{AlertError, AlertSettings, SecurityAlert, SecurityAlerts};
 pub use audit::{AuditEntry, AuditError, AuditFilter, AuditRecorder, AuditReport, AuditTrail};
 pub use keys::{parse_allowed_ips, IssuedKey, KeyStore, KeyView, KEY_RECHECK, LAST_USED_EVERY};
-pub use role_store::{parse_permissions, RoleView, Roles, ROLE_RECHECK};
+pub use role_store::{parse_permissions, valid_role_name, RoleView, Roles, ROLE_RECHECK};
 pub use roles::{Caller, CallerKind, Permission, PermissionSet, Role, RoleName};
 pub use users::{
     CreatedUser, Credentials, Enrolment, NewSession, SessionView, SignIn, UserSettings, UserStore, UserView,

@@ -41,7 +41,7 @@ pub struct Roles {
 }
 
 /// Role names: 1..=50 of `a-z 0-9 _ -`, starting with a letter.
-fn valid_name(name: &str) -> bool {
+pub fn valid_role_name(name: &str) -> bool {
     (1..=50).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
@@ -168,7 +168,7 @@ impl Roles {
 
     /// Creates a role; [`AccessError::RoleExists`] when the name is taken.
     pub async fn create(&self, name: &str, description: &str, permissions: &[String]) -> Result<RoleView, AccessError> {
-        if !valid_name(name) {
+        if !valid_role_name(name) {
             return Err(AccessError::Invalid(
                 "role name must be 1..=50 of a-z, 0-9, '_' and '-', starting with a letter".into(),
             ));

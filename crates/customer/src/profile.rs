@@ -75,6 +75,7 @@ impl CreditGrade {
 
 /// Transaction aggregates over one trailing window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TxWindow {
     pub inflow_count: u32,
     pub inflow_minor: i64,
@@ -84,6 +85,7 @@ pub struct TxWindow {
 
 /// Card / payment spend in one merchant category.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MerchantSpend {
     /// Category code such as `groceries`, `dining`, `travel` (see [`crate::tags::MERCHANT_CATEGORIES`]).
     pub category: String,
@@ -94,6 +96,7 @@ pub struct MerchantSpend {
 /// Raw facts about one customer as of a business date; the later wiring fills this from the
 /// ledger, lending, wealth and channel logs. The profile is a pure function of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerFacts {
     pub customer_id: CustomerId,
     pub kind: CustomerKind,

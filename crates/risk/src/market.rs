@@ -17,6 +17,7 @@ use crate::RiskError;
 
 /// A holding of `quantity` units of an instrument priced in the portfolio currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Position {
     pub instrument: String,
     /// Units held; negative for a short position.
@@ -27,6 +28,7 @@ pub struct Position {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Portfolio {
     pub currency: Currency,
     pub positions: Vec<Position>,
@@ -34,6 +36,7 @@ pub struct Portfolio {
 
 /// Daily closing prices in major units: `prices[day][i]` for `instruments[i]`, oldest day first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PriceHistory {
     pub instruments: Vec<String>,
     pub prices: Vec<Vec<f64>>,
@@ -265,6 +268,7 @@ pub struct Shock {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StressScenario {
     pub name: String,
     pub shocks: Vec<Shock>,

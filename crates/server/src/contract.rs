@@ -4,10 +4,12 @@
 //! where they apply and when the handler did not already describe them:
 //!
 //! * 401 and 403 on operations that need an API key (missing / bad key; role lacks permission);
-//! * 400 `malformed_json`, 413 `payload_too_large`, 415 `unsupported_media_type` and 422
-//!   `invalid_request` on operations with a JSON body;
+//! * 400 `malformed_json`, 413 `payload_too_large` (naming the route's body limit), 415
+//!   `unsupported_media_type` and 422 `invalid_request` / `unknown_field` on operations with a
+//!   JSON body;
 //! * 400 `invalid_path` and 404 on operations with path parameters;
 //! * 400 `invalid_query` and 422 `parameter_out_of_range` on operations with query parameters;
+//! * 429 `rate_limited` on every operation (with `Retry-After` and the `RateLimit-*` headers);
 //! * 500 `internal` (or `record_integrity_failed`) and 503 `unavailable` on every operation.
 //!
 //! It also states, as `x-required-permission`, the permission each operation needs, taken from
@@ -38,7 +40,7 @@ fn add(op: &mut Operation, status: &str, description: &str) {
     op.responses.responses.entry(status.to_string()).or_insert_with(|| error_response(description));
 }
 
-fn document_shared(op: &mut Operation) {
+fn document_shared(op: &mut Operation, path: &str) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
     if secured {
         add(op, "401", "unauthorized: missing, malformed, unknown or revoked API key");
@@ -50,9 +52,20 @@ fn document_shared(op: &mut Operation) {
     }
     if op.request_body.is_some() {
         add(op, "400", "malformed_json: the body is not JSON");
-        add(op, "413", "payload_too_large: the body is over 8 MiB");
+        let limit = crate::limits::body_limit(path);
+        let size = if limit >= 1024 * 1024 {
+            format!("{} MiB", limit / (1024 * 1024))
+        } else {
+            format!("{} KiB", limit / 1024)
+        };
+        add(op, "413", &format!("payload_too_large: the body is over this operation's limit of {size}"));
         add(op, "415", "unsupported_media_type: the body must be sent as Content-Type: application/json");
-        add(op, "422", "invalid_request: well-formed JSON of the wrong shape (the message names the field)");
+        add(
+            op,
+            "422",
+            "invalid_request: well-formed JSON of the wrong shape (the message names the field); \
+             unknown_field: a field the operation does not take (`details.field` names it)",
+        );
     }
     let params = op.parameters.as_deref().unwrap_or_default();
     let (in_path, in_query) = (
@@ -67,6 +80,13 @@ fn document_shared(op: &mut Operation) {
         add(op, "400", "invalid_query: a query parameter does not parse");
         add(op, "422", "parameter_out_of_range: a query parameter is outside its range (`details` names it)");
     }
+    add(
+        op,
+        "429",
+        "rate_limited: the caller (API key; client IP on public operations) is over its rate for this \
+         class of operation (read, write, heavy, auth); retry after `Retry-After` seconds. Responses carry \
+         `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`",
+    );
     add(
         op,
         "500",
@@ -97,7 +117,7 @@ impl Modify for SharedResponses {
                 (Method::TRACE, &mut item.trace),
             ] {
                 let Some(op) = op else { continue };
-                document_shared(op);
+                document_shared(op, path);
                 if let Some(Access::Needs(permission)) = access.get(&(path.clone(), method)) {
                     let extension = ExtensionsBuilder::new().add("x-required-permission", permission.as_str()).build();
                     op.extensions.get_or_insert_with(Default::default).merge(extension);

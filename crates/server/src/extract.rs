@@ -8,9 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `Json<T>` with JSON errors: malformed JSON is 400 `malformed_json`; well-formed JSON of the
-/// wrong shape (missing or unknown field, out-of-range number) is 422 `invalid_request` with the
-/// path of the offending field; a body over the size limit is 413 `payload_too_large`.
+/// `Json<T>` with JSON errors: malformed JSON is 400 `malformed_json`; a field the request type
+/// does not have (every request type denies unknown fields, so nothing can be mass-assigned) is
+/// 422 `unknown_field` naming it; other well-formed JSON of the wrong shape (missing field,
+/// out-of-range number) is 422 `invalid_request` with the path of the offending field; a body
+/// over the route's size limit is 413 `payload_too_large`.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -32,7 +34,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
         JsonRejection::JsonDataError(e) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.body_text())
+            let text = e.body_text();
+            match unknown_field(&text) {
+                Some((path, field)) => {
+                    let mut error = ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_field",
+                        format!("unknown field `{path}`: this request does not take it"),
+                    );
+                    error.details = Some(serde_json::json!({ "field": field, "path": path }));
+                    error
+                }
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text),
+            }
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -44,6 +58,18 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         other => ApiError::bad_request("bad_request", other.body_text()),
     }
+}
+
+/// The path (e.g. `documents[0].colour`) and name of an unknown field in serde's message
+/// (`<prefix>: <path>: unknown field `name`, expected ...`).
+fn unknown_field(text: &str) -> Option<(String, String)> {
+    let (before, after) = text.split_once("unknown field `")?;
+    let field = after.split('`').next()?.to_string();
+    let before = before.trim_end().trim_end_matches(':');
+    // `Failed to deserialize the JSON body into the target type: a.b[0].x` -> `a.b[0].x`.
+    let path = before.rsplit_once("target type").map(|(_, rest)| rest.trim_start_matches(':').trim()).unwrap_or("");
+    let path = if path.is_empty() { field.clone() } else { path.to_string() };
+    Some((path, field))
 }
 
 /// `Query<T>` with JSON errors (400 `invalid_query`).
@@ -126,4 +152,18 @@ pub fn bounded<T: PartialOrd + std::fmt::Display + serde::Serialize + Copy>(
         return Err(e);
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        let top = "Failed to deserialize the JSON body into the target type: force: unknown field `force`, expected `from` or `reason` at line 1 column 10";
+        assert_eq!(super::unknown_field(top), Some(("force".into(), "force".into())));
+        let nested = "Failed to deserialize the JSON body into the target type: documents[0].x: unknown field `x`, expected `kind` or `content` at line 1 column 99";
+        assert_eq!(super::unknown_field(nested), Some(("documents[0].x".into(), "x".into())));
+        let bare = "unknown field `x`, expected `y`";
+        assert_eq!(super::unknown_field(bare), Some(("x".into(), "x".into())));
+        assert_eq!(super::unknown_field("missing field `name`"), None);
+    }
 }

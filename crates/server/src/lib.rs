@@ -10,6 +10,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     pub audit_recorder: access::AuditRecorder,
     /// Security alert detectors over the audit trail, the alert store and its webhook.
     pub alerts: access::SecurityAlerts,
+    /// Rate limits and response header settings at the HTTP edge.
+    pub edge: limits::Edge,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             customers,
             lending,
             vault,
+            edge: limits::Edge::default(),
         })
     }
 }
@@ -155,8 +159,9 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// Request bodies up to 8 MiB: a full batch of 8190 transfers with metadata fits.
-const BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The outer bound of any request body; each route has its own, smaller or equal
+/// ([`limits::body_limit`]: 64 KiB for most, 8 MiB for the transfer batch).
+const BODY_LIMIT: usize = limits::LARGE_BODY;
 
 /// One row of the route table: an HTTP method on a path, who may call it, and its handler.
 pub struct Endpoint {
@@ -312,14 +317,22 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for e in endpoints() {
         let guard = auth::GuardState { app: state.clone(), access: e.access };
-        router = router.route(e.path, e.handler.route_layer(axum::middleware::from_fn_with_state(guard, auth::guard)));
+        // Runs after the guard (the caller is known) and before the body is read.
+        let rate =
+            limits::LimitState { app: state.clone(), class: limits::RouteClass::of(&e.method, e.path, e.access) };
+        let handler = e
+            .handler
+            .layer(DefaultBodyLimit::max(limits::body_limit(e.path)))
+            .route_layer(axum::middleware::from_fn_with_state(rate, limits::enforce))
+            .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard));
+        router = router.route(e.path, handler);
     }
-    router
+    let router = router
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(TraceLayer::new_for_http());
+    limits::security_headers(router, &state.edge).with_state(state)
 }
 
 /// Releases expired two-phase holds once a second, for as long as the server runs.
@@ -345,8 +358,9 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
     state.alerts.spawn();
+    state.edge.rates.spawn_housekeeping(Duration::from_secs(60));
     // With the client's address (`ConnectInfo`): API key IP allow-lists, sign-in throttling, the
-    // audit trail and the alerts.
+    // audit trail, the alerts and the rate limits of public routes.
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await

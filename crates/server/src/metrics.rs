@@ -17,6 +17,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub transfers: IntCounterVec,
     pub risk_decisions: IntCounterVec,
+    /// Requests refused with 429 `rate_limited`, by route class.
+    pub rate_limited: IntCounterVec,
     accounts: IntGauge,
     journal_entries: IntGauge,
 }
@@ -49,6 +51,11 @@ impl Metrics {
         let risk_decisions =
             IntCounterVec::new(Opts::new("risk_decisions_total", "Risk decisions by outcome"), &["outcome"])
                 .expect("metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("http_rate_limited_total", "Requests refused with 429 rate_limited, by route class"),
+            &["class"],
+        )
+        .expect("metric");
         let accounts = IntGauge::new("ledger_accounts", "Accounts in the ledger").expect("metric");
         let journal_entries = IntGauge::new("ledger_journal_entries", "Entries in the journal").expect("metric");
         for c in [
@@ -56,12 +63,22 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(transfers.clone()),
             Box::new(risk_decisions.clone()),
+            Box::new(rate_limited.clone()),
             Box::new(accounts.clone()),
             Box::new(journal_entries.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
-        Metrics { registry, http_requests, http_duration, transfers, risk_decisions, accounts, journal_entries }
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            transfers,
+            risk_decisions,
+            rate_limited,
+            accounts,
+            journal_entries,
+        }
     }
 
     pub fn count_outcomes<'a>(&self, outcomes: impl IntoIterator<Item = &'a ledger::TransferOutcome>) {

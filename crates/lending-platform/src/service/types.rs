@@ -5,6 +5,7 @@ use super::*;
 /// Input of [`LendingService::apply`]: a loan application.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(description = "A loan application.")]
+#[serde(deny_unknown_fields)]
 pub struct ApplyInput {
     /// Customer id or ID number (1..100 characters): the key under which the applicant's
     /// external data (bureau, social security, tax, ...) is looked up.
@@ -49,6 +50,7 @@ pub struct ApplyInput {
 /// Input of [`LendingService::accept`]: the terms the customer accepts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(description = "The terms the customer accepts.")]
+#[serde(deny_unknown_fields)]
 pub struct AcceptInput {
     /// Principal (installment loans) or line amount (revolving) in minor units: at least the
     /// product minimum, at most the offer's limit.
@@ -154,6 +156,7 @@ pub struct EodPhases {
 /// Input of [`LendingService::register_receivable`]: a core enterprise's payable to a supplier.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(description = "A core enterprise's payable to a supplier, with its documents.")]
+#[serde(deny_unknown_fields)]
 pub struct ReceivableInput {
     /// The receivable's id, chosen by the caller (unique).
     #[schema(example = "RCV-2026-0001")]
@@ -176,6 +179,7 @@ pub struct ReceivableInput {
 
 /// A document registered with a receivable.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DocumentInput {
     pub kind: DocumentKind,
     /// The document text; its SHA-256 is registered (a text already registered is refused).
@@ -188,6 +192,7 @@ pub struct DocumentInput {
 #[schema(
     description = "The financing of a confirmed receivable: a supply-chain loan to the supplier, repaid by the core enterprise."
 )]
+#[serde(deny_unknown_fields)]
 pub struct FinanceInput {
     /// The receivable's supplier.
     #[schema(example = "S-1001")]
