@@ -561,6 +561,7 @@ async fn run(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Result<(
         resource: action.trim_start_matches("cli ").into(),
         request_id: uuid::Uuid::new_v4().to_string(),
         ip: None,
+        purpose: None,
     };
     storage::audit::scope(context, dispatch(cli, rate_limits)).await
 }

@@ -61,8 +61,15 @@ async fn changes_reads_and_refusals_are_audited_and_tampering_is_named() {
         // A change: its entry names the caller, the action, the new customer and the request.
         let person =
             json!({"kind": "individual", "name": "张三丰", "id_number": "11010519491231002X", "phone": "13812345678"});
-        let response =
-            server.http.post(server.url("/v1/customers")).bearer_auth(&teller).json(&person).send().await.unwrap();
+        let response = server
+            .http
+            .post(server.url("/v1/customers"))
+            .bearer_auth(&teller)
+            .header("x-purpose", "account opening\t")
+            .json(&person)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
         let customer: Value = response.json().await.unwrap();
@@ -75,6 +82,7 @@ async fn changes_reads_and_refusals_are_audited_and_tampering_is_named() {
         assert_eq!(created["actor_kind"], "key");
         assert_eq!(created["role"], "teller");
         assert_eq!(created["request_id"], request_id.as_str());
+        assert_eq!(created["purpose"], "account opening", "the stated purpose, control characters dropped");
         let teller_id = created["actor"].as_str().unwrap().to_string();
 
         // A refused change leaves nothing; an allowed one leaves its entry.

@@ -15,7 +15,9 @@ CREATE TABLE audit_log (
     request_id  TEXT    NOT NULL,
     step        BIGINT  NOT NULL,
     ip          TEXT,
-    outcome     TEXT    NOT NULL
+    outcome     TEXT    NOT NULL,
+    -- why the data was used, as the client stated it (X-Purpose; a consent id in open banking)
+    purpose     TEXT
 );
 CREATE INDEX audit_log_actor ON audit_log (actor, id);
 CREATE INDEX audit_log_resource ON audit_log (resource, id);

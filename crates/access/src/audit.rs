@@ -78,15 +78,17 @@ pub struct AuditEntry {
     pub step: i64,
     pub ip: Option<String>,
     /// `committed` (a change), `read` (personal data was read), `denied` (403),
-    /// `unauthenticated` (401).
+    /// `unauthenticated` (401), `sign_in_failed`.
     pub outcome: String,
+    /// Why, as the client stated it (`X-Purpose`).
+    pub purpose: Option<String>,
     /// Position in the hash chain; `None` until sealed (normally within two seconds).
     #[sqlx(default)]
     pub chain_seq: Option<i64>,
 }
 
 const ENTRY_COLUMNS: &str =
-    "l.id, l.at, l.actor_kind, l.actor, l.role, l.action, l.resource, l.request_id, l.step, l.ip, l.outcome";
+    "l.id, l.at, l.actor_kind, l.actor, l.role, l.action, l.resource, l.request_id, l.step, l.ip, l.outcome, l.purpose";
 
 /// `SHA-256(previous || position || entry)`, every variable-length field length-prefixed so no
 /// two different entries hash alike.
@@ -116,6 +118,7 @@ pub fn entry_hash(previous: &[u8; 32], chain_seq: i64, e: &AuditEntry) -> [u8; 3
         Some(e.request_id.as_str()),
         e.ip.as_deref(),
         Some(e.outcome.as_str()),
+        e.purpose.as_deref(),
     ] {
         field(&mut h, value);
     }
@@ -189,6 +192,7 @@ struct SealRow {
     step: Option<i64>,
     ip: Option<String>,
     outcome: Option<String>,
+    purpose: Option<String>,
 }
 
 impl SealRow {
@@ -205,6 +209,7 @@ impl SealRow {
             step: self.step?,
             ip: self.ip.clone(),
             outcome: self.outcome.clone()?,
+            purpose: self.purpose.clone(),
             chain_seq: None,
         })
     }
@@ -624,6 +629,7 @@ mod tests {
             step: 1,
             ip: None,
             outcome: "committed".into(),
+            purpose: None,
             chain_seq: None,
         }
     }

@@ -49,7 +49,7 @@ impl ServerProcess {
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let (mut base, mut key) = (None, None);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
             if let Some(rest) = line.strip_prefix(LISTENING) {
                 base = rest.split_whitespace().next().map(str::to_string);

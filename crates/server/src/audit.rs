@@ -110,7 +110,20 @@ fn context(state: &AppState, parts: &Parts, actor: (String, String, Option<Strin
         resource: resource(&template, parts.uri.path()),
         request_id: request_id.to_string(),
         ip: client_ip(parts),
+        purpose: purpose(parts),
     }
+}
+
+/// The longest `X-Purpose` kept.
+const MAX_PURPOSE: usize = 200;
+
+/// The request's stated purpose (`X-Purpose`), control characters dropped, at most
+/// [`MAX_PURPOSE`] characters.
+fn purpose(parts: &Parts) -> Option<String> {
+    let raw = parts.headers.get("x-purpose")?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(MAX_PURPOSE).collect();
+    Some(clean.trim().to_string()).filter(|p| !p.is_empty())
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {

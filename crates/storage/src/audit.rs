@@ -35,6 +35,9 @@ pub struct AuditContext {
     pub request_id: String,
     /// The client address, when known.
     pub ip: Option<String>,
+    /// Why the data was used, as the client stated it (`X-Purpose`; open banking puts the
+    /// consent id there).
+    pub purpose: Option<String>,
 }
 
 struct Scope {
@@ -97,8 +100,8 @@ pub fn next_entry() -> Option<Statement> {
 /// The INSERT of one audit entry with an explicit outcome (`committed`, `read`, `denied`, ...).
 pub fn entry_statement(context: &AuditContext, step: u32, outcome: &str) -> Statement {
     Statement::new(
-        "INSERT INTO audit_log (at, actor_kind, actor, role, action, resource, request_id, step, ip, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO audit_log (at, actor_kind, actor, role, action, resource, request_id, step, ip, outcome, purpose) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         vec![
             Arg::Int(context.at),
             Arg::Text(context.actor_kind.clone()),
@@ -110,6 +113,7 @@ pub fn entry_statement(context: &AuditContext, step: u32, outcome: &str) -> Stat
             Arg::Int(i64::from(step)),
             Arg::OptText(context.ip.clone()),
             Arg::Text(outcome.to_string()),
+            Arg::OptText(context.purpose.clone()),
         ],
     )
     .expecting(1)
@@ -129,6 +133,7 @@ mod tests {
             resource: "/v1/customers".into(),
             request_id: "r1".into(),
             ip: None,
+            purpose: None,
         }
     }
 

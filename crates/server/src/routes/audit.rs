@@ -54,8 +54,11 @@ pub struct AuditEntryView {
     pub request_id: String,
     pub step: i64,
     pub ip: Option<String>,
-    /// `committed` (a change), `read` (personal data shown), `denied` (403), `unauthenticated` (401).
+    /// `committed` (a change), `read` (personal data shown), `denied` (403), `unauthenticated` (401),
+    /// `sign_in_failed`.
     pub outcome: String,
+    /// Why, as the client stated it in the `X-Purpose` header.
+    pub purpose: Option<String>,
     /// Position in the hash chain; absent until sealed (within seconds).
     pub chain_seq: Option<i64>,
 }
@@ -74,6 +77,7 @@ impl From<AuditEntry> for AuditEntryView {
             step: e.step,
             ip: e.ip,
             outcome: e.outcome,
+            purpose: e.purpose,
             chain_seq: e.chain_seq,
         }
     }
@@ -148,7 +152,8 @@ pub async fn export_audit(
 ) -> Result<Response, ApiError> {
     let wanted = page_limit("limit", q.limit, 10_000, MAX_EXPORT_ROWS)?;
     let mut filter = filter(q, access::audit::MAX_AUDIT_PAGE)?;
-    let mut out = String::from("id,at,actor_kind,actor,role,action,resource,request_id,step,ip,outcome,chain_seq\r\n");
+    let mut out =
+        String::from("id,at,actor_kind,actor,role,action,resource,request_id,step,ip,outcome,purpose,chain_seq\r\n");
     let mut written = 0u32;
     let mut last = None;
     while written < wanted {
@@ -169,6 +174,7 @@ pub async fn export_audit(
                 e.step.to_string(),
                 e.ip.unwrap_or_default(),
                 e.outcome,
+                e.purpose.unwrap_or_default(),
                 e.chain_seq.map(|s| s.to_string()).unwrap_or_default(),
             ];
             out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
