@@ -193,3 +193,100 @@ async fn bulk_reads_and_failed_sign_ins_are_alerted_acknowledged_and_delivered()
         assert_eq!(delivered["webhook_status"], "delivered", "{delivered}");
     }
 }
+
+/// The current TOTP code of a base32 secret.
+fn code(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string()).to_bytes().expect("base32 secret");
+    let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes);
+    totp.generate(chrono::Utc::now().timestamp() as u64)
+}
+
+/// Signs a new user in (enrolling the second factor); returns the session token.
+async fn signed_in(server: &Server, username: &str, password: &str) -> String {
+    let sign_in = |body: Value| async move {
+        let response = server.http.post(server.url("/v1/sessions")).json(&body).send().await.unwrap();
+        (response.status().as_u16(), response.json::<Value>().await.unwrap())
+    };
+    let (status, answer) = sign_in(json!({"username": username, "password": password})).await;
+    assert_eq!(status, 200, "{answer}");
+    let secret = answer["enrolment"]["secret"].as_str().unwrap().to_string();
+    let (status, answer) = sign_in(json!({"username": username, "password": password, "totp": code(&secret)})).await;
+    assert_eq!(status, 201, "{answer}");
+    answer["session"]["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_key_used_after_its_owner_was_disabled_and_failed_sign_ins_are_alerted() {
+    for url in database_urls().await {
+        let server = Server::start(&url, &["--alert-failed-auth", "4", "--alert-tick-secs", "1"]).await;
+        let (_, auditor) = key(&server, "auditor").await;
+
+        // A person (a key administrator) issues a key for a branch system, then leaves the bank.
+        let (status, created) = server
+            .call("POST", "/v1/users", Some(json!({"username": "wang", "display_name": "Wang", "role": "admin"})))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let user_id = created["user"]["id"].as_str().unwrap().to_string();
+        let password = created["initial_password"].as_str().unwrap().to_string();
+        let session = signed_in(&server, "wang", &password).await;
+        let (status, issued) = server
+            .call_as(Some(&session), "POST", "/v1/api-keys", Some(json!({"name": "branch-teller", "role": "teller"})))
+            .await;
+        assert_eq!(status, 201, "{issued}");
+        let (branch_id, branch_key) =
+            (issued["id"].as_str().unwrap().to_string(), issued["key"].as_str().unwrap().to_string());
+        let (status, _) = server.call_as(Some(&branch_key), "GET", "/v1/accounts", None).await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (_, page) = server.call_as(Some(&auditor), "GET", "/v1/security/alerts", None).await;
+        assert!(!page.to_string().contains("key_of_disabled_owner"), "no alert while the owner is active: {page}");
+
+        let (status, body) = server.call("POST", &format!("/v1/users/{user_id}/disable"), None).await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let person =
+            json!({"kind": "individual", "name": "李四", "id_number": resident_id(77), "phone": "13900000077"});
+        let (status, body) = server.call_as(Some(&branch_key), "POST", "/v1/customers", Some(person)).await;
+        assert_eq!(status, 201, "the key itself still works: the alert is what tells the bank: {body}");
+        let (alert, after) = wait_for_alert(&server, &auditor, "key_of_disabled_owner", Some(&branch_id)).await;
+        assert!(after < Duration::from_secs(10), "alerted after {after:?}");
+        let evidence: Value = serde_json::from_str(alert["evidence"].as_str().unwrap()).unwrap();
+        assert_eq!(evidence["owner"], user_id.as_str(), "{evidence}");
+        assert_eq!(evidence["recorded_uses"], 1, "only the use after the disabling counts: {evidence}");
+
+        // Failed sign-ins (wrong passwords) are recorded with the address and alerted.
+        for _ in 0..6 {
+            let response = server
+                .http
+                .post(server.url("/v1/sessions"))
+                .json(&json!({"username": "nobody", "password": "guess-guess-guess"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(matches!(response.status().as_u16(), 401 | 429), "{}", response.status());
+        }
+        // Refusals reach the trail through the recorder's queue: within moments.
+        let started = Instant::now();
+        let (trail, failed) = loop {
+            let (status, trail) = server.call("GET", "/v1/audit?action=POST%20/v1/sessions", None).await;
+            assert_eq!(status, 200);
+            let failed: Vec<Value> = trail["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["outcome"] == "sign_in_failed")
+                .cloned()
+                .collect();
+            if failed.len() >= 6 || started.elapsed() > Duration::from_secs(10) {
+                break (trail, failed);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(failed.len(), 6, "{trail}");
+        assert_eq!(failed[0]["ip"], "127.0.0.1");
+        assert!(!trail.to_string().contains("guess-guess-guess"), "no password in the trail");
+        let (burst, _) = wait_for_alert(&server, &auditor, "failed_auth_burst", Some("127.0.0.1")).await;
+        let evidence: Value = serde_json::from_str(burst["evidence"].as_str().unwrap()).unwrap();
+        assert!(evidence["failures"].as_i64().unwrap() >= 5, "{evidence}");
+    }
+}

@@ -65,7 +65,7 @@ impl Default for AlertSettings {
 pub struct SecurityAlert {
     pub id: String,
     /// `bulk_personal_data_read`, `failed_auth_burst`, `admin_off_hours`, `admin_new_ip`,
-    /// `closed_customer_read`.
+    /// `closed_customer_read`, `key_of_disabled_owner`.
     pub rule: String,
     /// The actor (key or user id) or client address the alert is about.
     pub subject: String,
@@ -153,6 +153,7 @@ impl SecurityAlerts {
         candidates.extend(self.admin_off_hours(now).await?);
         candidates.extend(self.admin_new_ip(now).await?);
         candidates.extend(self.closed_customer_reads(now).await?);
+        candidates.extend(self.keys_of_disabled_owners(now).await?);
         let mut raised = Vec::new();
         for c in candidates {
             if let Some(alert) = self.raise(c, now).await? {
@@ -327,6 +328,59 @@ impl SecurityAlerts {
                 first_seen_at: at,
             })
             .collect())
+    }
+
+    /// A key used after the person who issued it was disabled. The trail knows the owner (the
+    /// issuing entry names the key) and the disabling (its entry names the user; a later enable
+    /// clears it); a use is any entry of the key after that (changes, reads of personal data,
+    /// refusals) or a `last_used_at` after it (other reads, written at most once a minute).
+    async fn keys_of_disabled_owners(&self, _now: i64) -> Result<Vec<Candidate>, AlertError> {
+        let owned: Vec<(String, String, i64)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT issued.resource, issued.actor, MAX(off.at) FROM audit_log issued \
+             JOIN audit_log off ON off.resource = issued.actor AND off.action = 'POST /v1/users/{id}/disable' \
+                  AND off.outcome = 'committed' \
+             WHERE issued.action = 'POST /v1/api-keys' AND issued.outcome = 'committed' \
+               AND issued.actor_kind = 'user' \
+               AND NOT EXISTS (SELECT 1 FROM audit_log back WHERE back.resource = issued.actor \
+                  AND back.action = 'POST /v1/users/{id}/enable' AND back.outcome = 'committed' \
+                  AND back.at > off.at) \
+             GROUP BY issued.resource, issued.actor LIMIT 1000"
+        )
+        .fetch_all(conn)
+        .await)?;
+        let mut candidates = Vec::new();
+        for (key, owner, disabled_at) in owned {
+            let Ok(key_id) = Uuid::parse_str(&key) else { continue };
+            let (uses, first, last_entry): (i64, Option<i64>, Option<i64>) =
+                storage::read!(&self.db, |conn| sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at), MAX(id) FROM audit_log WHERE actor = $1 AND at > $2"
+                )
+                .bind(&key)
+                .bind(disabled_at)
+                .fetch_one(conn)
+                .await)?;
+            let last_used: Option<Option<i64>> =
+                storage::read!(&self.db, |conn| sqlx::query_scalar("SELECT last_used_at FROM api_keys WHERE id = $1")
+                    .bind(key_id)
+                    .fetch_optional(conn)
+                    .await)?;
+            let used_after = last_used.flatten().filter(|at| *at > disabled_at);
+            let Some(first_seen) = [first, used_after].into_iter().flatten().min() else { continue };
+            candidates.push(Candidate {
+                rule: "key_of_disabled_owner",
+                severity: "high",
+                summary: format!("the API key {key} was used after its owner {owner} was disabled"),
+                evidence: serde_json::json!({
+                    "key": key, "owner": owner, "recorded_uses": uses, "last_entry_id": last_entry,
+                    "last_used_at_micros": used_after, "owner_disabled_at_micros": disabled_at,
+                }),
+                // Once per key and disabling.
+                window_key: format!("{owner}:{disabled_at}"),
+                subject: key,
+                first_seen_at: first_seen,
+            });
+        }
+        Ok(candidates)
     }
 
     async fn raise(&self, c: Candidate, now: i64) -> Result<Option<SecurityAlert>, AlertError> {

@@ -166,6 +166,8 @@ impl KeyStore {
             .map_err(|e| AccessError::Hash(e.to_string()))?
             .to_string();
         let now = self.clock.now_micros();
+        // The issuing entry names the key: whoever issued it owns it (the alerts follow owners).
+        storage::audit::set_resource(id.to_string());
         storage::write!(&self.db, |conn| sqlx::query(
             "INSERT INTO api_keys (id, name, role, secret_hash, created_at, expires_at, allowed_ips) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)"

@@ -334,6 +334,8 @@ impl UserStore {
             return Err(AccessError::Invalid("display_name must be at most 100 bytes".into()));
         }
         let (id, now) = (Uuid::now_v7(), self.clock.now_micros());
+        // The creating entry names the new user.
+        storage::audit::set_resource(id.to_string());
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
             "INSERT INTO users (id, username, display_name, role, password_hash, status, failed_attempts, created_at, updated_at) \
