@@ -414,6 +414,24 @@ struct FileConfig {
     security: Option<SecurityFileConfig>,
     rate_limits: Option<server::limits::RateLimitConfig>,
     http: Option<HttpFileConfig>,
+    alerts: Option<AlertFileConfig>,
+}
+
+/// `[alerts]` in the config file (the security alert detectors and their webhook).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AlertFileConfig {
+    bulk_reads: Option<i64>,
+    bulk_read_minutes: Option<u64>,
+    failed_auth: Option<i64>,
+    failed_auth_minutes: Option<u64>,
+    working_hours: Option<String>,
+    utc_offset_hours: Option<i32>,
+    tick_secs: Option<u64>,
+    webhook: Option<String>,
+    /// The name of an environment variable holding the webhook secret (the secret itself is
+    /// never put in the config file).
+    webhook_secret_env: Option<String>,
 }
 
 /// `[http]` in the config file.
@@ -486,6 +504,8 @@ fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
     let security_config = config.security.unwrap_or_default();
     let rate_limits = config.rate_limits.unwrap_or_default();
     let http = config.http.unwrap_or_default();
+    let alerts = config.alerts.unwrap_or_default();
+    let webhook_secret = alerts.webhook_secret_env.and_then(|name| std::env::var(name).ok());
     // The environment's key (DIGIBANK_MASTER_KEY) beats the file's key file.
     let master_key_file = security_config.master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
     let settings = [
@@ -511,6 +531,15 @@ fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
         ("RUST_LOG", config.log),
         ("DIGIBANK_RATE_LIMITS", (!rate_limits.enabled).then(|| "off".to_string())),
         ("DIGIBANK_HSTS_MAX_AGE", http.hsts_max_age.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_BULK_READS", alerts.bulk_reads.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_BULK_READ_MINUTES", alerts.bulk_read_minutes.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_FAILED_AUTH", alerts.failed_auth.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_FAILED_AUTH_MINUTES", alerts.failed_auth_minutes.map(|n| n.to_string())),
+        ("DIGIBANK_WORKING_HOURS", alerts.working_hours),
+        ("DIGIBANK_UTC_OFFSET_HOURS", alerts.utc_offset_hours.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_TICK_SECS", alerts.tick_secs.map(|n| n.to_string())),
+        ("DIGIBANK_ALERT_WEBHOOK", alerts.webhook),
+        ("DIGIBANK_ALERT_WEBHOOK_SECRET", webhook_secret),
     ];
     for (name, value) in settings {
         if let (Some(value), None) = (value, std::env::var_os(name)) {
