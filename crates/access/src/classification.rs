@@ -121,7 +121,10 @@ const PII: Option<Permission> = Some(Permission::CustomersPii);
 
 const fn api(name: &'static str, level: Level, personal: bool, masking: Masking, note: &'static str) -> Classified {
     let clear_with = match (level, masking) {
-        (Level::Restricted, Masking::IdNumber | Masking::Phone | Masking::Name | Masking::Partial) => PII,
+        (
+            Level::Restricted,
+            Masking::IdNumber | Masking::Phone | Masking::Name | Masking::Partial | Masking::Redact,
+        ) => PII,
         _ => None,
     };
     Classified { scope: Scope::Api, name, level, personal, masking, clear_with, note }
@@ -178,19 +181,12 @@ pub static CATALOGUE: &[Classified] = &[
     api("TagInput.name", I, false, Clear, "a tag's label"),
     api("TagView.name", I, false, Clear, "a tag's label"),
     api("Classified.name", Level::Public, false, Clear, "a catalogue entry's name"),
-    api("KycChange.id_number", R, true, IdNumber, "request only; never logged"),
     api("HistoryEventView.from", R, true, Partial, "masked by the event's field (name, phone, ID number)"),
     api("HistoryEventView.to", R, true, Partial, "masked by the event's field (name, phone, ID number)"),
     api("HistoryEventView.note", C, true, Clear, "free text of the change"),
-    api("IdentityLink.external_id", C, true, Clear, "a channel's identifier of the person"),
-    api("CustomerFacts.facts", C, true, Clear, FINANCIAL),
-    api("ProfileView.facts", C, true, Clear, FINANCIAL),
     // ---- API: risk
     api("ListEntryView.value", R, true, Partial, "ID numbers and phones in clear only with customers_pii"),
-    api("NewListEntry.value", R, true, Partial, "request only; never logged"),
-    api("DecisionView.event", C, true, Clear, PSEUDONYM),
-    api("DecisionView.features", C, false, Clear, FINANCIAL),
-    api("DecisionView.score", C, false, Clear, FINANCIAL),
+    api("ListInput.value", R, true, Partial, "request only; never logged"),
     // ---- API: lending
     api("ApplyInput.phone", R, true, Phone, "request only; pseudonymised before it is stored"),
     api("ApplyInput.id_number", R, true, IdNumber, "request only; pseudonymised before it is stored"),
