@@ -13,6 +13,8 @@ pub struct Server {
     pub key: Option<String>,
     pub child: Child,
     pub http: reqwest::Client,
+    /// The server's output lines, when started with [`Server::start_logged`].
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -21,7 +23,31 @@ impl Server {
         let process = harness::ServerProcess::start(std::path::Path::new(BIN), database_url, extra, "warn")
             .await
             .expect("start digibank");
-        Server { base: process.base, key: process.key, child: process.child, http: reqwest::Client::new() }
+        Server::from(process)
+    }
+
+    /// Starts `digibank serve` with `RUST_LOG=log`, keeping its output (log and stdout) in
+    /// [`Server::output`].
+    pub async fn start_logged(database_url: &str, extra: &[&str], log: &str) -> Server {
+        let process = harness::ServerProcess::start_capturing(std::path::Path::new(BIN), database_url, extra, log)
+            .await
+            .expect("start digibank");
+        Server::from(process)
+    }
+
+    fn from(process: harness::ServerProcess) -> Server {
+        Server {
+            base: process.base,
+            key: process.key,
+            child: process.child,
+            http: reqwest::Client::new(),
+            output: process.output,
+        }
+    }
+
+    /// Every line the server wrote so far (empty unless started with [`Server::start_logged`]).
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().expect("output").clone()
     }
 
     pub fn url(&self, path: &str) -> String {

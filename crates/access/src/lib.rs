@@ -13,6 +13,8 @@
 //! * [`vault`]: field encryption at rest. [`Vault`] seals personal data with AES-256-GCM under
 //!   data keys wrapped by a master key ([`KeyProvider`], [`MasterKey`]), computes the keyed
 //!   blind indexes exact lookups use, and rotates data keys;
+//! * [`classification`]: the data classification catalogue (four levels, one masking rule per
+//!   field and column) that drives masking in responses, exports and logs;
 //! * [`audit`]: the tamper-evident audit trail (entries written with each change by
 //!   `storage::audit`, hash-chained by the sealer, verified, queried).
 //!
@@ -22,6 +24,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod classification;
 mod keys;
 mod role_store;
 mod roles;

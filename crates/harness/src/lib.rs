@@ -31,6 +31,9 @@ pub struct ServerProcess {
     /// The admin key, when this start issued it.
     pub key: Option<String>,
     pub child: Child,
+    /// Everything the child wrote to stdout and stderr, line by line, when started with
+    /// [`ServerProcess::start_capturing`] (empty otherwise).
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -38,19 +41,50 @@ impl ServerProcess {
     /// and waits (at most two minutes) until it prints its address and admin-key line. The rest
     /// of its output keeps being drained so the child never blocks on a full pipe.
     pub async fn start(exe: &Path, database_url: &str, extra: &[&str], log: &str) -> std::io::Result<ServerProcess> {
+        Self::spawn(exe, database_url, extra, log, false).await
+    }
+
+    /// [`ServerProcess::start`], keeping every line the server writes (its log on stderr, its
+    /// announcements on stdout) in [`ServerProcess::output`]: for tests that read the log.
+    pub async fn start_capturing(
+        exe: &Path,
+        database_url: &str,
+        extra: &[&str],
+        log: &str,
+    ) -> std::io::Result<ServerProcess> {
+        Self::spawn(exe, database_url, extra, log, true).await
+    }
+
+    async fn spawn(exe: &Path, database_url: &str, extra: &[&str], log: &str, capture: bool) -> std::io::Result<Self> {
         let mut child = Command::new(exe)
             .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database_url])
             .args(extra)
             .env("RUST_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true)
             .spawn()?;
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().expect("output").push(line);
+                }
+            });
+        }
+        let keep = |line: &str| {
+            if capture {
+                output.lock().expect("output").push(line.to_string());
+            }
+        };
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
         let mut lines = BufReader::new(stdout).lines();
         let (mut base, mut key) = (None, None);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         while let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await {
+            keep(&line);
             if let Some(rest) = line.strip_prefix(LISTENING) {
                 base = rest.split_whitespace().next().map(str::to_string);
             }
@@ -62,11 +96,18 @@ impl ServerProcess {
                 break;
             }
         }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let kept = output.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if capture {
+                    kept.lock().expect("output").push(line);
+                }
+            }
+        });
         let base = base.ok_or_else(|| {
             std::io::Error::other("the server exited or never printed its address (its stderr is above)")
         })?;
-        Ok(ServerProcess { base, key, child })
+        Ok(ServerProcess { base, key, child, output })
     }
 }
 

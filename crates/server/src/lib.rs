@@ -152,6 +152,7 @@ impl Modify for BearerAuth {
         routes::lending::get_receivable, routes::lending::confirm_receivable, routes::lending::finance_receivable,
         routes::audit::list_audit, routes::audit::export_audit, routes::audit::verify_audit,
         routes::alerts::list_alerts, routes::alerts::get_alert, routes::alerts::acknowledge_alert,
+        routes::classification::get_classification,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -185,8 +186,8 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, audit, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r, system, tags,
-        users as u,
+        alerts, audit, classification, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r,
+        system, tags, users as u,
     };
     use Access::{Needs, Public, Signed};
     use Permission as P;
@@ -308,6 +309,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
         endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
         endpoint(get.clone(), "/v1/security/alerts", Needs(P::AuditRead), alerts::list_alerts),
+        endpoint(get.clone(), "/v1/security/classification", Needs(P::AuditRead), classification::get_classification),
         endpoint(get, "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
         endpoint(post, "/v1/security/alerts/{id}/acknowledge", Needs(P::AlertsAcknowledge), alerts::acknowledge_alert),
     ]
@@ -331,8 +333,16 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().make_span_with(request_span));
     limits::security_headers(router, &state.edge).with_state(state)
+}
+
+/// The span of one request: its method and route template, never the URI. Paths and query
+/// strings can carry personal data (`/v1/risk/lists/black/phone/{value}`, `?phone=`), and the
+/// classification catalogue keeps that out of the log.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str());
+    tracing::debug_span!("request", method = %request.method(), route = %route)
 }
 
 /// Releases expired two-phase holds once a second, for as long as the server runs.

@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use access::{AuditEntry, AuditFilter, AuditReport};
+use access::classification;
+use access::{AuditEntry, AuditFilter, AuditReport, PermissionSet};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{page_limit, ApiQuery};
 use crate::AppState;
@@ -63,23 +65,24 @@ pub struct AuditEntryView {
     pub chain_seq: Option<i64>,
 }
 
-impl From<AuditEntry> for AuditEntryView {
-    fn from(e: AuditEntry) -> Self {
-        AuditEntryView {
-            id: e.id,
-            at: DateTime::from_timestamp_micros(e.at).unwrap_or_default(),
-            actor_kind: e.actor_kind,
-            actor: e.actor,
-            role: e.role,
-            action: e.action,
-            resource: e.resource,
-            request_id: e.request_id,
-            step: e.step,
-            ip: e.ip,
-            outcome: e.outcome,
-            purpose: e.purpose,
-            chain_seq: e.chain_seq,
-        }
+/// The entry as a caller holding `perms` sees it, masked by the classification catalogue: the
+/// JSON page and the CSV export are both made from this view, so they always agree.
+fn entry_view(e: AuditEntry, perms: PermissionSet) -> AuditEntryView {
+    let m = |field: &str, v: String| classification::mask(field, perms, &v).into_owned();
+    AuditEntryView {
+        id: e.id,
+        at: DateTime::from_timestamp_micros(e.at).unwrap_or_default(),
+        actor_kind: e.actor_kind,
+        actor: m("AuditEntryView.actor", e.actor),
+        role: e.role,
+        action: e.action,
+        resource: e.resource,
+        request_id: e.request_id,
+        step: e.step,
+        ip: e.ip.map(|ip| m("AuditEntryView.ip", ip)),
+        outcome: e.outcome,
+        purpose: e.purpose,
+        chain_seq: e.chain_seq,
     }
 }
 
@@ -122,12 +125,16 @@ impl From<access::AuditError> for ApiError {
     security(("api_key" = [])))]
 pub async fn list_audit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page_limit("limit", q.limit, 100, access::audit::MAX_AUDIT_PAGE)?;
     let entries = state.audit.query(&filter(q, limit)?).await?;
     let next_after = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(Json(AuditPage { entries: entries.into_iter().map(Into::into).collect(), next_after }))
+    Ok(Json(AuditPage {
+        entries: entries.into_iter().map(|e| entry_view(e, caller.permissions)).collect(),
+        next_after,
+    }))
 }
 
 /// A CSV field: quoted when needed (RFC 4180), and a leading `= + - @` defused so a spreadsheet
@@ -148,6 +155,7 @@ fn csv_field(value: &str) -> String {
     security(("api_key" = [])))]
 pub async fn export_audit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let wanted = page_limit("limit", q.limit, 10_000, MAX_EXPORT_ROWS)?;
@@ -160,11 +168,10 @@ pub async fn export_audit(
         filter.limit = (wanted - written).min(access::audit::MAX_AUDIT_PAGE);
         let page = state.audit.query(&filter).await?;
         let full = page.len() == filter.limit as usize;
-        for e in page {
-            let at = DateTime::from_timestamp_micros(e.at).unwrap_or_default().to_rfc3339();
+        for e in page.into_iter().map(|e| entry_view(e, caller.permissions)) {
             let row = [
                 e.id.to_string(),
-                at,
+                e.at.to_rfc3339(),
                 e.actor_kind,
                 e.actor,
                 e.role.unwrap_or_default(),

@@ -3,12 +3,12 @@
 //! After registration: updates and document corrections, KYC status changes, closure and
 //! merges of two records of one person, each with history (`customer_platform::lifecycle`).
 
+use access::classification::{self, Scope};
+use access::PermissionSet;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use customer::{
-    mask_id_number, mask_name, mask_phone, CustomerId, CustomerKind, KycStatus, MobilePhone, ResidentId, Uscc,
-};
+use customer::{CustomerId, CustomerKind, KycStatus, MobilePhone, ResidentId, Uscc};
 use customer_platform::{Actor, CustomerRecord, CustomerUpdate, HistoryEvent, NewCustomerRecord, PlatformError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,7 +57,8 @@ pub struct CustomerView {
     pub masked: bool,
 }
 
-fn view(row: CustomerRecord, clear: bool) -> CustomerView {
+/// The customer as a caller holding `perms` sees it: masked by the classification catalogue.
+fn view(row: CustomerRecord, perms: PermissionSet) -> CustomerView {
     let CustomerRecord {
         id,
         kind,
@@ -71,11 +72,12 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
         closed_at,
         merged_into,
     } = row;
-    let (name, id_number, phone) = if clear {
-        (name, id_number, phone)
-    } else {
-        (mask_name(&name), mask_id_number(&id_number), phone.as_deref().map(mask_phone))
-    };
+    let m = |field: &str, value: &str| classification::mask(field, perms, value).into_owned();
+    let (name, id_number, phone) = (
+        m("CustomerView.name", &name),
+        m("CustomerView.id_number", &id_number),
+        phone.as_deref().map(|p| m("CustomerView.phone", p)),
+    );
     CustomerView {
         id,
         kind,
@@ -88,7 +90,7 @@ fn view(row: CustomerRecord, clear: bool) -> CustomerView {
         status: status.as_str().to_string(),
         closed_at,
         merged_into,
-        masked: !clear,
+        masked: !classification::clear("CustomerView.id_number", perms),
     }
 }
 
@@ -243,7 +245,7 @@ pub async fn create_customer(
         kyc_status: customer::KycStatus::NotStarted,
     };
     let stored = state.customers.register(&record).await?;
-    Ok((StatusCode::CREATED, Json(view(stored, caller.allows(Permission::CustomersPii)))))
+    Ok((StatusCode::CREATED, Json(view(stored, caller.permissions))))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path, description = "C-<uuid>")),
@@ -256,7 +258,7 @@ pub async fn get_customer(
     let id: CustomerId =
         id.parse().map_err(|e: customer::CustomerError| ApiError::bad_request("invalid_path", e.to_string()))?;
     let row = state.customers.customer(&id.to_string()).await?.ok_or_else(|| not_found(&id.to_string()))?;
-    Ok(Json(view(row, caller.allows(Permission::CustomersPii))))
+    Ok(Json(view(row, caller.permissions)))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -304,7 +306,7 @@ pub async fn list_customers(
     ApiQuery(q): ApiQuery<CustomerQuery>,
 ) -> Result<Json<CustomerPage>, ApiError> {
     let limit = page_limit("limit", q.limit, 100, 1000)? as usize;
-    let clear = caller.allows(Permission::CustomersPii);
+    let perms = caller.permissions;
     let keys: Vec<String> =
         [("tag", &q.tag), ("segment", &q.segment), ("tier", &q.tier), ("rfm", &q.rfm), ("lifecycle", &q.lifecycle)]
             .into_iter()
@@ -329,14 +331,14 @@ pub async fn list_customers(
         rows.retain(|r| status.is_none_or(|s| r.status.as_str() == s));
         rows.truncate(limit);
         return Ok(Json(CustomerPage {
-            customers: rows.into_iter().map(|r| view(r, clear)).collect(),
+            customers: rows.into_iter().map(|r| view(r, perms)).collect(),
             next_after: None,
         }));
     }
     if keys.is_empty() {
         let rows = state.customers.customers_after(q.after.as_deref().unwrap_or(""), limit as i64, status).await?;
         let next_after = (rows.len() == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-        return Ok(Json(CustomerPage { customers: rows.into_iter().map(|r| view(r, clear)).collect(), next_after }));
+        return Ok(Json(CustomerPage { customers: rows.into_iter().map(|r| view(r, perms)).collect(), next_after }));
     }
     // Filtered search: intersect the membership bitmaps, page by ordinal.
     let mut members: Option<roaring::RoaringBitmap> = None;
@@ -365,7 +367,7 @@ pub async fn list_customers(
         ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     records.sort_by_key(|r| position.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
     let next_after = (ordinals.len() == limit).then(|| ids.last().cloned()).flatten();
-    Ok(Json(CustomerPage { customers: records.into_iter().map(|r| view(r, clear)).collect(), next_after }))
+    Ok(Json(CustomerPage { customers: records.into_iter().map(|r| view(r, perms)).collect(), next_after }))
 }
 
 /// Changes to a customer. Absent fields stay as they are; the phone cannot be removed.
@@ -413,7 +415,7 @@ pub async fn update_customer(
         note: parse_note(patch.note.as_deref(), "note")?,
     };
     let updated = state.customers.update_customer(&id, &update, &actor(&caller)).await?;
-    Ok(Json(view(updated, caller.allows(Permission::CustomersPii))))
+    Ok(Json(view(updated, caller.permissions)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -438,7 +440,7 @@ pub async fn close_customer(
     let id = parse_customer_id(&id)?;
     let reason = parse_note(body.as_ref().and_then(|ApiJson(b)| b.reason.as_deref()), "reason")?;
     let closed = state.customers.close_customer(&id, reason.as_deref(), &actor(&caller)).await?;
-    Ok(Json(view(closed, caller.allows(Permission::CustomersPii))))
+    Ok(Json(view(closed, caller.permissions)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -477,7 +479,7 @@ pub async fn put_kyc(
         return Err(invalid("note_required", "a rejection needs a note saying why"));
     }
     let changed = state.customers.change_kyc(&id, to, note.as_deref(), &actor(&caller)).await?;
-    Ok(Json(view(changed, caller.allows(Permission::CustomersPii))))
+    Ok(Json(view(changed, caller.permissions)))
 }
 
 /// One change of a customer record.
@@ -507,21 +509,22 @@ pub struct CustomerHistory {
     pub masked: bool,
 }
 
-fn event_view(e: HistoryEvent, clear: bool) -> HistoryEventView {
-    let mask: Option<fn(&str) -> String> = match e.event.as_str() {
-        _ if clear => None,
-        "name_changed" => Some(mask_name),
-        "phone_changed" => Some(mask_phone),
-        "id_number_corrected" => Some(mask_id_number),
+/// The previous and new values are masked like the customer field the event changed.
+fn event_view(e: HistoryEvent, perms: PermissionSet) -> HistoryEventView {
+    let field = match e.event.as_str() {
+        "name_changed" => Some("CustomerView.name"),
+        "phone_changed" => Some("CustomerView.phone"),
+        "id_number_corrected" => Some("CustomerView.id_number"),
         _ => None,
     };
-    let apply = |v: Option<String>| match mask {
-        Some(m) => v.as_deref().map(m),
+    let masking = field.and_then(|f| classification::lookup(Scope::Api, f)).map(|c| c.masking);
+    let apply = |slot: &str, v: Option<String>| match masking {
+        Some(rule) => v.map(|v| classification::mask_with(slot, rule, perms, &v).into_owned()),
         None => v,
     };
     HistoryEventView {
-        from: apply(e.from_value),
-        to: apply(e.to_value),
+        from: apply("HistoryEventView.from", e.from_value),
+        to: apply("HistoryEventView.to", e.to_value),
         event: e.event,
         other_customer_id: e.other_customer_id,
         note: e.note,
@@ -542,9 +545,13 @@ pub async fn customer_history(
 ) -> Result<Json<CustomerHistory>, ApiError> {
     let id = parse_customer_id(&id)?;
     state.customers.customer(&id).await?.ok_or_else(|| not_found(&id))?;
-    let clear = caller.allows(Permission::CustomersPii);
-    let events = state.customers.history(&id).await?.into_iter().map(|e| event_view(e, clear)).collect();
-    Ok(Json(CustomerHistory { customer_id: id, events, masked: !clear }))
+    let perms = caller.permissions;
+    let events = state.customers.history(&id).await?.into_iter().map(|e| event_view(e, perms)).collect();
+    Ok(Json(CustomerHistory {
+        customer_id: id,
+        events,
+        masked: !classification::clear("HistoryEventView.from", perms),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -589,10 +596,10 @@ pub async fn merge_customers(
     }
     let reason = parse_note(request.reason.as_deref(), "reason")?;
     let outcome = state.customers.merge_customers(&survivor, &absorbed, reason.as_deref(), &actor(&caller)).await?;
-    let clear = caller.allows(Permission::CustomersPii);
+    let perms = caller.permissions;
     Ok(Json(MergeView {
-        survivor: view(outcome.survivor, clear),
-        absorbed: view(outcome.absorbed, clear),
+        survivor: view(outcome.survivor, perms),
+        absorbed: view(outcome.absorbed, perms),
         identities_moved: outcome.identities_moved,
     }))
 }

@@ -1,5 +1,6 @@
 pub mod alerts;
 pub mod audit;
+pub mod classification;
 pub mod customers;
 pub mod keys;
 pub mod ledger;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Caller, Permission};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{bounded, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -338,24 +338,15 @@ pub struct ListEntryView {
     pub expires_at: Option<i64>,
 }
 
-fn mask(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    if chars.len() <= 5 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 2..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 5))
-}
-
-fn entry_view(e: &ListEntry, clear: bool) -> ListEntryView {
+/// Values of sensitive subjects are masked by the classification catalogue.
+fn entry_view(e: &ListEntry, perms: access::PermissionSet) -> ListEntryView {
     let sensitive = matches!(e.subject, ListSubject::IdNumber | ListSubject::Phone);
     ListEntryView {
         kind: enum_text(&e.kind),
         subject: enum_text(&e.subject),
         // ID numbers and phones are matched by their blind index; `display` holds the value.
         value: match e.display.as_deref().unwrap_or(&e.value) {
-            v if sensitive && !clear => mask(v),
+            v if sensitive => access::classification::mask("ListEntryView.value", perms, v).into_owned(),
             v => v.to_string(),
         },
         reason: e.reason.clone(),
@@ -389,7 +380,7 @@ pub async fn list_entries(
     let kind: Option<ListKind> = q.kind.as_deref().map(parse_param("kind")).transpose()?;
     let subject: Option<ListSubject> = q.subject.as_deref().map(parse_param("subject")).transpose()?;
     let now = state.risk.now();
-    let clear = caller.allows(Permission::CustomersPii);
+    let perms = caller.permissions;
     let entries: Vec<ListEntryView> = state
         .risk
         .engine
@@ -397,7 +388,7 @@ pub async fn list_entries(
         .entries()
         .iter()
         .filter(|e| e.is_live(now) && kind.is_none_or(|k| e.kind == k) && subject.is_none_or(|s| e.subject == s))
-        .map(|e| entry_view(e, clear))
+        .map(|e| entry_view(e, perms))
         .collect();
     Ok(Json(ListEntries { count: entries.len(), entries }))
 }
@@ -456,7 +447,7 @@ pub async fn add_list_entry(
         expires_at,
     };
     let entry = state.risk.add_list_entry(entry).await?;
-    Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.allows(Permission::CustomersPii)))))
+    Ok((StatusCode::CREATED, Json(entry_view(&entry, caller.permissions))))
 }
 
 #[utoipa::path(delete, path = "/v1/risk/lists/{kind}/{subject}/{value}", tag = "risk",
