@@ -317,45 +317,9 @@ pub fn for_log(scope: Scope, name: &str, value: &str) -> String {
     }
 }
 
-/// `110105194912310021` -> `110***********0021`: first 3 and last 4 characters kept.
-/// Shorter inputs keep less so that at least half is always hidden.
-pub fn mask_id_number(id: &str) -> String {
-    let chars: Vec<char> = id.trim().chars().collect();
-    let n = chars.len();
-    let (head, tail) = if n >= 12 { (3, 4) } else { (n / 4, n / 4) };
-    chars.iter().enumerate().map(|(i, c)| if i < head || i >= n - tail { *c } else { '*' }).collect()
-}
-
-/// `+8613812345678` -> `+86 138****5678`; anything else keeps its first 3 and last 4 digits.
-pub fn mask_phone(phone: &str) -> String {
-    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-    let national = match digits.strip_prefix("86") {
-        Some(rest) if rest.len() == 11 => rest.to_string(),
-        _ => digits,
-    };
-    let n = national.len();
-    let masked =
-        if n >= 8 { format!("{}{}{}", &national[..3], "*".repeat(n - 7), &national[n - 4..]) } else { "*".repeat(n) };
-    if phone.trim_start().starts_with("+86") {
-        format!("+86 {masked}")
-    } else {
-        masked
-    }
-}
-
-/// `张三` -> `张*`, `欧阳娜娜` -> `欧***`, `Alice Smith` -> `A**** S****`: keeps the first character
-/// (of each word for space-separated names); a one-character name is fully hidden.
-pub fn mask_name(name: &str) -> String {
-    if name.trim().chars().count() <= 1 {
-        return "*".repeat(name.trim().chars().count());
-    }
-    name.trim()
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.chars().enumerate().map(|(i, c)| if i == 0 { c } else { '*' }).collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+// The personal-data masks are the customer domain's (one definition for the domain's own
+// debug output and for every role-based view).
+pub use customer::validate::{mask_id_number, mask_name, mask_phone};
 
 /// First 3 and last 2 characters kept; 5 characters or fewer are fully starred.
 pub fn mask_partial(value: &str) -> String {
