@@ -166,9 +166,10 @@ impl KeyStore {
             .map_err(|e| AccessError::Hash(e.to_string()))?
             .to_string();
         let now = self.clock.now_micros();
+        let created_by = crate::approvals::current_identity();
         storage::write!(&self.db, |conn| sqlx::query(
-            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, expires_at, allowed_ips) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, expires_at, allowed_ips, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(id)
         .bind(name)
@@ -177,6 +178,7 @@ impl KeyStore {
         .bind(now)
         .bind(expires_at.map(|t| t.timestamp_micros()))
         .bind(&allowed_text)
+        .bind(&created_by)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -334,10 +334,11 @@ impl UserStore {
             return Err(AccessError::Invalid("display_name must be at most 100 bytes".into()));
         }
         let (id, now) = (Uuid::now_v7(), self.clock.now_micros());
+        let created_by = crate::approvals::current_identity();
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
-            "INSERT INTO users (id, username, display_name, role, password_hash, status, failed_attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6) ON CONFLICT (username) DO NOTHING"
+            "INSERT INTO users (id, username, display_name, role, password_hash, status, failed_attempts, created_at, updated_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6, $7) ON CONFLICT (username) DO NOTHING"
         )
         .bind(id)
         .bind(&username)
@@ -345,6 +346,7 @@ impl UserStore {
         .bind(role)
         .bind(&hash)
         .bind(now)
+        .bind(&created_by)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())
