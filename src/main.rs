@@ -141,6 +141,14 @@ struct ServeArgs {
     /// `on`, or `off` for benchmarks and load tests.
     #[arg(long, env = "DIGIBANK_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
     rate_limits: String,
+    /// Maker-checker: `on` (sensitive operations wait for a second person's approval) or `off`
+    /// (they run at once: a single-person demo; the end-to-end test harness sets off).
+    #[arg(long, env = "DIGIBANK_FOUR_EYES", default_value = "on", value_parser = ["on", "off"])]
+    four_eyes: String,
+    /// Seconds a pending approval waits for its checker before it expires.
+    #[arg(long, env = "DIGIBANK_APPROVAL_EXPIRY_SECS", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    approval_expiry_secs: u64,
     /// `Strict-Transport-Security` max-age in seconds on every response (0 = no header, e.g.
     /// when a proxy in front sets it).
     #[arg(long, env = "DIGIBANK_HSTS_MAX_AGE", default_value_t = 31_536_000)]
@@ -451,6 +459,9 @@ struct SecurityFileConfig {
     session_max_secs: Option<u64>,
     sign_in_max_failures: Option<u32>,
     sign_in_max_failures_per_ip: Option<u32>,
+    /// Maker-checker on (default) or off.
+    four_eyes: Option<bool>,
+    approval_expiry_secs: Option<u64>,
 }
 
 /// `[risk]` in the config file.
@@ -524,6 +535,8 @@ fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
         ("DIGIBANK_SESSION_MAX_SECS", security_config.session_max_secs.map(|n| n.to_string())),
         ("DIGIBANK_SIGN_IN_MAX_FAILURES", security_config.sign_in_max_failures.map(|n| n.to_string())),
         ("DIGIBANK_SIGN_IN_MAX_FAILURES_PER_IP", security_config.sign_in_max_failures_per_ip.map(|n| n.to_string())),
+        ("DIGIBANK_FOUR_EYES", security_config.four_eyes.map(|on| if on { "on" } else { "off" }.to_string())),
+        ("DIGIBANK_APPROVAL_EXPIRY_SECS", security_config.approval_expiry_secs.map(|n| n.to_string())),
         ("DATABASE_URL", config.database_url),
         ("DIGIBANK_ADDR", config.addr),
         ("DIGIBANK_DEMO_CUSTOMERS", config.demo_customers.map(|n| n.to_string())),
@@ -983,6 +996,14 @@ async fn serve(
             .map_err(anyhow::Error::msg)?,
     };
     state.edge = server::limits::Edge { rates, hsts_max_age: args.hsts_max_age };
+    let approval_settings = access::ApprovalSettings {
+        enabled: args.four_eyes == "on",
+        expiry: Duration::from_secs(args.approval_expiry_secs),
+    };
+    state.approvals = access::Approvals::new(db.clone(), state.ledger.clock(), approval_settings);
+    if !approval_settings.enabled {
+        println!("maker-checker: off (sensitive operations run without a second person's approval)");
+    }
     if let Some(dir) = lending_data_dir {
         state.lending = state.lending.clone().with_data_dir(&dir)?;
         println!("lending data: JSON files under {}", dir.display());

@@ -206,6 +206,7 @@ pub static CATALOGUE: &[Classified] = &[
     api("UserChange.display_name", C, true, Clear, ACTOR),
     api("UserView.username", C, true, Clear, ACTOR),
     api("UserView.display_name", C, true, Clear, ACTOR),
+    api("Maker.name", C, true, Clear, "a held request's maker: a key's label or a user's display name"),
     api("CreatedUser.initial_password", R, false, Secret, HASHED),
     api("Enrolment.secret", R, false, Secret, "returned once at enrolment; stored sealed"),
     api("Enrolment.otpauth_uri", R, false, Secret, "carries the TOTP secret; returned once"),
@@ -250,6 +251,7 @@ pub static CATALOGUE: &[Classified] = &[
     // ---- storage: staff, keys, sessions, audit
     col("users.username", C, true, Clear, ACTOR),
     col("users.display_name", C, true, Clear, ACTOR),
+    col("approvals.maker_name", C, true, Clear, "a held request's maker: a key's label or a user's display name"),
     col("users.password_hash", R, false, Secret, "argon2 hash"),
     col("users.totp_secret", R, false, Secret, "the second factor's secret"),
     col("users.totp_pending", R, false, Secret, "an enrolment's secret"),

@@ -168,9 +168,10 @@ impl KeyStore {
         let now = self.clock.now_micros();
         // The issuing entry names the key: whoever issued it owns it (the alerts follow owners).
         storage::audit::set_resource(id.to_string());
+        let created_by = crate::approvals::current_identity();
         storage::write!(&self.db, |conn| sqlx::query(
-            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, expires_at, allowed_ips) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at, expires_at, allowed_ips, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(id)
         .bind(name)
@@ -179,6 +180,7 @@ impl KeyStore {
         .bind(now)
         .bind(expires_at.map(|t| t.timestamp_micros()))
         .bind(&allowed_text)
+        .bind(&created_by)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -15,6 +15,8 @@
 //!   blind indexes exact lookups use, and rotates data keys;
 //! * [`classification`]: the data classification catalogue (four levels, one masking rule per
 //!   field and column) that drives masking in responses, exports and logs;
+//! * [`approvals`]: maker-checker (four eyes): sensitive requests held until a second identity
+//!   with the same permission approves them;
 //! * [`audit`]: the tamper-evident audit trail (entries written with each change by
 //!   `storage::audit`, hash-chained by the sealer, verified, queried).
 //!
@@ -23,6 +25,7 @@
 //! [`Caller::require`] for the one permission a route needs.
 
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod classification;
 mod keys;
@@ -32,6 +35,7 @@ mod users;
 pub mod vault;
 
 pub use alerts::{AlertError, AlertSettings, SecurityAlert, SecurityAlerts};
+pub use approvals::{Approval, ApprovalError, ApprovalSettings, ApprovalStatus, Approvals, NewApproval};
 pub use audit::{AuditEntry, AuditError, AuditFilter, AuditRecorder, AuditReport, AuditTrail};
 pub use keys::{parse_allowed_ips, IssuedKey, KeyStore, KeyView, KEY_RECHECK, LAST_USED_EVERY};
 pub use role_store::{parse_permissions, valid_role_name, RoleView, Roles, ROLE_RECHECK};

@@ -50,11 +50,14 @@ pub enum Permission {
     UsersAdmin,
     /// Create and change roles.
     RolesAdmin,
+    /// See pending and decided maker-checker approvals. Approving or rejecting one also needs
+    /// the permission of the operation it holds.
+    ApprovalsRead,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 25] = [
+    pub const ALL: [Permission; 26] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -80,6 +83,7 @@ impl Permission {
         Permission::AlertsAcknowledge,
         Permission::UsersAdmin,
         Permission::RolesAdmin,
+        Permission::ApprovalsRead,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -110,6 +114,7 @@ impl Permission {
             Permission::AlertsAcknowledge => "alerts_acknowledge",
             Permission::UsersAdmin => "users_admin",
             Permission::RolesAdmin => "roles_admin",
+            Permission::ApprovalsRead => "approvals_read",
         }
     }
 
@@ -175,6 +180,7 @@ impl Role {
                         | LendingRead
                         | AuditRead
                         | AuditExport
+                        | ApprovalsRead
                 )
             }
             Role::Monitoring => p == MetricsRead,

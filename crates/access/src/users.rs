@@ -336,10 +336,11 @@ impl UserStore {
         let (id, now) = (Uuid::now_v7(), self.clock.now_micros());
         // The creating entry names the new user.
         storage::audit::set_resource(id.to_string());
+        let created_by = crate::approvals::current_identity();
         let inserted = storage::write!(&self.db, |conn| {
             sqlx::query(
-            "INSERT INTO users (id, username, display_name, role, password_hash, status, failed_attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6) ON CONFLICT (username) DO NOTHING"
+            "INSERT INTO users (id, username, display_name, role, password_hash, status, failed_attempts, created_at, updated_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6, $7) ON CONFLICT (username) DO NOTHING"
         )
         .bind(id)
         .bind(&username)
@@ -347,6 +348,7 @@ impl UserStore {
         .bind(role)
         .bind(&hash)
         .bind(now)
+        .bind(&created_by)
         .execute(conn)
         .await
         .map(|r| r.rows_affected())

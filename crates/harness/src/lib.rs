@@ -38,7 +38,8 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `exe serve --addr 127.0.0.1:0 --database-url <url> <extra...>` with `RUST_LOG=log`
-    /// and waits (at most two minutes) until it prints its address and admin-key line. The rest
+    /// and `DIGIBANK_FOUR_EYES=off` (pass `--four-eyes on` to test maker-checker), and waits
+    /// (at most two minutes) until it prints its address and admin-key line. The rest
     /// of its output keeps being drained so the child never blocks on a full pipe.
     pub async fn start(exe: &Path, database_url: &str, extra: &[&str], log: &str) -> std::io::Result<ServerProcess> {
         Self::spawn(exe, database_url, extra, log, false).await
@@ -60,6 +61,9 @@ impl ServerProcess {
             .args(["serve", "--addr", "127.0.0.1:0", "--database-url", database_url])
             .args(extra)
             .env("RUST_LOG", log)
+            // Maker-checker off unless a test turns it on (`--four-eyes on` beats the variable):
+            // the scenarios of other features run their sensitive steps without a checker.
+            .env("DIGIBANK_FOUR_EYES", "off")
             .stdout(Stdio::piped())
             .stderr(if capture { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true)

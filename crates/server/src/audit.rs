@@ -136,7 +136,14 @@ fn with_request_id(mut response: Response, request_id: &str) -> Response {
 /// Runs an authorised request inside its audit scope; records a read of personal data.
 pub async fn run(state: &AppState, caller: &Caller, parts: Parts, body: axum::body::Body, next: Next) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let context = context(state, &parts, actor(caller), &request_id);
+    let mut context = context(state, &parts, actor(caller), &request_id);
+    if let Some(replay) = parts.extensions.get::<crate::approvals::Replay>() {
+        // The maker's request, run now that a checker approved it.
+        context.action = format!(
+            "{} (approval {}, checker {} {})",
+            context.action, replay.approval_id, replay.checker.kind, replay.checker.id
+        );
+    }
     let reads_personal_data = parts.method == Method::GET
         && PERSONAL_DATA_ROUTES.iter().any(|r| context.action[4..].starts_with(r))
         && !context.action.ends_with("/churn-risk");

@@ -145,7 +145,13 @@ pub async fn guard(State(guard): State<GuardState>, request: Request, next: Next
         Access::Signed => None,
     };
     let (mut parts, body) = request.into_parts();
-    let caller = match authenticate(&parts, &guard.app).await {
+    // An approved request replayed by `POST /v1/approvals/{id}/approve` runs as its maker.
+    let replayed = parts.extensions.get::<crate::approvals::Replay>().map(|r| r.maker.clone());
+    let authenticated = match replayed {
+        Some(maker) => Ok(maker),
+        None => authenticate(&parts, &guard.app).await,
+    };
+    let caller = match authenticated {
         Ok(caller) => caller,
         Err(e) => return crate::audit::refused(&guard.app, None, &parts, e.into_response()).await,
     };

@@ -13,7 +13,8 @@
 //! * 500 `internal` (or `record_integrity_failed`) and 503 `unavailable` on every operation.
 //!
 //! It also states, as `x-required-permission`, the permission each operation needs, taken from
-//! the route table the router is built from (so the document cannot disagree with the guard).
+//! the route table the router is built from (so the document cannot disagree with the guard),
+//! and on operations that wait for a second person (`x-four-eyes`) their 202 answer.
 
 use std::collections::HashMap;
 
@@ -103,8 +104,10 @@ fn document_shared(op: &mut Operation, path: &str) {
 
 impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let access: HashMap<(String, Method), Access> =
-            crate::endpoints().into_iter().map(|e| ((e.path.to_string(), e.method), e.access)).collect();
+        let access: HashMap<(String, Method), (Access, bool)> = crate::endpoints()
+            .into_iter()
+            .map(|e| ((e.path.to_string(), e.method), (e.access, !matches!(e.four_eyes, crate::FourEyes::Never))))
+            .collect();
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, op) in [
                 (Method::GET, &mut item.get),
@@ -118,8 +121,28 @@ impl Modify for SharedResponses {
             ] {
                 let Some(op) = op else { continue };
                 document_shared(op, path);
-                if let Some(Access::Needs(permission)) = access.get(&(path.clone(), method)) {
+                let Some((access, four_eyes)) = access.get(&(path.clone(), method)) else { continue };
+                if let Access::Needs(permission) = access {
                     let extension = ExtensionsBuilder::new().add("x-required-permission", permission.as_str()).build();
+                    op.extensions.get_or_insert_with(Default::default).merge(extension);
+                }
+                if *four_eyes {
+                    // Maker-checker: held for a second person's approval (README "Maker-checker").
+                    op.responses.responses.entry("202".to_string()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(
+                                    "Held for a second person's approval (maker-checker): nothing changed yet; \
+                                     `POST /v1/approvals/{id}/approve` runs it",
+                                )
+                                .content(
+                                    "application/json",
+                                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ApprovalAnswer"))).build(),
+                                )
+                                .build(),
+                        )
+                    });
+                    let extension = ExtensionsBuilder::new().add("x-four-eyes", true).build();
                     op.extensions.get_or_insert_with(Default::default).merge(extension);
                 }
             }

@@ -5,6 +5,7 @@
 //! self-contained API explorer. Domain logic stays in the domain crates; handlers only
 //! translate between HTTP and those crates.
 
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod contract;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub alerts: access::SecurityAlerts,
     /// Rate limits and response header settings at the HTTP edge.
     pub edge: limits::Edge,
+    /// Maker-checker: sensitive requests held for a second person ([`approvals`]).
+    pub approvals: access::Approvals,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ impl AppState {
             lending,
             vault,
             edge: limits::Edge::default(),
+            approvals: access::Approvals::new(db.clone(), ledger.clock(), access::ApprovalSettings::default()),
         })
     }
 }
@@ -153,6 +157,8 @@ impl Modify for BearerAuth {
         routes::audit::list_audit, routes::audit::export_audit, routes::audit::verify_audit,
         routes::alerts::list_alerts, routes::alerts::get_alert, routes::alerts::acknowledge_alert,
         routes::classification::get_classification,
+        routes::approvals::list_approvals, routes::approvals::get_approval, routes::approvals::approve,
+        routes::approvals::reject,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -164,12 +170,36 @@ pub struct ApiDoc;
 /// ([`limits::body_limit`]: 64 KiB for most, 8 MiB for the transfer batch).
 const BODY_LIMIT: usize = limits::LARGE_BODY;
 
-/// One row of the route table: an HTTP method on a path, who may call it, and its handler.
+/// One row of the route table: an HTTP method on a path, who may call it, whether a second
+/// person must approve it, and its handler.
 pub struct Endpoint {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    /// Maker-checker: whether the request waits for a second person ([`approvals`]).
+    pub four_eyes: FourEyes,
     handler: MethodRouter<AppState>,
+}
+
+/// Whether a route's requests need a second person's approval.
+#[derive(Debug, Clone, Copy)]
+pub enum FourEyes {
+    Never,
+    Always,
+    /// When the predicate holds for the JSON body (an admin key, a change of a user's role).
+    When(fn(&serde_json::Value) -> bool),
+}
+
+impl Endpoint {
+    /// Every request to this route waits for a second person.
+    fn four_eyes(self) -> Endpoint {
+        Endpoint { four_eyes: FourEyes::Always, ..self }
+    }
+
+    /// Requests whose JSON body satisfies `sensitive` wait for a second person.
+    fn four_eyes_when(self, sensitive: fn(&serde_json::Value) -> bool) -> Endpoint {
+        Endpoint { four_eyes: FourEyes::When(sensitive), ..self }
+    }
 }
 
 fn endpoint<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Endpoint
@@ -178,7 +208,7 @@ where
     T: 'static,
 {
     let filter = MethodFilter::try_from(method.clone()).expect("route table methods are standard");
-    Endpoint { method, path, access, handler: axum::routing::on(filter, handler) }
+    Endpoint { method, path, access, four_eyes: FourEyes::Never, handler: axum::routing::on(filter, handler) }
 }
 
 /// The route table: every endpoint with the permission it needs. The router is built from it
@@ -186,8 +216,8 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, audit, classification, customers as c, keys, ledger as l, lending as ln, profiles as pr, risk as r,
-        system, tags, users as u,
+        alerts, approvals as ap, audit, classification, customers as c, keys, ledger as l, lending as ln,
+        profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Needs, Public, Signed};
     use Permission as P;
@@ -242,7 +272,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/v1/risk/rule-sets", Needs(P::RiskRead), r::list_rule_sets),
         endpoint(post.clone(), "/v1/risk/rule-sets", Needs(P::RiskAdmin), r::create_rule_set),
         endpoint(get.clone(), "/v1/risk/rule-sets/{version}", Needs(P::RiskRead), r::get_rule_set),
-        endpoint(post.clone(), "/v1/risk/rule-sets/{version}/activate", Needs(P::RiskAdmin), r::activate_rule_set),
+        endpoint(post.clone(), "/v1/risk/rule-sets/{version}/activate", Needs(P::RiskAdmin), r::activate_rule_set)
+            .four_eyes(),
         endpoint(post.clone(), "/v1/risk/rule-sets/{version}/backtest", Needs(P::RiskAdmin), r::backtest_rule_set),
         endpoint(get.clone(), "/v1/risk/schema", Needs(P::RiskRead), r::schema),
         endpoint(get.clone(), "/v1/risk/lists", Needs(P::RiskRead), r::list_entries),
@@ -264,7 +295,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/lending/loans/{id}/repayments", Needs(P::LendingWrite), ln::repay),
         endpoint(post.clone(), "/v1/lending/loans/{id}/draws", Needs(P::LendingWrite), ln::draw),
         endpoint(post.clone(), "/v1/lending/loans/{id}/prepayments", Needs(P::LendingWrite), ln::prepay),
-        endpoint(post.clone(), "/v1/lending/loans/{id}/write-off", Needs(P::LendingAdmin), ln::write_off),
+        endpoint(post.clone(), "/v1/lending/loans/{id}/write-off", Needs(P::LendingAdmin), ln::write_off).four_eyes(),
         endpoint(post.clone(), "/v1/lending/eod", Needs(P::LendingAdmin), ln::run_eod),
         endpoint(get.clone(), "/v1/lending/review-queue", Needs(P::LendingRead), ln::review_queue),
         endpoint(
@@ -285,7 +316,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/lending/receivables/{id}/confirm", Needs(P::LendingWrite), ln::confirm_receivable),
         endpoint(post.clone(), "/v1/lending/receivables/{id}/finance", Needs(P::LendingWrite), ln::finance_receivable),
         // security
-        endpoint(post.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key),
+        endpoint(post.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::create_key)
+            .four_eyes_when(approvals::issues_admin_key),
         endpoint(get.clone(), "/v1/api-keys", Needs(P::KeysAdmin), keys::list_keys),
         endpoint(del.clone(), "/v1/api-keys/{id}", Needs(P::KeysAdmin), keys::revoke_key),
         endpoint(post.clone(), "/v1/sessions", Public, u::sign_in),
@@ -295,23 +327,33 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/users", Needs(P::UsersAdmin), u::create_user),
         endpoint(get.clone(), "/v1/users", Needs(P::UsersAdmin), u::list_users),
         endpoint(get.clone(), "/v1/users/{id}", Needs(P::UsersAdmin), u::get_user),
-        endpoint(patch, "/v1/users/{id}", Needs(P::UsersAdmin), u::update_user),
+        endpoint(patch, "/v1/users/{id}", Needs(P::UsersAdmin), u::update_user).four_eyes_when(approvals::changes_role),
         endpoint(post.clone(), "/v1/users/{id}/unlock", Needs(P::UsersAdmin), u::unlock_user),
         endpoint(post.clone(), "/v1/users/{id}/disable", Needs(P::UsersAdmin), u::disable_user),
         endpoint(post.clone(), "/v1/users/{id}/enable", Needs(P::UsersAdmin), u::enable_user),
         endpoint(post.clone(), "/v1/users/{id}/reset-totp", Needs(P::UsersAdmin), u::reset_totp),
         endpoint(get.clone(), "/v1/roles", Needs(P::RolesAdmin), u::list_roles),
-        endpoint(post.clone(), "/v1/roles", Needs(P::RolesAdmin), u::create_role),
+        endpoint(post.clone(), "/v1/roles", Needs(P::RolesAdmin), u::create_role).four_eyes(),
         endpoint(get.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::get_role),
-        endpoint(put, "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role),
-        endpoint(del, "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role),
+        endpoint(put, "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role).four_eyes(),
+        endpoint(del, "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role).four_eyes(),
         endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
         endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
         endpoint(get.clone(), "/v1/security/alerts", Needs(P::AuditRead), alerts::list_alerts),
         endpoint(get.clone(), "/v1/security/classification", Needs(P::AuditRead), classification::get_classification),
-        endpoint(get, "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
-        endpoint(post, "/v1/security/alerts/{id}/acknowledge", Needs(P::AlertsAcknowledge), alerts::acknowledge_alert),
+        endpoint(get.clone(), "/v1/security/alerts/{id}", Needs(P::AuditRead), alerts::get_alert),
+        endpoint(
+            post.clone(),
+            "/v1/security/alerts/{id}/acknowledge",
+            Needs(P::AlertsAcknowledge),
+            alerts::acknowledge_alert,
+        ),
+        // maker-checker: approving or rejecting also needs the permission of the held operation
+        endpoint(get.clone(), "/v1/approvals", Needs(P::ApprovalsRead), ap::list_approvals),
+        endpoint(get, "/v1/approvals/{id}", Needs(P::ApprovalsRead), ap::get_approval),
+        endpoint(post.clone(), "/v1/approvals/{id}/approve", Needs(P::ApprovalsRead), ap::approve),
+        endpoint(post, "/v1/approvals/{id}/reject", Needs(P::ApprovalsRead), ap::reject),
     ]
 }
 
@@ -322,9 +364,13 @@ pub fn router(state: AppState) -> Router {
         // Runs after the guard (the caller is known) and before the body is read.
         let rate =
             limits::LimitState { app: state.clone(), class: limits::RouteClass::of(&e.method, e.path, e.access) };
-        let handler = e
-            .handler
-            .layer(DefaultBodyLimit::max(limits::body_limit(e.path)))
+        let mut handler = e.handler.layer(DefaultBodyLimit::max(limits::body_limit(e.path)));
+        if !matches!(e.four_eyes, FourEyes::Never) {
+            // After the guard and the rate limit, inside the audit scope, before the handler.
+            let hold = approvals::HoldState { app: state.clone(), access: e.access, four_eyes: e.four_eyes };
+            handler = handler.route_layer(axum::middleware::from_fn_with_state(hold, approvals::hold));
+        }
+        let handler = handler
             .route_layer(axum::middleware::from_fn_with_state(rate, limits::enforce))
             .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard));
         router = router.route(e.path, handler);

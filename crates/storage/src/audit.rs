@@ -83,6 +83,17 @@ pub fn set_resource(resource: impl Into<String>) {
     });
 }
 
+/// Renames what the current request does (a request held for approval records
+/// `<action> [approval requested]`). Entries issued afterwards carry it.
+pub fn set_action(action: impl Into<String>) {
+    let action = action.into();
+    let _ = CURRENT.try_with(|s| {
+        if let Some(context) = s.lock().expect("audit scope lock").context.as_mut() {
+            context.action = action;
+        }
+    });
+}
+
 /// The INSERT of the current scope's next entry, or `None` outside a scope. Run it in the
 /// transaction of the change it records.
 pub fn next_entry() -> Option<Statement> {

@@ -1,4 +1,5 @@
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod classification;
 pub mod customers;
