@@ -108,6 +108,45 @@ fn remove_sqlite(path: &std::path::Path) {
     }
 }
 
+/// A database a benchmark runs on: a fresh SQLite file, or a fresh schema of the PostgreSQL
+/// server `DATABASE_URL` names.
+pub struct BenchDatabase {
+    pub db: Database,
+    sqlite_file: Option<PathBuf>,
+    postgres_schema: Option<(String, String)>,
+}
+
+impl BenchDatabase {
+    /// Closes the database and deletes it (the SQLite file stays when DIGIBANK_BENCH_KEEP is set).
+    pub async fn finish(self) -> Result<()> {
+        self.db.close().await;
+        if let Some((base, schema)) = self.postgres_schema {
+            storage::drop_postgres_schema(&base, &schema).await?;
+        }
+        if let Some(path) = self.sqlite_file.filter(|_| std::env::var_os("DIGIBANK_BENCH_KEEP").is_none()) {
+            remove_sqlite(&path);
+        }
+        Ok(())
+    }
+}
+
+/// `<dir>/<name>.db` (fresh), plus a fresh `bench_<name>_<pid>` schema when `DATABASE_URL`
+/// names a PostgreSQL server and `sqlite_only` is off.
+pub async fn bench_databases(dir: &std::path::Path, name: &str, sqlite_only: bool) -> Result<Vec<BenchDatabase>> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.db"));
+    remove_sqlite(&path);
+    let db = Database::connect_sqlite(&path.to_string_lossy()).await?;
+    let mut out = vec![BenchDatabase { db, sqlite_file: Some(path), postgres_schema: None }];
+    if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres") && !sqlite_only) {
+        let schema = format!("bench_{name}_{}", std::process::id());
+        let url = storage::postgres_url_with_schema(&base, &schema).await?;
+        let db = Database::connect(&url).await?;
+        out.push(BenchDatabase { db, sqlite_file: None, postgres_schema: Some((base, schema)) });
+    }
+    Ok(out)
+}
+
 async fn batched(db: &Database, args: &LedgerBenchArgs, batch_size: usize) -> Result<Row> {
     let backend = db.backend_name();
     let ledger = Ledger::new(db);
@@ -234,17 +273,7 @@ pub struct TagsBenchArgs {
 }
 
 pub async fn tags(args: TagsBenchArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.dir)?;
-    let path = args.dir.join("tags.db");
-    remove_sqlite(&path);
-    let postgres = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres") && !args.sqlite_only);
-    let mut targets: Vec<(Database, Option<(String, String)>)> =
-        vec![(Database::connect_sqlite(&path.to_string_lossy()).await?, None)];
-    if let Some(base) = postgres {
-        let schema = format!("bench_tags_{}", std::process::id());
-        let url = storage::postgres_url_with_schema(&base, &schema).await?;
-        targets.push((Database::connect(&url).await?, Some((base, schema))));
-    }
+    let targets = bench_databases(&args.dir, "tags", args.sqlite_only).await?;
     let config = customer_platform::bench::TagsBenchConfig {
         customers: args.customers,
         seed: args.seed,
@@ -256,7 +285,8 @@ pub async fn tags(args: TagsBenchArgs) -> Result<()> {
         "tags benchmark: {} customers with six months of transactions, {} profile lookups",
         args.customers, args.lookups
     );
-    for (db, schema) in targets {
+    for target in targets {
+        let db = target.db.clone();
         // Field encryption on, as in production: a master key that exists only in this run.
         let vault = access::Vault::load(&db, std::sync::Arc::new(access::MasterKey::random())).await?;
         let store = customer_platform::CustomerStore::new(db.clone(), vault);
@@ -304,10 +334,7 @@ pub async fn tags(args: TagsBenchArgs) -> Result<()> {
         if let Some(rss) = report.peak_rss_bytes {
             println!("  peak memory (process VmHWM so far) {:.0} MiB", rss as f64 / 1048576.0);
         }
-        db.close().await;
-        if let Some((base, schema)) = schema {
-            storage::drop_postgres_schema(&base, &schema).await?;
-        }
+        target.finish().await?;
     }
     Ok(())
 }
@@ -448,21 +475,12 @@ pub struct AuditBenchArgs {
 /// 10 million entries verified in under 60 s). The journal's `verify` is the reference: the
 /// same kind of walk (SHA-256 per entry, keyset pages).
 pub async fn audit(args: AuditBenchArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.dir)?;
-    let path = args.dir.join("audit.db");
-    remove_sqlite(&path);
-    let postgres = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres") && !args.sqlite_only);
-    let mut targets: Vec<(Database, Option<(String, String)>)> =
-        vec![(Database::connect_sqlite(&path.to_string_lossy()).await?, None)];
-    if let Some(base) = postgres {
-        let schema = format!("bench_audit_{}", std::process::id());
-        let url = storage::postgres_url_with_schema(&base, &schema).await?;
-        targets.push((Database::connect(&url).await?, Some((base, schema))));
-    }
+    let targets = bench_databases(&args.dir, "audit", args.sqlite_only).await?;
     println!("audit benchmark: {} entries", args.entries);
     println!("| backend | write | seal | verify | verify rate |");
     println!("|---|---|---|---|---|");
-    for (db, schema) in targets {
+    for target in targets {
+        let db = target.db.clone();
         let trail = access::AuditTrail::new(db.clone());
         let bar = progress_bar(args.entries, "writing");
         let started = Instant::now();
@@ -489,13 +507,7 @@ pub async fn audit(args: AuditBenchArgs) -> Result<()> {
             verify.as_secs_f64(),
             report.checked as f64 / verify.as_secs_f64()
         );
-        db.close().await;
-        if let Some((base, schema)) = schema {
-            storage::drop_postgres_schema(&base, &schema).await?;
-        }
-    }
-    if std::env::var_os("DIGIBANK_BENCH_KEEP").is_none() {
-        remove_sqlite(&path);
+        target.finish().await?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `digibank`: the command-line entry point of the platform.
 
 mod bench;
+mod bench_http;
 mod risk_cli;
 mod security;
 
@@ -405,6 +406,9 @@ pub enum BenchCommand {
     Lending(bench::LendingBenchArgs),
     /// Audit trail: write, seal and verify N entries (target: 10 million verified in < 60 s).
     Audit(bench::AuditBenchArgs),
+    /// The HTTP stack under load: ledger transfers per second with the audit trail on and off
+    /// (target: on is at least 80% of off), customer registration and profile lookup latency.
+    Http(bench_http::HttpBenchArgs),
 }
 
 /// Settings read from `digibank.toml` (or the file named by `DIGIBANK_CONFIG`). Precedence:
@@ -640,6 +644,7 @@ async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Res
         }
         Command::Bench { command: BenchCommand::Lending(args) } => bench::lending(args).await,
         Command::Bench { command: BenchCommand::Audit(args) } => bench::audit(args).await,
+        Command::Bench { command: BenchCommand::Http(args) } => bench_http::http(args).await,
         Command::Audit { command: AuditCommand::Verify { json } } => audit_verify(&cli.database_url, json).await,
         Command::Lending { command: LendingCommand::Eod { date, limits } } => {
             lending_eod(&cli.database_url, key_file, date, limits.into()).await

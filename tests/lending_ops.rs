@@ -317,6 +317,25 @@ async fn decisions_from_json_files_configured_at_start_up() {
         assert_error(status, &e, 422, "data_source_error");
         assert!(e["error"]["message"].as_str().unwrap().contains("applicant/FILE-2.json"), "{e}");
         assert_eq!(queue_ids(&server).await, queue_before);
+
+        // OWASP API10 (unsafe consumption): the files are another system's output. An id that
+        // would leave the directory, a malformed record and an oversized one are clear 422s that
+        // store nothing and name no server path.
+        std::fs::write(dir.join("applicant").join("FILE-3.json"), "{\"name\": ").unwrap();
+        std::fs::write(dir.join("applicant").join("FILE-4.json"), vec![b' '; 2 << 20]).unwrap();
+        for (id, code, says) in [
+            ("../../etc/passwd", "invalid_key", ""),
+            ("FILE-3", "data_source_error", "applicant/FILE-3.json"),
+            ("FILE-4", "data_source_error", "larger than"),
+        ] {
+            let body = json!({"applicant_id": id, "product_code": "instant_consumer"});
+            let (status, e) = server.call("POST", "/v1/lending/applications", Some(body)).await;
+            assert_eq!((status, e["error"]["code"].as_str()), (422, Some(code)), "{id}: {e}");
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{id}: {e}");
+            assert!(!message.contains(dir.to_str().unwrap()), "{id}: the server's path leaks: {e}");
+        }
+        assert_eq!(queue_ids(&server).await, queue_before);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -107,3 +107,79 @@ async fn signed_in_routes_need_credentials_and_sign_in_is_public() {
         }
     }
 }
+
+/// API2 (broken authentication): credentials that do not work now (none, garbage, a valid key
+/// with one character changed, a revoked key, an expired key, an ended or made-up session) all
+/// get the same 401 body, so a refused caller cannot tell which of them once worked; none of
+/// them reaches a route or changes anything.
+#[tokio::test]
+async fn credentials_that_do_not_work_all_get_one_answer() {
+    for url in database_urls().await {
+        let server = Server::start(&url, &[]).await;
+        let issue = |name: &'static str, expires: Option<String>| {
+            let server = &server;
+            async move {
+                let (status, key) = server
+                    .call(
+                        "POST",
+                        "/v1/api-keys",
+                        Some(json!({"name": name, "role": "operator", "expires_at": expires})),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{key}");
+                (key["id"].as_str().unwrap().to_string(), key["key"].as_str().unwrap().to_string())
+            }
+        };
+        let (_, good) = issue("good", None).await;
+        let (revoked_id, revoked) = issue("revoked", None).await;
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+        let (_, expiring) = issue("expiring", Some(soon)).await;
+        assert_eq!(server.call_as(Some(&good), "GET", "/v1/accounts", None).await.0, 200);
+        assert_eq!(server.call_as(Some(&expiring), "GET", "/v1/accounts", None).await.0, 200);
+        let (status, _) = server.call("DELETE", &format!("/v1/api-keys/{revoked_id}"), None).await;
+        assert!(status == 200 || status == 204, "revoking answered {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+        let mut tampered = good.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'a' { b'b' } else { b'a' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        let (accounts_before, _) = server.call("GET", "/v1/accounts", None).await;
+        assert_eq!(accounts_before, 200);
+        let mut answers = Vec::new();
+        for (what, key) in [
+            ("no credentials", None),
+            ("garbage", Some("not-a-key")),
+            ("tampered key", Some(tampered.as_str())),
+            ("revoked key", Some(revoked.as_str())),
+            ("expired key", Some(expiring.as_str())),
+            ("made-up session", Some("dbs_0123456789abcdef0123456789abcdef")),
+        ] {
+            for (method, path, body) in [
+                ("GET", "/v1/accounts", None),
+                ("POST", "/v1/accounts", Some(gl("gl.owasp"))),
+                ("GET", "/v1/sessions", None),
+            ] {
+                let (status, body) = server.call_as(key, method, path, body).await;
+                assert_eq!(status, 401, "{what}: {method} {path}: {body}");
+                answers.push((what, body["error"]["code"].clone(), body["error"]["message"].clone()));
+            }
+        }
+        // Sending nothing is told so; every credential that was sent gets the same answer.
+        assert!(answers.iter().all(|(_, c, _)| c == "unauthorized"), "{answers:?}");
+        let presented: Vec<_> = answers.iter().filter(|(what, _, _)| *what != "no credentials").collect();
+        let (_, code, message) = presented[0];
+        for (what, c, m) in &presented {
+            assert_eq!((c, m), (code, message), "{what} is told something the others are not");
+        }
+        assert_eq!(code, "unauthorized");
+        // Nothing was created by the refused requests.
+        let (_, page) = server.call("GET", "/v1/accounts?limit=500", None).await;
+        assert!(
+            !page["accounts"].as_array().unwrap().iter().any(|a| a["code"] == "gl.owasp"),
+            "a refused request opened an account"
+        );
+        // The good key still works: the refusals locked nothing.
+        assert_eq!(server.call_as(Some(&good), "GET", "/v1/accounts", None).await.0, 200);
+    }
+}

@@ -146,7 +146,7 @@ async fn people_sign_in_with_password_and_totp_and_sessions_end() {
         assert_eq!(response.status().as_u16(), 204);
         assert!(response.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
         let (status, body) = server.call_as(Some(&token), "GET", "/v1/accounts", None).await;
-        assert_error(status, &body, 401, "session_expired");
+        assert_error(status, &body, 401, "unauthorized");
 
         // Idle expiry (3 s here).
         let token = session(&server, "alice", pw, &secret).await;
@@ -154,7 +154,7 @@ async fn people_sign_in_with_password_and_totp_and_sessions_end() {
         assert_eq!(status, 200);
         tokio::time::sleep(Duration::from_millis(4500)).await;
         let (status, body) = with_cookie(&server, &token, "GET", "/v1/accounts").await;
-        assert_error(status, &body, 401, "session_expired");
+        assert_error(status, &body, 401, "unauthorized");
 
         // Lockout after 3 failures, even with the right credentials afterwards; admin unlock.
         for _ in 0..3 {
@@ -179,7 +179,7 @@ async fn people_sign_in_with_password_and_totp_and_sessions_end() {
         let (status, body) = server.call("POST", &format!("/v1/users/{id}/disable"), None).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("disabled")), "{body}");
         let (status, body) = server.call_as(Some(&token), "GET", "/v1/accounts", None).await;
-        assert_error(status, &body, 401, "session_expired");
+        assert_error(status, &body, 401, "unauthorized");
         let (status, body, _) =
             sign_in(&server, json!({"username": "alice", "password": pw, "totp": code(&secret)})).await;
         assert_error(status, &body, 401, "invalid_credentials");
@@ -254,7 +254,7 @@ async fn roles_are_data_and_changes_reach_live_sessions() {
             .await;
         assert_eq!(status, 204, "{body}");
         let (status, body) = server.call_as(Some(&other), "GET", "/v1/accounts", None).await;
-        assert_error(status, &body, 401, "session_expired");
+        assert_error(status, &body, 401, "unauthorized");
         let (status, _) = server.call_as(Some(&token), "GET", "/v1/accounts", None).await;
         assert_eq!(status, 200);
         let (status, body, _) =
@@ -343,7 +343,7 @@ async fn api_keys_expire_follow_their_allow_list_and_record_last_use() {
 
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let (status, body) = server.call_as(Some(&short), "GET", "/v1/accounts", None).await;
-        assert_error(status, &body, 401, "key_expired");
+        assert_error(status, &body, 401, "unauthorized");
 
         // last_used_at is written in the background, once a minute at most.
         let mut seen = false;

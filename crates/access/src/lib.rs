@@ -49,7 +49,7 @@ pub use vault::{EncryptedTable, KeyProvider, KeyType, MasterKey, Vault, VaultErr
 /// Why access was refused or could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("invalid or revoked API key or session")]
+    #[error("invalid, expired or revoked API key or session; sign in again or use a valid key")]
     InvalidKey,
     #[error("role {role:?} lacks permission {permission}")]
     Forbidden { role: String, permission: Permission },

@@ -357,9 +357,7 @@ pub fn identity(i: usize, facts: &CustomerFacts) -> (String, String, String) {
     let name = format!("{}{}", SURNAMES[i % SURNAMES.len()], GIVEN[(i / 20) % GIVEN.len()]);
     let birth = facts.birth_date.unwrap_or_else(|| NaiveDate::from_ymd_opt(1980, 1, 1).expect("valid date"));
     let body = format!("{region}{}{:03}", birth.format("%Y%m%d"), i % 1000);
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body.bytes().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    let check = crate::validate::resident_id_check(&body);
     (name, format!("{body}{check}"), phone)
 }
 

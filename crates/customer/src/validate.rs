@@ -50,8 +50,7 @@ impl ResidentId {
         if NaiveDate::from_ymd_opt(year, num(10..12), num(12..14)).is_none() {
             return Err(bad("digits 7-14 are not a valid birth date (YYYYMMDD)"));
         }
-        let sum: u32 = b[..17].iter().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
-        if ID_CHECK[(sum % 11) as usize] != b[17] {
+        if resident_id_check(&s[..17]) as u8 != b[17] {
             return Err(bad("check character does not match (ISO 7064 MOD 11-2)"));
         }
         Ok(ResidentId(s))
@@ -261,14 +260,20 @@ pub fn mask_name(name: &str) -> String {
         .join(" ")
 }
 
+/// The check character (ISO 7064 MOD 11-2) of a resident ID's first 17 digits. The caller
+/// passes 17 ASCII digits.
+pub fn resident_id_check(first17: &str) -> char {
+    let sum: u32 = first17.bytes().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d.wrapping_sub(b'0')) * w).sum();
+    ID_CHECK[(sum % 11) as usize] as char
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     fn with_check(first17: &str) -> String {
-        let sum: u32 = first17.bytes().zip(ID_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
-        format!("{first17}{}", ID_CHECK[(sum % 11) as usize] as char)
+        format!("{first17}{}", resident_id_check(first17))
     }
 
     proptest! {

@@ -118,6 +118,7 @@ impl ServerProcess {
 /// Database URLs to run an end-to-end test against: a fresh SQLite file always, and a fresh
 /// PostgreSQL schema when `DATABASE_URL` points at a server.
 pub async fn database_urls() -> Vec<String> {
+    remove_stale_test_dirs();
     let dir = std::env::temp_dir().join(format!("digibank-e2e-{}", uuid::Uuid::now_v7().simple()));
     let mut urls = vec![format!("sqlite://{}/bank.db", dir.display())];
     if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
@@ -127,8 +128,28 @@ pub async fn database_urls() -> Vec<String> {
     urls
 }
 
-/// A fresh, empty directory under the system temp directory (not removed: tests keep it for
-/// inspection on failure).
+/// Test directories (`digibank-*` under the temp directory) older than this are removed when a
+/// test starts: the last runs stay for inspection, and repeated runs do not fill the disk.
+const TEST_DIR_LIFETIME: std::time::Duration = std::time::Duration::from_secs(3 * 3600);
+
+fn remove_stale_test_dirs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_ours =
+                name.to_str().is_some_and(|n| n.starts_with("digibank-e2e-") || n.starts_with("digibank-limits-"));
+            let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if is_ours && age.is_some_and(|a| a > TEST_DIR_LIFETIME) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+/// A fresh, empty directory under the system temp directory (kept for inspection on failure;
+/// removed by a later run once older than [`TEST_DIR_LIFETIME`]).
 pub fn temp_dir(prefix: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7().simple()));
     let _ = std::fs::create_dir_all(&dir);

@@ -208,6 +208,9 @@ impl DataSources {
     }
 }
 
+/// The largest data-source record file read (1 MiB; a real record is a few kilobytes).
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
 fn check_key(key: &str) -> Result<(), LendingError> {
     if key.is_empty()
         || key.len() > 128
@@ -246,14 +249,25 @@ impl FileSource {
     fn read<T: DeserializeOwned>(&self, source: &'static str, key: &str) -> Result<Option<T>, LendingError> {
         check_key(key)?;
         let path = self.dir.join(source).join(format!("{key}.json"));
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let io = |e: std::io::Error| LendingError::DataSource { source_name: source, message: e.to_string() };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(LendingError::DataSource { source_name: source, message: e.to_string() }),
+            Err(e) => return Err(io(e)),
         };
+        // A data-source file is another system's output: read at most MAX_RECORD_BYTES of it, so
+        // a runaway or hostile file cannot exhaust memory.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_RECORD_BYTES + 1), &mut text).map_err(io)?;
+        if text.len() as u64 > MAX_RECORD_BYTES {
+            return Err(LendingError::DataSource {
+                source_name: source,
+                message: format!("{source}/{key}.json is larger than {MAX_RECORD_BYTES} bytes"),
+            });
+        }
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| LendingError::DataSource { source_name: source, message: format!("{}: {e}", path.display()) })
+            .map_err(|e| LendingError::DataSource { source_name: source, message: format!("{source}/{key}.json: {e}") })
     }
 
     /// The applicant record `<dir>/applicant/<id>.json`; missing → [`LendingError::DataSource`].

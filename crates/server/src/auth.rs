@@ -47,10 +47,8 @@ impl From<AccessError> for ApiError {
     fn from(e: AccessError) -> Self {
         use axum::http::StatusCode as S;
         let (status, code) = match &e {
-            AccessError::KeyExpired => (S::UNAUTHORIZED, "key_expired"),
             AccessError::IpNotAllowed => (S::FORBIDDEN, "ip_not_allowed"),
             AccessError::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
-            AccessError::SessionExpired => (S::UNAUTHORIZED, "session_expired"),
             AccessError::UserLocked => (S::LOCKED, "user_locked"),
             AccessError::TooManyAttempts => {
                 let mut error = ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string());
@@ -71,7 +69,11 @@ impl From<AccessError> for ApiError {
             return ApiError::new(status, code, e.to_string());
         }
         match e {
-            AccessError::InvalidKey => ApiError::unauthorized(e.to_string()),
+            // An unknown, tampered, revoked or expired key and an ended session get one answer:
+            // a refused caller learns nothing about which credentials once worked.
+            AccessError::InvalidKey | AccessError::KeyExpired | AccessError::SessionExpired => {
+                ApiError::unauthorized(AccessError::InvalidKey.to_string())
+            }
             AccessError::Forbidden { permission, .. } => {
                 let mut error = ApiError::forbidden(e.to_string());
                 error.details = Some(serde_json::json!({ "permission": permission.as_str() }));

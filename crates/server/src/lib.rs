@@ -59,6 +59,9 @@ pub struct AppState {
     pub edge: limits::Edge,
     /// Maker-checker: sensitive requests held for a second person ([`approvals`]).
     pub approvals: access::Approvals,
+    /// `false` only in `digibank bench http`, which measures what the audit trail costs by
+    /// running the same load without it. `serve` has no way to turn the trail off.
+    pub audit_trail: bool,
 }
 
 impl AppState {
@@ -104,6 +107,7 @@ impl AppState {
             vault,
             edge: limits::Edge::default(),
             approvals: access::Approvals::new(db.clone(), ledger.clock(), access::ApprovalSettings::default()),
+            audit_trail: true,
         })
     }
 }

@@ -22,7 +22,7 @@ pub struct NewKey {
     /// may do nothing until given one (least privilege).
     #[serde(default)]
     pub role: Option<String>,
-    /// When the key stops working (401 `key_expired`); omitted = until revoked.
+    /// When the key stops working (then 401 `unauthorized`, as for any key that does not work); omitted = until revoked.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     /// CIDRs (or single addresses) the key may be used from; omitted or empty = anywhere.
