@@ -393,10 +393,11 @@ impl AuditTrail {
             let rows: Vec<SealRow> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
                 "SELECT s.chain_seq, s.entry_id AS seal_entry_id, s.hash, {ENTRY_COLUMNS} \
                  FROM audit_seals s LEFT JOIN audit_log l ON l.id = s.entry_id \
-                 WHERE s.chain_seq > $1 ORDER BY s.chain_seq LIMIT $2"
+                 WHERE s.chain_seq > $1 AND s.chain_seq <= $3 ORDER BY s.chain_seq LIMIT $2"
             ))
             .bind(after)
             .bind(PAGE)
+            .bind(head_seq)
             .fetch_all(conn)
             .await)?;
             let Some(last) = rows.last() else { break };
@@ -464,6 +465,27 @@ impl AuditTrail {
                     message: format!(
                         "the chain ends at position {} but its head says {head_seq}: the last seals were removed or the head was edited",
                         expected - 1
+                    ),
+                },
+            );
+        }
+        // The walk stopped at the head read when it began (the sealer may have chained more since:
+        // those are checked by the next run). A seal beyond the head as it stands now means the
+        // head was set back: seals and head commit together, and the head only moves forward.
+        let (last_seal,): (Option<i64>,) =
+            storage::read!(&self.db, |conn| sqlx::query_as("SELECT MAX(chain_seq) FROM audit_seals")
+                .fetch_one(conn)
+                .await)?;
+        let (head_now, _, _) = self.head().await?;
+        if let Some(last) = last_seal.filter(|last| *last > head_now) {
+            push(
+                &mut problems,
+                AuditProblem {
+                    chain_seq: Some(last),
+                    entry_id: None,
+                    kind: "chain_truncated".into(),
+                    message: format!(
+                        "seals reach chain position {last} but the head says {head_now}: the head was set back"
                     ),
                 },
             );
