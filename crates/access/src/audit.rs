@@ -588,6 +588,9 @@ impl AuditTrail {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                if trail.db.is_closed() {
+                    break;
+                }
                 match trail.sealer_tick(&mut state).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(sealed = n, "audit entries sealed"),

@@ -53,11 +53,16 @@ pub enum Permission {
     /// See pending and decided maker-checker approvals. Approving or rejecting one also needs
     /// the permission of the operation it holds.
     ApprovalsRead,
+    /// See open-banking partners (third-party providers).
+    PartnersRead,
+    /// Onboard, suspend and reactivate open-banking partners (a production partner waits for a
+    /// second person).
+    PartnersAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 26] = [
+    pub const ALL: [Permission; 28] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -84,6 +89,8 @@ impl Permission {
         Permission::UsersAdmin,
         Permission::RolesAdmin,
         Permission::ApprovalsRead,
+        Permission::PartnersRead,
+        Permission::PartnersAdmin,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -115,6 +122,8 @@ impl Permission {
             Permission::UsersAdmin => "users_admin",
             Permission::RolesAdmin => "roles_admin",
             Permission::ApprovalsRead => "approvals_read",
+            Permission::PartnersRead => "partners_read",
+            Permission::PartnersAdmin => "partners_admin",
         }
     }
 
@@ -181,6 +190,7 @@ impl Role {
                         | AuditRead
                         | AuditExport
                         | ApprovalsRead
+                        | PartnersRead
                 )
             }
             Role::Monitoring => p == MetricsRead,

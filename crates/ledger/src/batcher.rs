@@ -43,7 +43,8 @@ impl Batcher {
                     entries.extend(entry);
                 }
                 // Each caller's audit entry commits in the batch's transaction.
-                let along = (!entries.is_empty()).then(|| -> AlongWithBatch { Box::new(move |_| entries) });
+                let along = (!entries.is_empty())
+                    .then(|| -> AlongWithBatch { Box::new(move |_| storage::audit::merge_entries(entries)) });
                 let result = store.write_batch_with(requests, clock.now_micros(), false, along).await;
                 match result {
                     Ok(outcomes) => {

@@ -424,6 +424,9 @@ fn spawn_refresher(
         tick.tick().await;
         loop {
             tick.tick().await;
+            if db.is_closed() {
+                break;
+            }
             let _turn = admin.lock().await;
             if let Err(e) = refresh_once(&db, &vault, &engine, &config, &mut lists).await {
                 tracing::warn!(error = %e, "risk refresh failed; will retry");

@@ -59,6 +59,8 @@ pub struct AppState {
     pub edge: limits::Edge,
     /// Maker-checker: sensitive requests held for a second person ([`approvals`]).
     pub approvals: access::Approvals,
+    /// Open banking: partners, the bank's token-signing keys, the OAuth 2.0 token service.
+    pub openbank: openbank_platform::OpenBanking,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
     /// running the same load without it. `serve` has no way to turn the trail off.
     pub audit_trail: bool,
@@ -90,7 +92,12 @@ impl AppState {
             vec![std::sync::Arc::new(ledger.clone()), std::sync::Arc::new(lending.clone())];
         let customers = customer_platform::CustomerStore::new(db.clone(), vault.clone()).with_open_products(products);
         let audit = access::AuditTrail::with_clock(db.clone(), ledger.clock());
+        // The issuer is the server's own address until `serve` knows it (or it is configured).
+        let openbank =
+            openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clock(), "http://localhost");
+        openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
+            openbank,
             alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
             audit_recorder: audit.spawn_recorder(),
             audit,
@@ -163,10 +170,13 @@ impl Modify for BearerAuth {
         routes::classification::get_classification,
         routes::approvals::list_approvals, routes::approvals::get_approval, routes::approvals::approve,
         routes::approvals::reject,
+        routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
+        routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
+        routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -221,7 +231,7 @@ where
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
         alerts, approvals as ap, audit, classification, customers as c, keys, ledger as l, lending as ln,
-        profiles as pr, risk as r, system, tags, users as u,
+        openbank as ob, profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Needs, Public, Signed};
     use Permission as P;
@@ -355,9 +365,25 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
         // maker-checker: approving or rejecting also needs the permission of the held operation
         endpoint(get.clone(), "/v1/approvals", Needs(P::ApprovalsRead), ap::list_approvals),
-        endpoint(get, "/v1/approvals/{id}", Needs(P::ApprovalsRead), ap::get_approval),
+        endpoint(get.clone(), "/v1/approvals/{id}", Needs(P::ApprovalsRead), ap::get_approval),
         endpoint(post.clone(), "/v1/approvals/{id}/approve", Needs(P::ApprovalsRead), ap::approve),
-        endpoint(post, "/v1/approvals/{id}/reject", Needs(P::ApprovalsRead), ap::reject),
+        endpoint(post.clone(), "/v1/approvals/{id}/reject", Needs(P::ApprovalsRead), ap::reject),
+        // open banking: staff manage partners; partners authenticate with client assertions
+        endpoint(post.clone(), "/v1/open-banking/partners", Needs(P::PartnersAdmin), ob::register_partner)
+            .four_eyes_when(ob::onboards_production_partner),
+        endpoint(get.clone(), "/v1/open-banking/partners", Needs(P::PartnersRead), ob::list_partners),
+        endpoint(get.clone(), "/v1/open-banking/partners/{id}", Needs(P::PartnersRead), ob::get_partner),
+        endpoint(post.clone(), "/v1/open-banking/partners/{id}/suspend", Needs(P::PartnersAdmin), ob::suspend_partner),
+        endpoint(
+            post.clone(),
+            "/v1/open-banking/partners/{id}/activate",
+            Needs(P::PartnersAdmin),
+            ob::activate_partner,
+        ),
+        endpoint(post.clone(), "/open-banking/oauth2/token", Public, ob::token),
+        endpoint(post, "/open-banking/oauth2/introspect", Public, ob::introspect),
+        endpoint(get.clone(), "/.well-known/jwks.json", Public, ob::jwks),
+        endpoint(get, "/.well-known/openid-configuration", Public, ob::discovery),
     ]
 }
 
@@ -414,7 +440,12 @@ pub fn spawn_expiry_sweeper(ledger: Ledger) {
 /// `on_bound` first (useful with port 0).
 pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    on_bound(listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    // Tokens name their issuer; without a configured public URL it is this server's address.
+    if state.openbank.issuer() == "http://localhost" {
+        state.openbank.set_issuer(&format!("http://{bound}"));
+    }
+    on_bound(bound);
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
     state.alerts.spawn();

@@ -111,8 +111,7 @@ pub fn next_entry() -> Option<Statement> {
 /// The INSERT of one audit entry with an explicit outcome (`committed`, `read`, `denied`, ...).
 pub fn entry_statement(context: &AuditContext, step: u32, outcome: &str) -> Statement {
     Statement::new(
-        "INSERT INTO audit_log (at, actor_kind, actor, role, action, resource, request_id, step, ip, outcome, purpose) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        format!("{ENTRY_INSERT} ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
         vec![
             Arg::Int(context.at),
             Arg::Text(context.actor_kind.clone()),
@@ -128,6 +127,38 @@ pub fn entry_statement(context: &AuditContext, step: u32, outcome: &str) -> Stat
         ],
     )
     .expecting(1)
+}
+
+const ENTRY_INSERT: &str =
+    "INSERT INTO audit_log (at, actor_kind, actor, role, action, resource, request_id, step, ip, outcome, purpose) VALUES";
+const ENTRY_ARGS: usize = 11;
+/// Rows per merged INSERT (11 parameters each stays far below either database's limit).
+const ENTRIES_PER_INSERT: usize = 1000;
+
+/// The entries of a group commit as few multi-row INSERTs: on PostgreSQL each statement is a
+/// round trip inside the journal's critical section, so one INSERT per transfer of a batch
+/// would cost more than the transfers. Statements that are not audit entries pass unchanged.
+pub fn merge_entries(statements: Vec<Statement>) -> Vec<Statement> {
+    let (entries, mut out): (Vec<Statement>, Vec<Statement>) =
+        statements.into_iter().partition(|s| s.sql.starts_with(ENTRY_INSERT) && s.args.len() == ENTRY_ARGS);
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        let mut sql = String::with_capacity(ENTRY_INSERT.len() + chunk.len() * 60);
+        sql.push_str(ENTRY_INSERT);
+        let mut args = Vec::with_capacity(chunk.len() * ENTRY_ARGS);
+        for (row, entry) in chunk.iter().enumerate() {
+            sql.push_str(if row == 0 { " (" } else { ", (" });
+            for col in 0..ENTRY_ARGS {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", row * ENTRY_ARGS + col + 1));
+            }
+            sql.push(')');
+            args.extend(entry.args.iter().cloned());
+        }
+        out.push(Statement::new(sql, args).expecting(chunk.len() as u64));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -163,5 +194,25 @@ mod tests {
         .await;
         assert!(!active());
         scope(context(), unaudited(async { assert!(next_entry().is_none()) })).await;
+    }
+
+    #[tokio::test]
+    async fn merged_entries_insert_every_row_with_its_own_values() {
+        let dir = std::env::temp_dir().join(format!("digibank-audit-merge-{}", uuid::Uuid::now_v7().simple()));
+        let db = crate::Database::connect_sqlite(&dir.join("t.db").to_string_lossy()).await.unwrap();
+        let mut statements: Vec<Statement> =
+            (1..=3).map(|step| entry_statement(&context(), step, "committed")).collect();
+        statements.push(Statement::new("SELECT 1", vec![]));
+        let merged = merge_entries(statements);
+        assert_eq!(merged.len(), 2, "the SELECT and one INSERT of three rows");
+        assert_eq!(merged[1].expect_rows, Some(3));
+        assert!(merged[1].sql.ends_with("$31, $32, $33)"), "{}", merged[1].sql);
+        crate::execute_all(&db, &merged[1..]).await.unwrap();
+        let steps: Vec<(i64,)> =
+            crate::read!(&db, |conn| sqlx::query_as("SELECT step FROM audit_log ORDER BY id").fetch_all(conn).await)
+                .unwrap();
+        assert_eq!(steps, vec![(1,), (2,), (3,)]);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

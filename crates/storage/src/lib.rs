@@ -138,6 +138,14 @@ impl Database {
         Ok(())
     }
 
+    /// Whether [`Database::close`] was called: background loops end instead of retrying.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Database::Sqlite(db) => db.readers.is_closed(),
+            Database::Postgres(pool) => pool.is_closed(),
+        }
+    }
+
     /// Closes all connections (used by tests and the CLI before exit).
     pub async fn close(&self) {
         match self {

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod keys;
 pub mod ledger;
 pub mod lending;
+pub mod openbank;
 pub mod profiles;
 pub mod risk;
 pub mod system;

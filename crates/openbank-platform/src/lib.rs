@@ -1,0 +1,495 @@
+//! Open banking as a running system: the partner registry, the bank's token-signing keys and
+//! the OAuth 2.0 token service (client credentials with `private_key_jwt`, RFC 7523).
+//!
+//! * Partners are rows of `ob_partners`; every change commits with its audit entry.
+//! * The bank signs access tokens with Ed25519 (EdDSA) keys of `ob_signing_keys`, private keys
+//!   sealed by the vault; the public halves are published as a JWK Set. A node creates the first
+//!   key when there is none; every node reads the keys from the table, so tokens issued by one
+//!   node verify on all.
+//! * A client assertion is used once: its `jti` is stored until it expires
+//!   (`ob_assertion_jtis`, primary key partner + jti), so a replay fails even on another node.
+//! * An access token is a short-lived JWT bound to its partner; verifying one also reads the
+//!   partner's status, so suspending a partner stops its tokens at once.
+
+use std::sync::{Arc, RwLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use openbank::{Environment, OpenBankError, PartnerRole, PartnerSpec, PartnerStatus};
+use serde::{Deserialize, Serialize};
+use storage::Database;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Lifetime of an access token (FAPI 2.0 leaves it to the bank; short keeps revocation simple).
+pub const ACCESS_TOKEN_SECS: i64 = 300;
+/// The vault field of a signing key's private half.
+const F_SIGNING_KEY: &str = "ob_signing_keys.private_key";
+/// `client_assertion_type` of RFC 7523.
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The tables of this platform with sealed columns, for `rotate-key`.
+pub const ENCRYPTED_TABLES: &[access::EncryptedTable] = &[access::EncryptedTable {
+    table: "ob_signing_keys",
+    key: &[("kid", access::KeyType::Text)],
+    columns: &["private_key"],
+}];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error(transparent)]
+    Domain(#[from] OpenBankError),
+    #[error("no partner {0}")]
+    NotFound(String),
+    #[error("partner {0} is {1} already")]
+    SameStatus(String, &'static str),
+    /// The token is missing, malformed, not ours, expired, or its partner is suspended: one answer.
+    #[error("the access token is invalid or expired")]
+    InvalidToken,
+    #[error("stored open-banking data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Vault(#[from] access::VaultError),
+}
+
+/// A registered partner as staff see it (its client id is its id).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Partner {
+    /// The OAuth `client_id`.
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<PartnerRole>,
+    pub redirect_uris: Vec<String>,
+    #[schema(value_type = Object)]
+    pub jwks: serde_json::Value,
+    pub environment: Environment,
+    pub status: PartnerStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PartnerRow {
+    id: String,
+    name: String,
+    roles: String,
+    redirect_uris: String,
+    jwks: String,
+    environment: String,
+    status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const PARTNER_COLUMNS: &str = "id, name, roles, redirect_uris, jwks, environment, status, created_at, updated_at";
+
+fn micros_to_time(micros: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl PartnerRow {
+    fn partner(self) -> Result<Partner, PlatformError> {
+        let corrupt = |what: &str| PlatformError::Corrupt(format!("partner {}: {what}", self.id));
+        let roles = self
+            .roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(|r| PartnerRole::parse(r).ok_or_else(|| corrupt("role")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Partner {
+            roles,
+            redirect_uris: serde_json::from_str(&self.redirect_uris).map_err(|_| corrupt("redirect_uris"))?,
+            jwks: serde_json::from_str(&self.jwks).map_err(|_| corrupt("jwks"))?,
+            environment: Environment::parse(&self.environment).ok_or_else(|| corrupt("environment"))?,
+            status: PartnerStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            created_at: micros_to_time(self.created_at),
+            updated_at: micros_to_time(self.updated_at),
+            id: self.id,
+            name: self.name,
+        })
+    }
+}
+
+/// One of the bank's token-signing keys, loaded.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_jwk: serde_json::Value,
+}
+
+/// The claims of the bank's access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The partner (client id).
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// What the token endpoint answers (RFC 6749 section 5.1).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// The registry, the signing keys and the token service.
+#[derive(Clone)]
+pub struct OpenBanking {
+    db: Database,
+    vault: access::Vault,
+    clock: Arc<dyn clock::Clock>,
+    keys: Arc<RwLock<Vec<Arc<SigningKey>>>>,
+    /// Where this server is reached (`iss` of its tokens, base of its endpoints).
+    issuer: Arc<RwLock<String>>,
+}
+
+impl OpenBanking {
+    /// The service over `db`; call [`OpenBanking::load_keys`] before issuing tokens.
+    pub fn new(db: Database, vault: access::Vault, clock: Arc<dyn clock::Clock>, issuer: impl Into<String>) -> Self {
+        OpenBanking {
+            db,
+            vault,
+            clock,
+            keys: Arc::new(RwLock::new(Vec::new())),
+            issuer: Arc::new(RwLock::new(issuer.into().trim_end_matches('/').to_string())),
+        }
+    }
+
+    pub fn issuer(&self) -> String {
+        self.issuer.read().expect("issuer lock").clone()
+    }
+
+    /// Sets the issuer URL (`serve` does once it knows its address, unless configured).
+    pub fn set_issuer(&self, issuer: &str) {
+        *self.issuer.write().expect("issuer lock") = issuer.trim_end_matches('/').to_string();
+    }
+
+    /// The token endpoint's URL, the audience client assertions must name.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/open-banking/oauth2/token", self.issuer())
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.clock.now_micros().div_euclid(1_000_000)
+    }
+
+    // ---- partners -------------------------------------------------------------------------
+
+    /// Registers a partner (its id is its new client id).
+    pub async fn register(&self, spec: PartnerSpec) -> Result<Partner, PlatformError> {
+        let id = Uuid::now_v7().to_string();
+        let now = self.clock.now_micros();
+        storage::audit::set_resource(id.clone());
+        let roles: Vec<&str> = spec.roles.iter().map(|r| r.as_str()).collect();
+        let redirect_uris =
+            serde_json::to_string(&spec.redirect_uris).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
+        let jwks = serde_json::to_string(&spec.jwks).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
+        storage::write!(&self.db, |conn| {
+            sqlx::query(
+            "INSERT INTO ob_partners (id, name, roles, redirect_uris, jwks, environment, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)"
+        )
+        .bind(&id)
+        .bind(&spec.name)
+        .bind(roles.join(","))
+        .bind(&redirect_uris)
+        .bind(&jwks)
+        .bind(spec.environment.as_str())
+        .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        self.partner(&id).await
+    }
+
+    pub async fn partner(&self, id: &str) -> Result<Partner, PlatformError> {
+        let row: Option<PartnerRow> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM ob_partners WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(conn)
+        .await)?;
+        row.ok_or_else(|| PlatformError::NotFound(id.to_string()))?.partner()
+    }
+
+    /// Partners in registration order, `limit` at a time after `after` (an id).
+    pub async fn partners(&self, after: Option<&str>, limit: u32) -> Result<Vec<Partner>, PlatformError> {
+        let rows: Vec<PartnerRow> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
+            "SELECT {PARTNER_COLUMNS} FROM ob_partners WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await)?;
+        rows.into_iter().map(PartnerRow::partner).collect()
+    }
+
+    /// Suspends or reactivates a partner; a suspended partner's tokens stop at their next use.
+    pub async fn set_status(&self, id: &str, status: PartnerStatus) -> Result<Partner, PlatformError> {
+        // Refused before writing, so a refused change leaves no audit entry.
+        if self.partner(id).await?.status == status {
+            return Err(PlatformError::SameStatus(id.to_string(), status.as_str()));
+        }
+        let now = self.clock.now_micros();
+        let changed = storage::write!(&self.db, |conn| sqlx::query(
+            "UPDATE ob_partners SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $1"
+        )
+        .bind(status.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if changed == 0 {
+            return Err(PlatformError::SameStatus(id.to_string(), status.as_str()));
+        }
+        self.partner(id).await
+    }
+
+    // ---- signing keys ---------------------------------------------------------------------
+
+    /// Loads the signing keys, creating the first one when the table has none.
+    pub async fn load_keys(&self) -> Result<(), PlatformError> {
+        if self.read_keys().await?.is_empty() {
+            self.add_signing_key().await?;
+        }
+        let keys = self.read_keys().await?;
+        *self.keys.write().expect("keys lock") = keys;
+        Ok(())
+    }
+
+    async fn read_keys(&self) -> Result<Vec<Arc<SigningKey>>, PlatformError> {
+        let rows: Vec<(String, String, String)> = storage::read!(&self.db, |conn| {
+            sqlx::query_as(
+            "SELECT kid, private_key, public_jwk FROM ob_signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC"
+        )
+        .fetch_all(conn)
+        .await
+        })?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for (kid, sealed, public) in rows {
+            let der = URL_SAFE_NO_PAD
+                .decode(self.vault.open(F_SIGNING_KEY, &sealed)?)
+                .map_err(|_| PlatformError::Corrupt(format!("signing key {kid}")))?;
+            let public_jwk: serde_json::Value =
+                serde_json::from_str(&public).map_err(|_| PlatformError::Corrupt(format!("signing key {kid}")))?;
+            let x = public_jwk["x"].as_str().unwrap_or_default();
+            let decoding =
+                DecodingKey::from_ed_components(x).map_err(|_| PlatformError::Corrupt(format!("signing key {kid}")))?;
+            keys.push(Arc::new(SigningKey { kid, encoding: EncodingKey::from_ed_der(&der), decoding, public_jwk }));
+        }
+        Ok(keys)
+    }
+
+    /// Creates a new Ed25519 signing key; it signs from the next [`OpenBanking::load_keys`] on,
+    /// while older keys still verify the tokens they signed.
+    pub async fn add_signing_key(&self) -> Result<String, PlatformError> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let der = signing.to_pkcs8_der().map_err(|e| PlatformError::Corrupt(e.to_string()))?;
+        let kid = Uuid::now_v7().simple().to_string();
+        let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+        let public =
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA"});
+        let version = i64::from(self.vault.current_version());
+        let sealed = self.vault.seal(F_SIGNING_KEY, &URL_SAFE_NO_PAD.encode(der.as_bytes()));
+        let now = self.clock.now_micros();
+        storage::write!(&self.db, |conn| {
+            sqlx::query(
+                "INSERT INTO ob_signing_keys (kid, alg, private_key, public_jwk, created_at, key_version) \
+                 VALUES ($1, 'EdDSA', $2, $3, $4, $5)",
+            )
+            .bind(&kid)
+            .bind(&sealed)
+            .bind(public.to_string())
+            .bind(now)
+            .bind(version)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(kid)
+    }
+
+    /// The bank's public signing keys as a JWK Set (`/.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> =
+            self.keys.read().expect("keys lock").iter().map(|k| k.public_jwk.clone()).collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    // ---- tokens ---------------------------------------------------------------------------
+
+    /// The client credentials grant: authenticates the partner by its client assertion and
+    /// issues an access token for the granted scopes.
+    pub async fn client_credentials(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, PlatformError> {
+        let partner = self.authenticate(client_id, assertion).await?;
+        let scopes = openbank::grant_scopes(scope, &partner.roles)?;
+        self.issue(&partner, scopes.join(" "))
+    }
+
+    /// Checks a client assertion (`private_key_jwt`): signed by one of the partner's registered
+    /// keys, with acceptable claims, not seen before; the partner active.
+    pub async fn authenticate(&self, client_id: Option<&str>, assertion: &str) -> Result<Partner, PlatformError> {
+        let invalid = |why: &str| PlatformError::Domain(OpenBankError::InvalidClient(why.to_string()));
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid("client assertion is not a JWT"))?;
+        // The client is named by the assertion (`sub`); a client_id sent too must agree.
+        let unverified = unverified_claims(assertion).ok_or_else(|| invalid("client assertion is not a JWT"))?;
+        let claimed = unverified.sub.clone().unwrap_or_default();
+        if client_id.is_some_and(|c| c != claimed) {
+            return Err(invalid("client_id does not match the client assertion's sub"));
+        }
+        let partner = match self.partner(&claimed).await {
+            Ok(p) => p,
+            Err(PlatformError::NotFound(_)) => return Err(invalid("unknown client")),
+            Err(e) => return Err(e),
+        };
+        if partner.status != PartnerStatus::Active {
+            return Err(invalid("the client is suspended"));
+        }
+        let keys = partner.jwks["keys"].as_array().cloned().unwrap_or_default();
+        let candidates: Vec<&serde_json::Value> =
+            keys.iter().filter(|k| header.kid.as_deref().is_none_or(|kid| k["kid"].as_str() == Some(kid))).collect();
+        let mut verified = None;
+        for key in candidates {
+            let Ok(jwk) = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(key.clone()) else { continue };
+            let Ok(decoding) = DecodingKey::from_jwk(&jwk) else { continue };
+            let algorithm = match openbank::key_type(key) {
+                Ok(openbank::KeyType::Ed25519) => Algorithm::EdDSA,
+                Ok(openbank::KeyType::P256) => Algorithm::ES256,
+                Err(_) => continue,
+            };
+            if header.alg != algorithm {
+                continue;
+            }
+            let mut validation = Validation::new(algorithm);
+            // The claims are judged by `openbank::check_assertion`, with the bank's clock.
+            validation.validate_exp = false;
+            validation.validate_aud = false;
+            validation.required_spec_claims.clear();
+            if let Ok(data) = jsonwebtoken::decode::<openbank::AssertionClaims>(assertion, &decoding, &validation) {
+                verified = Some(data.claims);
+                break;
+            }
+        }
+        let claims =
+            verified.ok_or_else(|| invalid("client assertion signature does not verify with a registered key"))?;
+        let issuer = self.issuer();
+        let endpoint = self.token_endpoint();
+        let now = self.now_secs();
+        let (jti, until) = openbank::check_assertion(&claims, &partner.id, &[&endpoint, &issuer], now)?;
+        // Used once: a replay of the same assertion (on any node) finds the jti stored. The
+        // entry this write commits with names the partner.
+        storage::audit::set_resource(partner.id.clone());
+        let inserted = storage::write!(&self.db, |conn| sqlx::query(
+            "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id, jti) DO NOTHING"
+        )
+        .bind(&partner.id)
+        .bind(&jti)
+        .bind(until)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if inserted == 0 {
+            return Err(invalid("client assertion was used before (jti replayed)"));
+        }
+        Ok(partner)
+    }
+
+    fn issue(&self, partner: &Partner, scope: String) -> Result<TokenResponse, PlatformError> {
+        let key = self.keys.read().expect("keys lock").first().cloned();
+        let key = key.ok_or_else(|| PlatformError::Corrupt("no signing key loaded".into()))?;
+        let now = self.now_secs();
+        let issuer = self.issuer();
+        let claims = AccessClaims {
+            aud: format!("{issuer}/open-banking"),
+            iss: issuer,
+            sub: partner.id.clone(),
+            client_id: partner.id.clone(),
+            scope: scope.clone(),
+            iat: now,
+            exp: now + ACCESS_TOKEN_SECS,
+            jti: Uuid::now_v7().to_string(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("at+jwt".into());
+        let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| PlatformError::Corrupt(format!("signing: {e}")))?;
+        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_SECS, scope })
+    }
+
+    /// Verifies an access token: our signature, not expired, for this issuer, its partner
+    /// still active. Every failure is [`PlatformError::InvalidToken`].
+    pub async fn verify(&self, token: &str) -> Result<(AccessClaims, Partner), PlatformError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| PlatformError::InvalidToken)?;
+        let key = {
+            let keys = self.keys.read().expect("keys lock");
+            keys.iter().find(|k| header.kid.as_deref() == Some(k.kid.as_str())).cloned()
+        };
+        let key = key.ok_or(PlatformError::InvalidToken)?;
+        let issuer = self.issuer();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[format!("{issuer}/open-banking")]);
+        validation.set_issuer(&[issuer]);
+        validation.leeway = 0;
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .map_err(|_| PlatformError::InvalidToken)?
+            .claims;
+        // Expiry by the bank's clock (tests move it).
+        if claims.exp <= self.now_secs() {
+            return Err(PlatformError::InvalidToken);
+        }
+        let partner = match self.partner(&claims.client_id).await {
+            Ok(p) if p.status == PartnerStatus::Active => p,
+            Ok(_) | Err(PlatformError::NotFound(_)) => return Err(PlatformError::InvalidToken),
+            Err(e) => return Err(e),
+        };
+        Ok((claims, partner))
+    }
+
+    /// Forgets assertion ids that expired (they can no longer be replayed anyway).
+    pub async fn purge_used_assertions(&self) -> Result<u64, PlatformError> {
+        let now = self.now_secs();
+        let purged: Result<u64, sqlx::Error> = storage::audit::unaudited(async {
+            storage::write!(&self.db, |conn| sqlx::query("DELETE FROM ob_assertion_jtis WHERE expires_at < $1")
+                .bind(now)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected()))
+        })
+        .await;
+        Ok(purged?)
+    }
+}
+
+/// The claims of a JWT without checking its signature: only to find out which client it names
+/// (the signature is then checked with that client's keys).
+fn unverified_claims(jwt: &str) -> Option<openbank::AssertionClaims> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,325 @@
+//! Open banking at the edge: staff manage partners under `/v1/open-banking/partners`; partners
+//! get tokens at `/open-banking/oauth2/token` (client credentials, `private_key_jwt`) and check
+//! them at `/open-banking/oauth2/introspect`; the bank's signing keys and its metadata are at
+//! `/.well-known/jwks.json` and `/.well-known/openid-configuration`.
+//!
+//! The OAuth endpoints answer errors in RFC 6749 form (`{"error": "invalid_client",
+//! "error_description": "..."}`), not in the house form, because OAuth client libraries read
+//! that shape.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use openbank::{NewPartner, OpenBankError, PartnerStatus};
+use openbank_platform::{Partner, PlatformError, TokenResponse, JWT_BEARER_ASSERTION};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
+use crate::AppState;
+
+impl From<PlatformError> for ApiError {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::Domain(OpenBankError::Invalid(_)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_partner", e.to_string())
+            }
+            PlatformError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "partner_not_found", e.to_string()),
+            PlatformError::SameStatus(..) => {
+                ApiError::new(StatusCode::CONFLICT, "partner_status_unchanged", e.to_string())
+            }
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+// ---- partner registry (staff) ---------------------------------------------------------------
+
+#[utoipa::path(post, path = "/v1/open-banking/partners", tag = "open banking", request_body = NewPartner,
+    responses((status = 201, body = Partner), (status = 202, description = "a production partner waits for a second person's approval"),
+        (status = 422, description = "invalid_partner: a bad name, role, redirect URI or key", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn register_partner(
+    State(state): State<AppState>,
+    ApiJson(new): ApiJson<NewPartner>,
+) -> Result<(StatusCode, Json<Partner>), ApiError> {
+    let spec = openbank::check_partner(new).map_err(PlatformError::from)?;
+    Ok((StatusCode::CREATED, Json(state.openbank.register(spec).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PartnerQuery {
+    /// The `id` of the last partner of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1..=500 (default 100).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerPage {
+    pub partners: Vec<Partner>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/open-banking/partners", tag = "open banking", params(PartnerQuery),
+    responses((status = 200, body = PartnerPage), (status = 422, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn list_partners(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PartnerQuery>,
+) -> Result<Json<PartnerPage>, ApiError> {
+    let limit = page_limit("limit", q.limit, 100, 500)?;
+    let partners = state.openbank.partners(q.after.as_deref(), limit).await?;
+    let next_after = (partners.len() == limit as usize).then(|| partners.last().map(|p| p.id.clone())).flatten();
+    Ok(Json(PartnerPage { partners, next_after }))
+}
+
+#[utoipa::path(get, path = "/v1/open-banking/partners/{id}", tag = "open banking", params(("id" = String, Path)),
+    responses((status = 200, body = Partner), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_partner(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Partner>, ApiError> {
+    Ok(Json(state.openbank.partner(&id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/open-banking/partners/{id}/suspend", tag = "open banking", params(("id" = String, Path)),
+    responses((status = 200, description = "suspended: its tokens stop working at once", body = Partner),
+        (status = 404, body = ErrorBody), (status = 409, description = "partner_status_unchanged", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn suspend_partner(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Partner>, ApiError> {
+    Ok(Json(state.openbank.set_status(&id, PartnerStatus::Suspended).await?))
+}
+
+#[utoipa::path(post, path = "/v1/open-banking/partners/{id}/activate", tag = "open banking", params(("id" = String, Path)),
+    responses((status = 200, body = Partner), (status = 404, body = ErrorBody),
+        (status = 409, description = "partner_status_unchanged", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn activate_partner(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Partner>, ApiError> {
+    Ok(Json(state.openbank.set_status(&id, PartnerStatus::Active).await?))
+}
+
+/// `POST /v1/open-banking/partners` holds for a second person when it onboards a production
+/// partner.
+pub fn onboards_production_partner(body: &serde_json::Value) -> bool {
+    body.get("environment").and_then(serde_json::Value::as_str) == Some("production")
+}
+
+// ---- OAuth 2.0 (partners) -------------------------------------------------------------------
+
+/// An error of the OAuth endpoints, in RFC 6749 form.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`.
+    pub error: String,
+    pub error_description: String,
+}
+
+/// A refusal of the OAuth endpoints: RFC 6749 form, or (for a server fault) the house form.
+#[derive(Debug)]
+pub enum OAuthFailure {
+    OAuth(StatusCode, &'static str, String),
+    Api(Box<ApiError>),
+}
+
+fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<String>) -> OAuthFailure {
+    OAuthFailure::OAuth(status, error, description.into())
+}
+
+impl IntoResponse for OAuthFailure {
+    fn into_response(self) -> Response {
+        match self {
+            OAuthFailure::OAuth(status, error, description) => {
+                let body = OAuthError { error: error.to_string(), error_description: description };
+                let mut response = (status, Json(body)).into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("private_key_jwt"));
+                }
+                response
+            }
+            OAuthFailure::Api(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<PlatformError> for OAuthFailure {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::Domain(OpenBankError::InvalidClient(why)) => {
+                oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", why)
+            }
+            PlatformError::Domain(OpenBankError::InvalidScope(..)) => {
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", e.to_string())
+            }
+            PlatformError::Domain(OpenBankError::Invalid(why)) => {
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why)
+            }
+            other => OAuthFailure::Api(Box::new(ApiError::from(other))),
+        }
+    }
+}
+
+/// The form of the token and introspection endpoints (`application/x-www-form-urlencoded`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// `client_credentials`.
+    pub grant_type: Option<String>,
+    /// Space-separated: `accounts`, `payments`, `lending` (those the partner's roles allow);
+    /// all of them when absent.
+    pub scope: Option<String>,
+    /// Optional; must match the assertion's `sub`.
+    pub client_id: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    /// A JWT signed (EdDSA or ES256) with one of the partner's registered keys: `iss` = `sub` =
+    /// client id, `aud` = this token endpoint (or the issuer), `exp` at most 5 minutes ahead, a
+    /// fresh `jti`.
+    pub client_assertion: Option<String>,
+    /// The token to introspect (introspection only).
+    pub token: Option<String>,
+}
+
+fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<TokenForm, OAuthFailure> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    serde_urlencoded::from_bytes::<TokenForm>(body)
+        .map_err(|e| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", format!("malformed form: {e}")))
+}
+
+fn client_assertion(form: &TokenForm) -> Result<&str, OAuthFailure> {
+    if form.client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
+        return Err(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            format!("client authentication is private_key_jwt: client_assertion_type must be {JWT_BEARER_ASSERTION}"),
+        ));
+    }
+    form.client_assertion
+        .as_deref()
+        .filter(|a| !a.is_empty() && a.len() <= 8192)
+        .ok_or_else(|| oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_assertion is missing"))
+}
+
+#[utoipa::path(post, path = "/open-banking/oauth2/token", tag = "open banking",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse),
+        (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope", body = OAuthError),
+        (status = 401, description = "invalid_client: the client assertion is missing, malformed, not signed by a registered key, expired, replayed, or the partner is suspended", body = OAuthError)))]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TokenResponse>, OAuthFailure> {
+    let form = parse_form(&headers, &body)?;
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("grant_type {other:?} is not supported; use client_credentials"),
+            ))
+        }
+        None => return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing")),
+    }
+    let assertion = client_assertion(&form)?;
+    Ok(Json(state.openbank.client_credentials(form.client_id.as_deref(), assertion, form.scope.as_deref()).await?))
+}
+
+/// RFC 7662: whether a token is active, for the partner it was issued to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/open-banking/oauth2/introspect", tag = "open banking",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "active, or `{\"active\": false}` for a token that is invalid, expired, another partner's, or whose partner is suspended", body = Introspection),
+        (status = 400, description = "invalid_request", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError)))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Introspection>, OAuthFailure> {
+    let form = parse_form(&headers, &body)?;
+    let assertion = client_assertion(&form)?;
+    let caller = state.openbank.authenticate(form.client_id.as_deref(), assertion).await?;
+    let token = form
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing"))?;
+    let inactive =
+        Introspection { active: false, client_id: None, scope: None, token_type: None, exp: None, iat: None };
+    match state.openbank.verify(token).await {
+        // A partner learns nothing about another partner's tokens.
+        Ok((claims, _)) if claims.client_id == caller.id => Ok(Json(Introspection {
+            active: true,
+            client_id: Some(claims.client_id),
+            scope: Some(claims.scope),
+            token_type: Some("Bearer".into()),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+        })),
+        Ok(_) | Err(PlatformError::InvalidToken) => Ok(Json(inactive)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "open banking",
+    responses((status = 200, description = "the bank's public token-signing keys (JWK Set)")))]
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.openbank.jwks())
+}
+
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "open banking",
+    responses((status = 200, description = "authorization server metadata (RFC 8414 fields)")))]
+pub async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let issuer = state.openbank.issuer();
+    Json(serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": state.openbank.token_endpoint(),
+        "introspection_endpoint": format!("{issuer}/open-banking/oauth2/introspect"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "scopes_supported": openbank::PartnerRole::ALL.iter().map(|r| r.scope()).collect::<Vec<_>>(),
+        "response_types_supported": [],
+    }))
+}
