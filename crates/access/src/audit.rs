@@ -46,6 +46,8 @@ pub enum AuditError {
     Database(#[from] sqlx::Error),
     #[error("audit trail is corrupt: {0}")]
     Corrupt(String),
+    #[error("database: {0}")]
+    Sqlite(String),
     #[error(transparent)]
     Conflict(#[from] storage::RowCountMismatch),
 }
@@ -196,21 +198,41 @@ struct SealRow {
 }
 
 impl SealRow {
-    fn entry(&self) -> Option<AuditEntry> {
+    fn into_entry(self) -> Option<AuditEntry> {
         Some(AuditEntry {
             id: self.id?,
             at: self.at?,
-            actor_kind: self.actor_kind.clone()?,
-            actor: self.actor.clone()?,
-            role: self.role.clone(),
-            action: self.action.clone()?,
-            resource: self.resource.clone()?,
-            request_id: self.request_id.clone()?,
+            actor_kind: self.actor_kind?,
+            actor: self.actor?,
+            role: self.role,
+            action: self.action?,
+            resource: self.resource?,
+            request_id: self.request_id?,
             step: self.step?,
-            ip: self.ip.clone(),
-            outcome: self.outcome.clone()?,
-            purpose: self.purpose.clone(),
+            ip: self.ip,
+            outcome: self.outcome?,
+            purpose: self.purpose,
             chain_seq: None,
+        })
+    }
+
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealRow> {
+        Ok(SealRow {
+            chain_seq: r.get(0)?,
+            seal_entry_id: r.get(1)?,
+            hash: r.get(2)?,
+            id: r.get(3)?,
+            at: r.get(4)?,
+            actor_kind: r.get(5)?,
+            actor: r.get(6)?,
+            role: r.get(7)?,
+            action: r.get(8)?,
+            resource: r.get(9)?,
+            request_id: r.get(10)?,
+            step: r.get(11)?,
+            ip: r.get(12)?,
+            outcome: r.get(13)?,
+            purpose: r.get(14)?,
         })
     }
 }
@@ -374,6 +396,75 @@ impl AuditTrail {
         Ok(total)
     }
 
+    /// The seals up to `head_seq` with their entries, in chain order, `page` at a time, read by
+    /// a task of their own so the next page is read while this one is hashed. On SQLite the
+    /// reader is a rusqlite connection: sqlx's SQLite driver hands each row across threads,
+    /// which made reading, not hashing, the cost of a verify.
+    fn seal_pages(&self, head_seq: i64, page: i64) -> tokio::sync::mpsc::Receiver<Result<Vec<SealRow>, AuditError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        match &self.db {
+            Database::Sqlite(sqlite) => {
+                let path = sqlite.path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let walk = || -> rusqlite::Result<()> {
+                        let conn = storage::open_sqlite_connection(&path)?;
+                        let mut statement = conn.prepare(&format!(
+                            "SELECT s.chain_seq, s.entry_id, s.hash, {ENTRY_COLUMNS} \
+                             FROM audit_seals s LEFT JOIN audit_log l ON l.id = s.entry_id \
+                             WHERE s.chain_seq > ?1 AND s.chain_seq <= ?2 ORDER BY s.chain_seq LIMIT ?3"
+                        ))?;
+                        let mut after = 0i64;
+                        loop {
+                            let rows = statement
+                                .query_map((after, head_seq, page), SealRow::from_sqlite)?
+                                .collect::<rusqlite::Result<Vec<SealRow>>>()?;
+                            let Some(last) = rows.last() else { return Ok(()) };
+                            after = last.chain_seq;
+                            if tx.blocking_send(Ok(rows)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                    };
+                    if let Err(e) = walk() {
+                        let _ = tx.blocking_send(Err(AuditError::Sqlite(e.to_string())));
+                    }
+                });
+            }
+            Database::Postgres(_) => {
+                let db = self.db.clone();
+                tokio::spawn(async move {
+                    let mut after = 0i64;
+                    loop {
+                        let rows: Result<Vec<SealRow>, sqlx::Error> =
+                            storage::read!(&db, |conn| sqlx::query_as(&format!(
+                                "SELECT s.chain_seq, s.entry_id AS seal_entry_id, s.hash, {ENTRY_COLUMNS} \
+                             FROM audit_seals s LEFT JOIN audit_log l ON l.id = s.entry_id \
+                             WHERE s.chain_seq > $1 AND s.chain_seq <= $2 ORDER BY s.chain_seq LIMIT $3"
+                            ))
+                            .bind(after)
+                            .bind(head_seq)
+                            .bind(page)
+                            .fetch_all(conn)
+                            .await);
+                        let rows = match rows {
+                            Ok(rows) => rows,
+                            Err(e) => {
+                                let _ = tx.send(Err(e.into())).await;
+                                return;
+                            }
+                        };
+                        let Some(last) = rows.last() else { return };
+                        after = last.chain_seq;
+                        if tx.send(Ok(rows)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        rx
+    }
+
     /// Walks the whole chain, recomputing every hash; `progress` gets the entries checked so far.
     pub async fn verify(&self, mut progress: impl FnMut(u64) + Send) -> Result<AuditReport, AuditError> {
         const PAGE: i64 = 20_000;
@@ -388,21 +479,10 @@ impl AuditTrail {
                 problems.push(p);
             }
         };
-        let mut after = 0i64;
-        loop {
-            let rows: Vec<SealRow> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
-                "SELECT s.chain_seq, s.entry_id AS seal_entry_id, s.hash, {ENTRY_COLUMNS} \
-                 FROM audit_seals s LEFT JOIN audit_log l ON l.id = s.entry_id \
-                 WHERE s.chain_seq > $1 AND s.chain_seq <= $3 ORDER BY s.chain_seq LIMIT $2"
-            ))
-            .bind(after)
-            .bind(PAGE)
-            .bind(head_seq)
-            .fetch_all(conn)
-            .await)?;
-            let Some(last) = rows.last() else { break };
-            after = last.chain_seq;
-            for row in &rows {
+        let mut pages = self.seal_pages(head_seq, PAGE);
+        while let Some(rows) = pages.recv().await {
+            let rows = rows?;
+            for row in rows {
                 if row.chain_seq != expected {
                     push(
                         &mut problems,
@@ -419,30 +499,31 @@ impl AuditTrail {
                 }
                 expected = row.chain_seq + 1;
                 let stored = parse_hash(&row.hash, "seal")?;
-                match row.entry() {
+                let (chain_seq, seal_entry_id) = (row.chain_seq, row.seal_entry_id);
+                match row.into_entry() {
                     None => push(
                         &mut problems,
                         AuditProblem {
-                            chain_seq: Some(row.chain_seq),
-                            entry_id: Some(row.seal_entry_id),
+                            chain_seq: Some(chain_seq),
+                            entry_id: Some(seal_entry_id),
                             kind: "deleted".into(),
                             message: format!(
                                 "audit entry {} (chain position {}) was deleted after it was sealed",
-                                row.seal_entry_id, row.chain_seq
+                                seal_entry_id, chain_seq
                             ),
                         },
                     ),
                     Some(entry) => {
-                        if entry_hash(&previous, row.chain_seq, &entry) != stored {
+                        if entry_hash(&previous, chain_seq, &entry) != stored {
                             push(
                                 &mut problems,
                                 AuditProblem {
-                                    chain_seq: Some(row.chain_seq),
+                                    chain_seq: Some(chain_seq),
                                     entry_id: Some(entry.id),
                                     kind: "edited".into(),
                                     message: format!(
                                         "audit entry {} (chain position {}) does not match its seal: it, or its seal, was edited or moved after sealing",
-                                        entry.id, row.chain_seq
+                                        entry.id, chain_seq
                                     ),
                                 },
                             );
