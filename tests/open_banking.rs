@@ -243,6 +243,9 @@ async fn partners_get_scoped_tokens_with_private_key_jwt() {
         let (_, trail) = server.call("GET", &format!("/v1/audit?resource={client_id}&limit=100"), None).await;
         let actions: Vec<&str> =
             trail["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        // Only requests that went through: the replay and the refused scope left no entry.
+        let tokens = actions.iter().filter(|a| **a == "POST /open-banking/oauth2/token").count();
+        assert_eq!(tokens, 1, "{actions:?}");
         for expected in [
             "POST /v1/open-banking/partners",
             "POST /open-banking/oauth2/token",

@@ -344,14 +344,28 @@ impl OpenBanking {
         assertion: &str,
         scope: Option<&str>,
     ) -> Result<TokenResponse, PlatformError> {
-        let partner = self.authenticate(client_id, assertion).await?;
-        let scopes = openbank::grant_scopes(scope, &partner.roles)?;
-        self.issue(&partner, scopes.join(" "))
+        self.authenticate_then(client_id, assertion, |partner| {
+            openbank::grant_scopes(scope, &partner.roles).map_err(PlatformError::from)
+        })
+        .await
+        .and_then(|(partner, scopes)| self.issue(&partner, scopes.join(" ")))
     }
 
     /// Checks a client assertion (`private_key_jwt`): signed by one of the partner's registered
     /// keys, with acceptable claims, not seen before; the partner active.
     pub async fn authenticate(&self, client_id: Option<&str>, assertion: &str) -> Result<Partner, PlatformError> {
+        Ok(self.authenticate_then(client_id, assertion, |_| Ok(())).await?.0)
+    }
+
+    /// [`OpenBanking::authenticate`], with `check` run on the partner before the assertion is
+    /// spent: a request refused for another reason (a scope its roles do not allow, a replay)
+    /// writes nothing, so the audit trail records only requests that went through.
+    async fn authenticate_then<T>(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+        check: impl FnOnce(&Partner) -> Result<T, PlatformError>,
+    ) -> Result<(Partner, T), PlatformError> {
         let invalid = |why: &str| PlatformError::Domain(OpenBankError::InvalidClient(why.to_string()));
         let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid("client assertion is not a JWT"))?;
         // The client is named by the assertion (`sub`); a client_id sent too must agree.
@@ -399,8 +413,20 @@ impl OpenBanking {
         let endpoint = self.token_endpoint();
         let now = self.now_secs();
         let (jti, until) = openbank::check_assertion(&claims, &partner.id, &[&endpoint, &issuer], now)?;
-        // Used once: a replay of the same assertion (on any node) finds the jti stored. The
-        // entry this write commits with names the partner.
+        let checked = check(&partner)?;
+        let (seen,): (i64,) = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT COUNT(*) FROM ob_assertion_jtis WHERE partner_id = $1 AND jti = $2"
+        )
+        .bind(&partner.id)
+        .bind(&jti)
+        .fetch_one(conn)
+        .await)?;
+        if seen > 0 {
+            return Err(invalid("client assertion was used before (jti replayed)"));
+        }
+        // Used once: a replay of the same assertion (on any node) finds the jti stored (the
+        // insert settles a race between two nodes). The entry this write commits with names
+        // the partner.
         storage::audit::set_resource(partner.id.clone());
         let inserted = storage::write!(&self.db, |conn| sqlx::query(
             "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
@@ -415,7 +441,7 @@ impl OpenBanking {
         if inserted == 0 {
             return Err(invalid("client assertion was used before (jti replayed)"));
         }
-        Ok(partner)
+        Ok((partner, checked))
     }
 
     fn issue(&self, partner: &Partner, scope: String) -> Result<TokenResponse, PlatformError> {
