@@ -94,6 +94,14 @@ async fn partners_get_scoped_tokens_with_private_key_jwt() {
         let (status, held) = register(&server, Some(&operator), production).await;
         assert_eq!((status, held["approval"]["status"].as_str()), (202, Some("pending")), "{held}");
 
+        // Open data: the product catalogue needs no token and shows price ranges, not scorecards.
+        let (status, catalogue) = server.call_as(None, "GET", "/open-banking/v1/products", None).await;
+        assert_eq!(status, 200, "{catalogue}");
+        let consumer =
+            catalogue["products"].as_array().unwrap().iter().find(|p| p["code"] == "instant_consumer").unwrap();
+        assert!(consumer["min_rate"].as_str().unwrap() <= consumer["max_rate"].as_str().unwrap(), "{consumer}");
+        assert!(consumer.get("pricing").is_none() && consumer.get("eligibility").is_none(), "{consumer}");
+
         // Discovery says where the token endpoint is and how to authenticate.
         let (status, meta) = server.call_as(None, "GET", "/.well-known/openid-configuration", None).await;
         assert_eq!(status, 200, "{meta}");

@@ -173,6 +173,7 @@ pub static CATALOGUE: &[Classified] = &[
     api("NewRole.name", I, false, Clear, "a role's name"),
     api("RoleView.name", I, false, Clear, "a role's name"),
     api("Product.name", Level::Public, false, Clear, "a product's name"),
+    api("PublicProduct.name", Level::Public, false, Clear, "a product's name"),
     api("RecommendationView.name", Level::Public, false, Clear, "a product's name"),
     api("RuleSetInput.name", I, false, Clear, "a rule set's label"),
     api("RuleSetSummary.name", I, false, Clear, "a rule set's label"),

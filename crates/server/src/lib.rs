@@ -172,7 +172,7 @@ impl Modify for BearerAuth {
         routes::approvals::reject,
         routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
         routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
-        routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery,
+        routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery, routes::openbank::products,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -383,6 +383,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/open-banking/oauth2/token", Public, ob::token),
         endpoint(post, "/open-banking/oauth2/introspect", Public, ob::introspect),
         endpoint(get.clone(), "/.well-known/jwks.json", Public, ob::jwks),
+        endpoint(get.clone(), "/open-banking/v1/products", Public, ob::products),
         endpoint(get, "/.well-known/openid-configuration", Public, ob::discovery),
     ]
 }

@@ -323,3 +323,65 @@ pub async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value>
         "response_types_supported": [],
     }))
 }
+
+// ---- open data (no token) -------------------------------------------------------------------
+
+/// A product as partners and the public see it: what it is and its price range, not how the
+/// bank decides (scorecards and limits stay inside).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicProduct {
+    pub code: String,
+    pub name: String,
+    #[schema(value_type = lending::ProductKind)]
+    pub kind: lending::ProductKind,
+    pub currency: String,
+    pub min_amount_minor: i64,
+    pub max_amount_minor: i64,
+    pub terms_months: Vec<u32>,
+    #[schema(value_type = Vec<lending::RepaymentMethod>)]
+    pub repayment_methods: Vec<lending::RepaymentMethod>,
+    #[schema(value_type = lending::RateBasis)]
+    pub rate_basis: lending::RateBasis,
+    /// The lowest and highest rate offered (decimal strings, in `rate_basis`).
+    #[schema(value_type = String, example = "0.0500")]
+    pub min_rate: rust_decimal::Decimal,
+    #[schema(value_type = String, example = "0.1800")]
+    pub max_rate: rust_decimal::Decimal,
+    /// One-off fee at disbursement as a fraction of the principal (decimal string).
+    #[schema(value_type = String, example = "0")]
+    pub upfront_fee_rate: rust_decimal::Decimal,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductCatalogue {
+    pub products: Vec<PublicProduct>,
+}
+
+#[utoipa::path(get, path = "/open-banking/v1/products", tag = "open banking",
+    responses((status = 200, description = "the bank's loan products with their price ranges (open data: no token needed)", body = ProductCatalogue)))]
+pub async fn products(State(state): State<AppState>) -> Json<ProductCatalogue> {
+    let products = state
+        .lending
+        .catalog()
+        .products
+        .iter()
+        .filter_map(|p| {
+            let rates: Vec<rust_decimal::Decimal> = p.pricing.iter().filter(|r| r.offered).map(|r| r.rate).collect();
+            Some(PublicProduct {
+                code: p.code.clone(),
+                name: p.name.clone(),
+                kind: p.kind,
+                currency: p.currency.to_string(),
+                min_amount_minor: p.min_amount_minor,
+                max_amount_minor: p.max_amount_minor,
+                terms_months: p.terms_months.clone(),
+                repayment_methods: p.methods.clone(),
+                rate_basis: p.rate_basis,
+                min_rate: rates.iter().min().copied()?,
+                max_rate: rates.iter().max().copied()?,
+                upfront_fee_rate: p.upfront_fee_rate,
+            })
+        })
+        .collect();
+    Json(ProductCatalogue { products })
+}
