@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_http;
+mod openbank_cli;
 mod risk_cli;
 mod security;
 
@@ -72,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: LendingCommand,
     },
+    /// Open banking: sign a sandbox partner's client assertion.
+    OpenBanking {
+        #[command(subcommand)]
+        command: openbank_cli::OpenBankingCommand,
+    },
     /// Field encryption keys: rotate the data key, show key versions.
     Security {
         #[command(subcommand)]
@@ -101,6 +107,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "DIGIBANK_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// The URL partners reach this server at: the issuer of open-banking tokens and the base of
+    /// its endpoints (default `http://<addr>`, with 127.0.0.1 for an unspecified address).
+    #[arg(long, env = "DIGIBANK_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Transfer channels (`metadata.channel`) screened by the risk engine, comma-separated;
     /// empty = none.
     #[arg(long, env = "DIGIBANK_RISK_SCREEN_CHANNELS", default_value = "mobile,web,open_banking")]
@@ -622,6 +632,7 @@ async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Res
             load_demo(&db, &vault, &args).await?;
             Ok(())
         }
+        Command::OpenBanking { command } => openbank_cli::run(command),
         Command::Security { command } => security_command(&cli.database_url, key_file, command).await,
         Command::Verify { json } => verify(&cli.database_url, json).await,
         Command::Keys { command: KeysCommand::Create { name, role } } => {
@@ -1013,8 +1024,30 @@ async fn serve(
         state.lending = state.lending.clone().with_data_dir(&dir)?;
         println!("lending data: JSON files under {}", dir.display());
     }
+    match (&args.public_url, args.addr.port()) {
+        (Some(url), _) => state.openbank.set_issuer(url),
+        // Port 0: `server::serve` names the address once bound.
+        (None, 0) => {}
+        (None, _) => {
+            let ip = if args.addr.ip().is_unspecified() { "127.0.0.1".parse()? } else { args.addr.ip() };
+            state.openbank.set_issuer(&format!("http://{}", SocketAddr::new(ip, args.addr.port())));
+        }
+    }
     if args.demo {
         risk_cli::seed_demo_graph(&state.risk.engine);
+        let scope = storage::audit::AuditContext {
+            at: ledger::Clock::now_micros(&ledger::SystemClock),
+            actor_kind: "system".into(),
+            actor: "cli:serve --demo".into(),
+            role: None,
+            action: "cli serve --demo".into(),
+            resource: "sandbox partners".into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            ip: None,
+            purpose: None,
+        };
+        let data = security::data_dir(&db);
+        storage::audit::scope(scope, openbank_cli::ensure_sandbox_partners(&state.openbank, &data)).await?;
     }
     let admin = state.keys.ensure_admin_key().await?;
     server::serve(state, args.addr, |bound| {

@@ -42,7 +42,7 @@ pub fn encrypted_tables() -> Vec<access::EncryptedTable> {
 }
 
 /// Where a database keeps its default key file.
-fn data_dir(db: &Database) -> PathBuf {
+pub fn data_dir(db: &Database) -> PathBuf {
     match db {
         Database::Sqlite(s) => Path::new(&s.path).parent().map(Path::to_path_buf).unwrap_or_default(),
         Database::Postgres(_) => PathBuf::from("data"),
