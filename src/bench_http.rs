@@ -268,10 +268,8 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+    let nanos: Vec<u64> = sorted.iter().map(|d| d.as_nanos() as u64).collect();
+    Duration::from_nanos(crate::risk_cli::percentile(&nanos, q))
 }
 
 fn millis(d: Duration) -> f64 {
