@@ -111,6 +111,11 @@ struct ServeArgs {
     /// its endpoints (default `http://<addr>`, with 127.0.0.1 for an unspecified address).
     #[arg(long, env = "DIGIBANK_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Where customers' one-time codes are delivered (consent authorisation, the consent
+    /// dashboard's sign-in): a file of JSON lines, the sandbox's phone (default
+    /// `<data dir>/code-outbox.jsonl`).
+    #[arg(long, env = "DIGIBANK_CODE_OUTBOX")]
+    code_outbox: Option<std::path::PathBuf>,
     /// Transfer channels (`metadata.channel`) screened by the risk engine, comma-separated;
     /// empty = none.
     #[arg(long, env = "DIGIBANK_RISK_SCREEN_CHANNELS", default_value = "mobile,web,open_banking")]
@@ -1033,6 +1038,12 @@ async fn serve(
             state.openbank.set_issuer(&format!("http://{}", SocketAddr::new(ip, args.addr.port())));
         }
     }
+    // The one notifier shipped: codes go to a file the sandbox (and its developers) read. A bank
+    // plugs its SMS gateway in through `openbank_platform::notify::CodeNotifier`.
+    let outbox = args.code_outbox.clone().unwrap_or_else(|| security::data_dir(&db).join("code-outbox.jsonl"));
+    state.openbank =
+        state.openbank.clone().with_notifier(std::sync::Arc::new(openbank_platform::notify::FileOutbox::new(&outbox)));
+    println!("customer one-time codes: {} (the sandbox's phone)", outbox.display());
     if args.demo {
         risk_cli::seed_demo_graph(&state.risk.engine);
         let scope = storage::audit::AuditContext {

@@ -16,6 +16,9 @@ pub enum OpenBankingCommand {
     /// Print a client assertion (private_key_jwt, valid 60 s, used once) signed with a sandbox
     /// partner's key, for `client_assertion=` at the token endpoint.
     Assertion(AssertionArgs),
+    /// Print a fresh PKCE pair (RFC 7636, S256) as JSON: `code_challenge` goes in the pushed
+    /// authorization request, `code_verifier` with the code to the token endpoint.
+    Pkce,
 }
 
 #[derive(Args)]
@@ -48,6 +51,13 @@ pub fn run(command: OpenBankingCommand) -> Result<()> {
                 .with_context(|| format!("{} is not a partner credentials file", args.credentials.display()))?;
             let audience = args.audience.unwrap_or_else(|| credentials.token_endpoint.clone());
             println!("{}", sign(&credentials, &audience)?);
+            Ok(())
+        }
+        OpenBankingCommand::Pkce => {
+            let bytes: [u8; 32] = rand::Rng::gen(&mut rand::rngs::OsRng);
+            let verifier = URL_SAFE_NO_PAD.encode(bytes);
+            let challenge = openbank::consent::pkce_challenge(&verifier);
+            println!("{}", serde_json::json!({"code_verifier": verifier, "code_challenge": challenge}));
             Ok(())
         }
     }

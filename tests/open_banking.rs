@@ -5,43 +5,11 @@
 
 mod common;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use common::openbank::{assertion, partner_key, PartnerKey, JWT_BEARER};
 use common::{assert_error, database_urls, Server};
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthType, ClientId, Scope, TokenResponse, TokenUrl};
 use serde_json::{json, Value};
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// A partner's key pair: the private half stays here, the public half is registered.
-struct PartnerKey {
-    kid: String,
-    signing: jsonwebtoken::EncodingKey,
-    public_jwk: Value,
-}
-
-fn partner_key(kid: &str) -> PartnerKey {
-    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let der = key.to_pkcs8_der().unwrap();
-    PartnerKey {
-        kid: kid.to_string(),
-        signing: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-        public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "use": "sig",
-            "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())}),
-    }
-}
-
-/// A client assertion: `iss` = `sub` = client id, for `aud`, living `life` seconds.
-fn assertion(key: &PartnerKey, client_id: &str, aud: &str, life: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header.kid = Some(key.kid.clone());
-    let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + life,
-        "jti": uuid::Uuid::now_v7().to_string()});
-    jsonwebtoken::encode(&header, &claims, &key.signing).unwrap()
-}
 
 async fn register(server: &Server, as_key: Option<&str>, body: Value) -> (u16, Value) {
     server.call_as(as_key.or(Some(server.key())), "POST", "/v1/open-banking/partners", Some(body)).await

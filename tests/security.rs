@@ -83,10 +83,21 @@ async fn signed_in_routes_need_credentials_and_sign_in_is_public() {
         let server = Server::start(&url, &[]).await;
         let (_, doc) = server.call_as(None, "GET", "/openapi.json", None).await;
         let mut signed = Vec::new();
+        let mut token_routes = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for (method, op) in item.as_object().expect("path item") {
-                let secured = op.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
-                if secured && op.get("x-required-permission").is_none() {
+                let schemes: Vec<&str> = op
+                    .get("security")
+                    .and_then(Value::as_array)
+                    .map(|s| {
+                        s.iter().filter_map(|r| r.as_object()).flat_map(|r| r.keys()).map(String::as_str).collect()
+                    })
+                    .unwrap_or_default();
+                let secured = !schemes.is_empty();
+                if schemes.contains(&"partner_token") || schemes.contains(&"customer_token") {
+                    // Open banking: a partner's or a customer's token, never a staff credential.
+                    token_routes.push((method.to_uppercase(), path.clone()));
+                } else if secured && op.get("x-required-permission").is_none() {
                     signed.push((method.to_uppercase(), path.clone()));
                 }
                 if path.starts_with("/v1/") && !secured {
@@ -104,6 +115,19 @@ async fn signed_in_routes_need_credentials_and_sign_in_is_public() {
             assert_eq!(status, 401, "{method} {path}: {body}");
             let (status, body) = server.call_as(Some("dbs_not_a_session"), method, path, None).await;
             assert_eq!(status, 401, "{method} {path}: {body}");
+        }
+        assert!(token_routes.len() >= 9, "{token_routes:?}");
+        // A staff key is not a partner's or a customer's token.
+        let admin = server.key().to_string();
+        for (method, path) in &token_routes {
+            for credential in [None, Some("not.a.jwt"), Some(admin.as_str())] {
+                let (status, body) = server.call_as(credential, method, path, None).await;
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (401, Some("invalid_token")),
+                    "{method} {path}: {body}"
+                );
+            }
         }
     }
 }

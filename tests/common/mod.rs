@@ -8,6 +8,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_digibank");
 
 pub use harness::database_urls;
 
+pub mod openbank;
+
 pub struct Server {
     pub base: String,
     pub key: Option<String>,

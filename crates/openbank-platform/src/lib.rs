@@ -13,6 +13,11 @@
 
 use std::sync::{Arc, RwLock};
 
+mod consents;
+pub mod notify;
+
+pub use consents::*;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -47,6 +52,33 @@ pub enum PlatformError {
     /// The token is missing, malformed, not ours, expired, or its partner is suspended: one answer.
     #[error("the access token is invalid or expired")]
     InvalidToken,
+    /// The token endpoint's `invalid_grant`: a code or refresh token that is unknown, spent,
+    /// expired, another client's, or whose consent is no longer authorised.
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("no consent {0}")]
+    ConsentNotFound(String),
+    /// The consent's status does not allow the change.
+    #[error("{0}")]
+    ConsentState(String),
+    /// The consent does not let this call through.
+    #[error(transparent)]
+    Denied(#[from] openbank::consent::AccessDenied),
+    /// The consent's unattended calls of the day are used up.
+    #[error("this consent allows {0} calls a day without the customer present; send x-fapi-customer-ip-address when the customer is present")]
+    AccessExceeded(i64),
+    /// The customer's authorisation cannot go on (expired, wrong step, foreign account).
+    #[error("{0}")]
+    Authorization(String),
+    #[error("{0}")]
+    InvalidCode(String),
+    #[error("{0}")]
+    TooManyAttempts(String),
+    /// The one-time code could not be delivered.
+    #[error("the one-time code could not be sent: {0}")]
+    Notifier(String),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
     #[error("stored open-banking data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -134,6 +166,12 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The consent the token is bound to (authorization-code and refresh grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
+    /// The grant (refresh-token chain) the token belongs to; revoking it stops the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// What the token endpoint answers (RFC 6749 section 5.1).
@@ -145,6 +183,10 @@ pub struct TokenResponse {
     /// Seconds until the token expires.
     pub expires_in: i64,
     pub scope: String,
+    /// For the authorization-code and refresh grants: the next refresh token (it rotates on
+    /// every use; a spent one presented again revokes the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// The registry, the signing keys and the token service.
@@ -156,18 +198,67 @@ pub struct OpenBanking {
     keys: Arc<RwLock<Vec<Arc<SigningKey>>>>,
     /// Where this server is reached (`iss` of its tokens, base of its endpoints).
     issuer: Arc<RwLock<String>>,
+    ledger: ledger::Ledger,
+    notifier: Arc<dyn notify::CodeNotifier>,
 }
 
 impl OpenBanking {
     /// The service over `db`; call [`OpenBanking::load_keys`] before issuing tokens.
-    pub fn new(db: Database, vault: access::Vault, clock: Arc<dyn clock::Clock>, issuer: impl Into<String>) -> Self {
+    pub fn new(db: Database, vault: access::Vault, ledger: ledger::Ledger, issuer: impl Into<String>) -> Self {
         OpenBanking {
             db,
             vault,
-            clock,
+            clock: ledger.clock(),
             keys: Arc::new(RwLock::new(Vec::new())),
             issuer: Arc::new(RwLock::new(issuer.into().trim_end_matches('/').to_string())),
+            ledger,
+            notifier: Arc::new(notify::NoNotifier),
         }
+    }
+
+    /// Delivers customers' one-time codes through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn notify::CodeNotifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// The ledger the partner APIs read.
+    pub fn ledger(&self) -> &ledger::Ledger {
+        &self.ledger
+    }
+
+    /// Stores consent expiries and forgets spent client assertions once a minute, until the
+    /// database closes.
+    pub fn spawn_housekeeping(&self) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if service.db.is_closed() {
+                    break;
+                }
+                let context = storage::audit::AuditContext {
+                    at: service.clock.now_micros(),
+                    actor_kind: "system".into(),
+                    actor: "open-banking housekeeping".into(),
+                    role: None,
+                    action: "expire consents".into(),
+                    resource: "ob_consents".into(),
+                    request_id: Uuid::new_v4().to_string(),
+                    ip: None,
+                    purpose: None,
+                };
+                match storage::audit::scope(context, service.expire_consents()).await {
+                    Ok(ids) if !ids.is_empty() => tracing::info!(expired = ids.len(), "consents expired"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "consent expiry failed"),
+                }
+                if let Err(e) = service.purge_used_assertions().await {
+                    tracing::warn!(error = %e, "purging spent client assertions failed");
+                }
+            }
+        });
     }
 
     pub fn issuer(&self) -> String {
@@ -344,28 +435,31 @@ impl OpenBanking {
         assertion: &str,
         scope: Option<&str>,
     ) -> Result<TokenResponse, PlatformError> {
-        self.authenticate_then(client_id, assertion, |partner| {
-            openbank::grant_scopes(scope, &partner.roles).map_err(PlatformError::from)
-        })
-        .await
-        .and_then(|(partner, scopes)| self.issue(&partner, scopes.join(" ")))
+        let (partner, jti, until) = self.verify_assertion(client_id, assertion).await?;
+        // Refused before the assertion is spent: a refused request writes nothing, so the
+        // audit trail records only requests that went through.
+        let scopes = openbank::grant_scopes(scope, &partner.roles)?;
+        self.spend_assertion(&partner, &jti, until).await?;
+        self.issue(&partner, scopes.join(" "), None, None)
     }
 
-    /// Checks a client assertion (`private_key_jwt`): signed by one of the partner's registered
-    /// keys, with acceptable claims, not seen before; the partner active.
+    /// Checks a client assertion (`private_key_jwt`) and spends it: signed by one of the
+    /// partner's registered keys, with acceptable claims, not seen before; the partner active.
     pub async fn authenticate(&self, client_id: Option<&str>, assertion: &str) -> Result<Partner, PlatformError> {
-        Ok(self.authenticate_then(client_id, assertion, |_| Ok(())).await?.0)
+        let (partner, jti, until) = self.verify_assertion(client_id, assertion).await?;
+        self.spend_assertion(&partner, &jti, until).await?;
+        Ok(partner)
     }
 
-    /// [`OpenBanking::authenticate`], with `check` run on the partner before the assertion is
-    /// spent: a request refused for another reason (a scope its roles do not allow, a replay)
-    /// writes nothing, so the audit trail records only requests that went through.
-    async fn authenticate_then<T>(
+    /// Checks a client assertion without spending it: the partner, the assertion's `jti` and
+    /// until when it must be remembered. The caller spends it ([`OpenBanking::spend_assertion`],
+    /// or an INSERT into `ob_assertion_jtis` in its own transaction) once nothing else can
+    /// refuse the request.
+    async fn verify_assertion(
         &self,
         client_id: Option<&str>,
         assertion: &str,
-        check: impl FnOnce(&Partner) -> Result<T, PlatformError>,
-    ) -> Result<(Partner, T), PlatformError> {
+    ) -> Result<(Partner, String, i64), PlatformError> {
         let invalid = |why: &str| PlatformError::Domain(OpenBankError::InvalidClient(why.to_string()));
         let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid("client assertion is not a JWT"))?;
         // The client is named by the assertion (`sub`); a client_id sent too must agree.
@@ -414,9 +508,9 @@ impl OpenBanking {
             verified.ok_or_else(|| invalid("client assertion signature does not verify with a registered key"))?;
         let issuer = self.issuer();
         let endpoint = self.token_endpoint();
+        let par_endpoint = format!("{issuer}/open-banking/oauth2/par");
         let now = self.now_secs();
-        let (jti, until) = openbank::check_assertion(&claims, &partner.id, &[&endpoint, &issuer], now)?;
-        let checked = check(&partner)?;
+        let (jti, until) = openbank::check_assertion(&claims, &partner.id, &[&endpoint, &issuer, &par_endpoint], now)?;
         let (seen,): (i64,) = storage::read!(&self.db, |conn| sqlx::query_as(
             "SELECT COUNT(*) FROM ob_assertion_jtis WHERE partner_id = $1 AND jti = $2"
         )
@@ -427,29 +521,60 @@ impl OpenBanking {
         if seen > 0 {
             return Err(invalid("client assertion was used before (jti replayed)"));
         }
-        // Used once: a replay of the same assertion (on any node) finds the jti stored (the
-        // insert settles a race between two nodes). The entry this write commits with names
-        // the partner.
+        Ok((partner, jti, until))
+    }
+
+    /// Remembers a client assertion's `jti` so it is used once, even on another node (the
+    /// primary key settles a race). The entry this write commits with names the partner.
+    async fn spend_assertion(&self, partner: &Partner, jti: &str, until: i64) -> Result<(), PlatformError> {
         storage::audit::set_resource(partner.id.clone());
         let inserted = storage::write!(&self.db, |conn| sqlx::query(
             "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (partner_id, jti) DO NOTHING"
         )
         .bind(&partner.id)
-        .bind(&jti)
+        .bind(jti)
         .bind(until)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
         if inserted == 0 {
-            return Err(invalid("client assertion was used before (jti replayed)"));
+            return Err(PlatformError::Domain(OpenBankError::InvalidClient(
+                "client assertion was used before (jti replayed)".into(),
+            )));
         }
-        Ok((partner, checked))
+        Ok(())
     }
 
-    fn issue(&self, partner: &Partner, scope: String) -> Result<TokenResponse, PlatformError> {
+    fn current_key(&self) -> Result<Arc<SigningKey>, PlatformError> {
         let key = self.keys.read().expect("keys lock").first().cloned();
-        let key = key.ok_or_else(|| PlatformError::Corrupt("no signing key loaded".into()))?;
+        key.ok_or_else(|| PlatformError::Corrupt("no signing key loaded".into()))
+    }
+
+    fn key_by_kid(&self, kid: Option<&str>) -> Option<Arc<SigningKey>> {
+        let keys = self.keys.read().expect("keys lock");
+        keys.iter().find(|k| kid == Some(k.kid.as_str())).cloned()
+    }
+
+    /// An access token bound to a consent and its grant.
+    fn issue_bound(
+        &self,
+        partner: &Partner,
+        scope: String,
+        consent_id: &str,
+        grant_id: &str,
+    ) -> Result<TokenResponse, PlatformError> {
+        self.issue(partner, scope, Some(consent_id.to_string()), Some(grant_id.to_string()))
+    }
+
+    fn issue(
+        &self,
+        partner: &Partner,
+        scope: String,
+        consent_id: Option<String>,
+        grant_id: Option<String>,
+    ) -> Result<TokenResponse, PlatformError> {
+        let key = self.current_key()?;
         let now = self.now_secs();
         let issuer = self.issuer();
         let claims = AccessClaims {
@@ -461,24 +586,28 @@ impl OpenBanking {
             iat: now,
             exp: now + ACCESS_TOKEN_SECS,
             jti: Uuid::now_v7().to_string(),
+            consent_id,
+            grant_id,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
         header.typ = Some("at+jwt".into());
         let access_token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .map_err(|e| PlatformError::Corrupt(format!("signing: {e}")))?;
-        Ok(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ACCESS_TOKEN_SECS, scope })
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: ACCESS_TOKEN_SECS,
+            scope,
+            refresh_token: None,
+        })
     }
 
     /// Verifies an access token: our signature, not expired, for this issuer, its partner
     /// still active. Every failure is [`PlatformError::InvalidToken`].
     pub async fn verify(&self, token: &str) -> Result<(AccessClaims, Partner), PlatformError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| PlatformError::InvalidToken)?;
-        let key = {
-            let keys = self.keys.read().expect("keys lock");
-            keys.iter().find(|k| header.kid.as_deref() == Some(k.kid.as_str())).cloned()
-        };
-        let key = key.ok_or(PlatformError::InvalidToken)?;
+        let key = self.key_by_kid(header.kid.as_deref()).ok_or(PlatformError::InvalidToken)?;
         let issuer = self.issuer();
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[format!("{issuer}/open-banking")]);

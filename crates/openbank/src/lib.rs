@@ -17,6 +17,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod consent;
+
 /// At most this many keys in a partner's JWKS (rotation needs two; five leaves room).
 pub const MAX_KEYS: usize = 5;
 /// At most this many redirect URIs per partner.

@@ -142,6 +142,46 @@ pub async fn run(state: &AppState, caller: &Caller, parts: Parts, body: axum::bo
     with_request_id(response, &request_id)
 }
 
+/// Runs a request of a partner or a customer (open banking) inside its audit scope, `purpose`
+/// the consent it uses. Every successful read is recorded: all of these show customer data.
+pub async fn run_as(
+    state: &AppState,
+    actor: (String, String, Option<String>),
+    purpose: Option<String>,
+    parts: Parts,
+    body: axum::body::Body,
+    next: Next,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if !state.audit_trail {
+        let response = storage::audit::unaudited(next.run(Request::from_parts(parts, body))).await;
+        return with_request_id(response, &request_id);
+    }
+    let mut context = context(state, &parts, actor, &request_id);
+    if purpose.is_some() {
+        context.purpose = purpose;
+    }
+    let reads = parts.method == Method::GET;
+    let response = storage::audit::scope(context.clone(), next.run(Request::from_parts(parts, body))).await;
+    if reads && response.status().is_success() {
+        state.audit_recorder.record(context, "read").await;
+    }
+    with_request_id(response, &request_id)
+}
+
+/// Records a refused request of an identified actor that is not a staff caller (a partner
+/// whose token lacks the scope).
+pub async fn refused_as(
+    state: &AppState,
+    actor: (String, String, Option<String>),
+    parts: &Parts,
+    response: Response,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    state.audit_recorder.record(context(state, parts, actor, &request_id), "denied").await;
+    with_request_id(response, &request_id)
+}
+
 /// Records a refused request (`denied`: authenticated without the permission;
 /// `unauthenticated`: no valid credentials) and passes the refusal on.
 pub async fn refused(state: &AppState, caller: Option<&Caller>, parts: &Parts, response: Response) -> Response {

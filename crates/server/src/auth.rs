@@ -35,6 +35,100 @@ pub enum Access {
     Needs(Permission),
     /// Any authenticated caller, whatever its role (its own sessions, signing out).
     Signed,
+    /// A partner's open-banking access token (`/open-banking/v1/...`) with this scope.
+    Partner(&'static str),
+    /// A customer's consent-dashboard token (`/open-banking/customer/...`).
+    Customer,
+}
+
+/// The partner behind an open-banking request, as its access token proved.
+#[derive(Debug, Clone)]
+pub struct PartnerCaller {
+    pub claims: openbank_platform::AccessClaims,
+    pub partner: openbank_platform::Partner,
+}
+
+/// The customer behind a consent-dashboard request.
+#[derive(Debug, Clone)]
+pub struct CustomerCaller(pub String);
+
+/// The bearer token of a request, or the 401 of RFC 6750.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid_token("missing Authorization: Bearer <access token>"))
+}
+
+fn invalid_token(message: &str) -> ApiError {
+    let mut error = ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "invalid_token", message);
+    error.www_authenticate = Some("Bearer error=\"invalid_token\"".into());
+    error
+}
+
+/// Authenticates a partner's access token (our signature, unexpired, partner active) and
+/// checks its scope; runs the request in an audit scope naming the partner, with the consent
+/// the token is bound to as its purpose.
+async fn partner_guard(state: &AppState, scope: &'static str, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let verified = match bearer(&parts) {
+        Ok(token) => state.openbank.verify(token).await.map_err(|e| match e {
+            openbank_platform::PlatformError::InvalidToken => invalid_token(&e.to_string()),
+            other => ApiError::from(other),
+        }),
+        Err(e) => Err(e),
+    };
+    let (claims, partner) = match verified {
+        Ok(v) => v,
+        Err(e) => return crate::audit::refused(state, None, &parts, e.into_response()).await,
+    };
+    let actor = ("partner".to_string(), partner.id.clone(), None);
+    if !claims.scope.split(' ').any(|s| s == scope) {
+        let mut error = ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("this call needs an access token with scope {scope:?}; the token has {:?}", claims.scope),
+        );
+        error.www_authenticate = Some(format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"").into());
+        return crate::audit::refused_as(state, actor, &parts, error.into_response()).await;
+    }
+    let purpose = claims.consent_id.clone();
+    parts.extensions.insert(PartnerCaller { claims, partner });
+    crate::audit::run_as(state, actor, purpose, parts, body, next).await
+}
+
+/// Authenticates a customer's dashboard token.
+async fn customer_guard(state: &AppState, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let customer = bearer(&parts)
+        .and_then(|token| state.openbank.verify_customer_token(token).map_err(|e| invalid_token(&e.to_string())));
+    let customer = match customer {
+        Ok(c) => c,
+        Err(e) => return crate::audit::refused(state, None, &parts, e.into_response()).await,
+    };
+    let actor = ("customer".to_string(), customer.clone(), None);
+    parts.extensions.insert(CustomerCaller(customer));
+    crate::audit::run_as(state, actor, None, parts, body, next).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PartnerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<PartnerCaller>().cloned().ok_or_else(|| invalid_token("no partner token"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CustomerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<CustomerCaller>().cloned().ok_or_else(|| invalid_token("no customer token"))
+    }
 }
 
 /// The name of the session cookie set at sign-in (HttpOnly, Secure, SameSite=Strict).
@@ -145,6 +239,8 @@ pub async fn guard(State(guard): State<GuardState>, request: Request, next: Next
         }
         Access::Needs(permission) => Some(permission),
         Access::Signed => None,
+        Access::Partner(scope) => return partner_guard(&guard.app, scope, request, next).await,
+        Access::Customer => return customer_guard(&guard.app, request, next).await,
     };
     let (mut parts, body) = request.into_parts();
     // An approved request replayed by `POST /v1/approvals/{id}/approve` runs as its maker.

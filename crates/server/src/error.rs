@@ -19,6 +19,8 @@ pub struct ApiError {
     pub details: Option<serde_json::Value>,
     /// Seconds for a `Retry-After` header (503 when shedding load).
     pub retry_after: Option<u32>,
+    /// A `WWW-Authenticate` challenge (RFC 6750 errors of the open-banking APIs).
+    pub www_authenticate: Option<Box<str>>,
 }
 
 /// A position in submitted source text (1-based line and column, byte offsets).
@@ -57,6 +59,7 @@ impl ApiError {
             position: None,
             details: None,
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -112,6 +115,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        if let Some(challenge) = self.www_authenticate.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

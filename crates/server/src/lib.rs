@@ -94,7 +94,7 @@ impl AppState {
         let audit = access::AuditTrail::with_clock(db.clone(), ledger.clock());
         // The issuer is the server's own address until `serve` knows it (or it is configured).
         let openbank =
-            openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clock(), "http://localhost");
+            openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clone(), "http://localhost");
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
             openbank,
@@ -127,6 +127,30 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("dbk_...").build()),
+        );
+        components.add_security_scheme(
+            "partner_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An open-banking access token from POST /open-banking/oauth2/token (EdDSA JWT, 5 minutes)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "customer_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A customer's consent-dashboard token from POST /open-banking/customer/sign-in/{id}/verify",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -173,10 +197,16 @@ impl Modify for BearerAuth {
         routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
         routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
         routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery, routes::openbank::products,
+        routes::openbank::par, routes::consents::create_consent, routes::consents::get_consent,
+        routes::consents::delete_consent, routes::consents::list_accounts, routes::consents::get_account,
+        routes::consents::balances, routes::consents::transactions, routes::consents::authorize,
+        routes::consents::consent_asset, routes::consents::get_authorization, routes::consents::send_authorization_code,
+        routes::consents::verify_authorization_code, routes::consents::decide, routes::consents::customer_sign_in,
+        routes::consents::customer_sign_in_verify, routes::consents::my_consents, routes::consents::revoke_my_consent,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -230,10 +260,10 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, approvals as ap, audit, classification, customers as c, keys, ledger as l, lending as ln,
-        openbank as ob, profiles as pr, risk as r, system, tags, users as u,
+        alerts, approvals as ap, audit, classification, consents as cs, customers as c, keys, ledger as l,
+        lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
     };
-    use Access::{Needs, Public, Signed};
+    use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
     let (get, post, put, patch, del) = (Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE);
     vec![
@@ -350,7 +380,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/roles", Needs(P::RolesAdmin), u::create_role).four_eyes(),
         endpoint(get.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::get_role),
         endpoint(put, "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role).four_eyes(),
-        endpoint(del, "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role).four_eyes(),
+        endpoint(del.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role).four_eyes(),
         endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
         endpoint(get.clone(), "/v1/audit/verify", Needs(P::AuditRead), audit::verify_audit),
@@ -381,7 +411,28 @@ pub fn endpoints() -> Vec<Endpoint> {
             ob::activate_partner,
         ),
         endpoint(post.clone(), "/open-banking/oauth2/token", Public, ob::token),
-        endpoint(post, "/open-banking/oauth2/introspect", Public, ob::introspect),
+        endpoint(post.clone(), "/open-banking/oauth2/introspect", Public, ob::introspect),
+        endpoint(post.clone(), "/open-banking/oauth2/par", Public, ob::par),
+        endpoint(get.clone(), "/open-banking/oauth2/authorize", Public, cs::authorize),
+        endpoint(get.clone(), "/open-banking/assets/{file}", Public, cs::consent_asset),
+        // the consent screen's steps (the customer, at the bank)
+        endpoint(get.clone(), "/open-banking/authorizations/{id}", Public, cs::get_authorization),
+        endpoint(post.clone(), "/open-banking/authorizations/{id}/code", Public, cs::send_authorization_code),
+        endpoint(post.clone(), "/open-banking/authorizations/{id}/verify", Public, cs::verify_authorization_code),
+        endpoint(post.clone(), "/open-banking/authorizations/{id}/decision", Public, cs::decide),
+        // the customer's consent dashboard
+        endpoint(post.clone(), "/open-banking/customer/sign-in", Public, cs::customer_sign_in),
+        endpoint(post.clone(), "/open-banking/customer/sign-in/{id}/verify", Public, cs::customer_sign_in_verify),
+        endpoint(get.clone(), "/open-banking/customer/consents", Customer, cs::my_consents),
+        endpoint(post.clone(), "/open-banking/customer/consents/{id}/revoke", Customer, cs::revoke_my_consent),
+        // partner APIs
+        endpoint(post.clone(), "/open-banking/v1/account-access-consents", Partner("accounts"), cs::create_consent),
+        endpoint(get.clone(), "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::get_consent),
+        endpoint(del, "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::delete_consent),
+        endpoint(get.clone(), "/open-banking/v1/accounts", Partner("accounts"), cs::list_accounts),
+        endpoint(get.clone(), "/open-banking/v1/accounts/{id}", Partner("accounts"), cs::get_account),
+        endpoint(get.clone(), "/open-banking/v1/accounts/{id}/balances", Partner("accounts"), cs::balances),
+        endpoint(get.clone(), "/open-banking/v1/accounts/{id}/transactions", Partner("accounts"), cs::transactions),
         endpoint(get.clone(), "/.well-known/jwks.json", Public, ob::jwks),
         endpoint(get.clone(), "/open-banking/v1/products", Public, ob::products),
         endpoint(get, "/.well-known/openid-configuration", Public, ob::discovery),
@@ -450,6 +501,7 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
     state.alerts.spawn();
+    state.openbank.spawn_housekeeping();
     state.edge.rates.spawn_housekeeping(Duration::from_secs(60));
     // With the client's address (`ConnectInfo`): API key IP allow-lists, sign-in throttling, the
     // audit trail, the alerts and the rate limits of public routes.

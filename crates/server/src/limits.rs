@@ -34,6 +34,9 @@ use crate::auth::{Access, Caller};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// How many route classes there are.
+const CLASSES: usize = 5;
+
 /// What kind of work a route is, for its rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
@@ -46,10 +49,15 @@ pub enum RouteClass {
     Heavy,
     /// Public routes (health, the API document and explorer; sign-in later), keyed per client IP.
     Auth,
+    /// Public open-banking routes (token endpoint, PAR, the consent screen, customer sign-in),
+    /// keyed per client IP: partners' servers call them far more often than people sign in.
+    /// The one-time codes they send have their own attempt limits.
+    OpenBanking,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 4] = [RouteClass::Read, RouteClass::Write, RouteClass::Heavy, RouteClass::Auth];
+    pub const ALL: [RouteClass; 5] =
+        [RouteClass::Read, RouteClass::Write, RouteClass::Heavy, RouteClass::Auth, RouteClass::OpenBanking];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -57,6 +65,7 @@ impl RouteClass {
             RouteClass::Write => "write",
             RouteClass::Heavy => "heavy",
             RouteClass::Auth => "auth",
+            RouteClass::OpenBanking => "open_banking",
         }
     }
 
@@ -66,7 +75,9 @@ impl RouteClass {
 
     /// The class of a route of the route table.
     pub fn of(method: &Method, path: &str, access: Access) -> RouteClass {
-        if access == Access::Public {
+        if access == Access::Public && (path.starts_with("/open-banking/") || path.starts_with("/.well-known/")) {
+            RouteClass::OpenBanking
+        } else if access == Access::Public {
             RouteClass::Auth
         } else if HEAVY_ROUTES.contains(&path) {
             RouteClass::Heavy
@@ -194,6 +205,7 @@ pub struct ClassRates {
     pub write: Option<Rate>,
     pub heavy: Option<Rate>,
     pub auth: Option<Rate>,
+    pub open_banking: Option<Rate>,
 }
 
 impl ClassRates {
@@ -203,6 +215,7 @@ impl ClassRates {
             RouteClass::Write => self.write,
             RouteClass::Heavy => self.heavy,
             RouteClass::Auth => self.auth,
+            RouteClass::OpenBanking => self.open_banking,
         }
     }
 }
@@ -242,6 +255,7 @@ pub fn builtin_rate(class: RouteClass) -> Rate {
         RouteClass::Write => Rate::per_second(500, 1000),
         RouteClass::Heavy => Rate::per_second(20, 40),
         RouteClass::Auth => Rate::per_second(10, 20),
+        RouteClass::OpenBanking => Rate::per_second(200, 400),
     }
 }
 
@@ -257,9 +271,9 @@ struct Limiter {
 struct Inner {
     limiters: Vec<Limiter>,
     /// Limiter index per class, for callers without an override.
-    default: [usize; 4],
-    roles: HashMap<String, [usize; 4]>,
-    keys: HashMap<String, [usize; 4]>,
+    default: [usize; CLASSES],
+    roles: HashMap<String, [usize; CLASSES]>,
+    keys: HashMap<String, [usize; CLASSES]>,
 }
 
 /// The rate limiters of a server (cheap to clone; `off` limits nothing).
@@ -295,7 +309,7 @@ impl RateLimits {
             limiters.push(Limiter { class, rate, keyed: RateLimiter::dashmap(rate.quota()).with_middleware() });
             limiters.len() - 1
         };
-        let default_rates: [Rate; 4] =
+        let default_rates: [Rate; CLASSES] =
             RouteClass::ALL.map(|class| config.default.get(class).unwrap_or_else(|| builtin_rate(class)));
         let default = RouteClass::ALL.map(|class| index(class, default_rates[class.index()]));
         let mut roles = HashMap::new();
@@ -423,6 +437,14 @@ fn identity(request: &Request) -> Option<(String, Option<String>, Option<String>
         let key = caller.key_id.to_string();
         let role = Some(caller.role.as_str().to_string()).filter(|r| !r.is_empty());
         return Some((format!("{}:{key}", caller.kind.as_str()), role, Some(key)));
+    }
+    // Partners are limited per partner (`[rate_limits.keys."<client id>"]` sets one's rates).
+    if let Some(partner) = request.extensions().get::<crate::auth::PartnerCaller>() {
+        let id = partner.partner.id.clone();
+        return Some((format!("partner:{id}"), None, Some(id)));
+    }
+    if let Some(crate::auth::CustomerCaller(id)) = request.extensions().get::<crate::auth::CustomerCaller>() {
+        return Some((format!("customer:{id}"), None, None));
     }
     let ip: IpAddr = request.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
     Some((format!("ip:{ip}"), None, None))

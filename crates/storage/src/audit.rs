@@ -83,6 +83,28 @@ pub fn set_resource(resource: impl Into<String>) {
     });
 }
 
+/// Names the actor once a public request has established who it is (a customer who entered
+/// the one-time code sent to their phone). Entries issued afterwards carry it.
+pub fn set_actor(kind: impl Into<String>, actor: impl Into<String>) {
+    let (kind, actor) = (kind.into(), actor.into());
+    let _ = CURRENT.try_with(|s| {
+        if let Some(context) = s.lock().expect("audit scope lock").context.as_mut() {
+            context.actor_kind = kind;
+            context.actor = actor;
+        }
+    });
+}
+
+/// States why data is used (open banking: the consent id) once the request knows it.
+pub fn set_purpose(purpose: impl Into<String>) {
+    let purpose = purpose.into();
+    let _ = CURRENT.try_with(|s| {
+        if let Some(context) = s.lock().expect("audit scope lock").context.as_mut() {
+            context.purpose = Some(purpose);
+        }
+    });
+}
+
 /// Renames what the current request does (a request held for approval records
 /// `<action> [approval requested]`). Entries issued afterwards carry it.
 pub fn set_action(action: impl Into<String>) {

@@ -2,6 +2,7 @@ pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod classification;
+pub mod consents;
 pub mod customers;
 pub mod keys;
 pub mod ledger;

@@ -31,6 +31,42 @@ impl From<PlatformError> for ApiError {
             PlatformError::SameStatus(..) => {
                 ApiError::new(StatusCode::CONFLICT, "partner_status_unchanged", e.to_string())
             }
+            PlatformError::ConsentNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "consent_not_found", e.to_string())
+            }
+            PlatformError::ConsentState(_) => {
+                ApiError::new(StatusCode::CONFLICT, "consent_status_conflict", e.to_string())
+            }
+            PlatformError::Denied(denied) => ApiError::new(StatusCode::FORBIDDEN, denied.code(), denied.to_string()),
+            PlatformError::AccessExceeded(_) => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "access_exceeded", e.to_string());
+                error.retry_after = Some(3600);
+                error
+            }
+            PlatformError::InvalidToken => {
+                let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string());
+                error.www_authenticate = Some("Bearer error=\"invalid_token\"".into());
+                error
+            }
+            PlatformError::Authorization(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "authorization_failed", e.to_string())
+            }
+            PlatformError::InvalidCode(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_code", e.to_string())
+            }
+            PlatformError::TooManyAttempts(_) => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", e.to_string());
+                error.retry_after = Some(300);
+                error
+            }
+            PlatformError::Notifier(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "code_not_delivered", e.to_string())
+            }
+            PlatformError::Ledger(ledger::LedgerError::AccountNotFound(_)) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_not_in_consent",
+                "the customer did not choose this account for the consent",
+            ),
             _ => ApiError::internal(e),
         }
     }
@@ -168,6 +204,7 @@ impl From<PlatformError> for OAuthFailure {
             PlatformError::Domain(OpenBankError::Invalid(why)) => {
                 oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why)
             }
+            PlatformError::InvalidGrant(why) => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why),
             other => OAuthFailure::Api(Box::new(ApiError::from(other))),
         }
     }
@@ -176,7 +213,7 @@ impl From<PlatformError> for OAuthFailure {
 /// The form of the token and introspection endpoints (`application/x-www-form-urlencoded`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TokenForm {
-    /// `client_credentials`.
+    /// `client_credentials`, `authorization_code` or `refresh_token`.
     pub grant_type: Option<String>,
     /// Space-separated: `accounts`, `payments`, `lending` (those the partner's roles allow);
     /// all of them when absent.
@@ -191,9 +228,38 @@ pub struct TokenForm {
     pub client_assertion: Option<String>,
     /// The token to introspect (introspection only).
     pub token: Option<String>,
+    /// `authorization_code`: the code the customer's browser brought back.
+    pub code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    pub redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier whose S256 hash was the `code_challenge`.
+    pub code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token to rotate.
+    pub refresh_token: Option<String>,
 }
 
-fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<TokenForm, OAuthFailure> {
+/// A pushed authorization request (RFC 9126), with client authentication.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ParForm {
+    pub client_id: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+    /// `code`.
+    pub response_type: Option<String>,
+    /// One of the partner's registered redirect URIs, exactly.
+    pub redirect_uri: Option<String>,
+    /// `accounts`.
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    /// BASE64URL(SHA-256(code_verifier)).
+    pub code_challenge: Option<String>,
+    /// `S256`.
+    pub code_challenge_method: Option<String>,
+    /// The account-access consent the customer is asked to authorise.
+    pub consent_id: Option<String>,
+}
+
+fn parse_form<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, OAuthFailure> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -205,20 +271,19 @@ fn parse_form(headers: &HeaderMap, body: &Bytes) -> Result<TokenForm, OAuthFailu
             "send the parameters as application/x-www-form-urlencoded",
         ));
     }
-    serde_urlencoded::from_bytes::<TokenForm>(body)
+    serde_urlencoded::from_bytes::<T>(body)
         .map_err(|e| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", format!("malformed form: {e}")))
 }
 
-fn client_assertion(form: &TokenForm) -> Result<&str, OAuthFailure> {
-    if form.client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
+fn client_assertion<'a>(assertion_type: Option<&str>, assertion: Option<&'a str>) -> Result<&'a str, OAuthFailure> {
+    if assertion_type != Some(JWT_BEARER_ASSERTION) {
         return Err(oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             format!("client authentication is private_key_jwt: client_assertion_type must be {JWT_BEARER_ASSERTION}"),
         ));
     }
-    form.client_assertion
-        .as_deref()
+    assertion
         .filter(|a| !a.is_empty() && a.len() <= 8192)
         .ok_or_else(|| oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_assertion is missing"))
 }
@@ -226,27 +291,77 @@ fn client_assertion(form: &TokenForm) -> Result<&str, OAuthFailure> {
 #[utoipa::path(post, path = "/open-banking/oauth2/token", tag = "open banking",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = TokenResponse),
-        (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope", body = OAuthError),
+        (status = 400, description = "invalid_request, unsupported_grant_type, invalid_scope, invalid_grant (a code or refresh token unknown, spent, expired or another client's; a wrong redirect_uri or PKCE verifier; a consent no longer authorised)", body = OAuthError),
         (status = 401, description = "invalid_client: the client assertion is missing, malformed, not signed by a registered key, expired, replayed, or the partner is suspended", body = OAuthError)))]
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<TokenResponse>, OAuthFailure> {
-    let form = parse_form(&headers, &body)?;
-    match form.grant_type.as_deref() {
-        Some("client_credentials") => {}
+    let form: TokenForm = parse_form(&headers, &body)?;
+    let client_id = form.client_id.as_deref();
+    let required = |value: &Option<String>, name: &str| {
+        value
+            .as_deref()
+            .filter(|v| !v.is_empty() && v.len() <= 2048)
+            .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", format!("{name} is missing")))
+            .map(str::to_string)
+    };
+    let response = match form.grant_type.as_deref() {
+        Some("client_credentials") => {
+            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
+            state.openbank.client_credentials(client_id, assertion, form.scope.as_deref()).await?
+        }
+        Some("authorization_code") => {
+            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
+            let code = required(&form.code, "code")?;
+            state
+                .openbank
+                .exchange_code(client_id, assertion, &code, form.redirect_uri.as_deref(), form.code_verifier.as_deref())
+                .await?
+        }
+        Some("refresh_token") => {
+            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
+            let refresh = required(&form.refresh_token, "refresh_token")?;
+            state.openbank.refresh(client_id, assertion, &refresh).await?
+        }
         Some(other) => {
             return Err(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                format!("grant_type {other:?} is not supported; use client_credentials"),
+                format!(
+                "grant_type {other:?} is not supported; use client_credentials, authorization_code or refresh_token"
+            ),
             ))
         }
         None => return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing")),
-    }
-    let assertion = client_assertion(&form)?;
-    Ok(Json(state.openbank.client_credentials(form.client_id.as_deref(), assertion, form.scope.as_deref()).await?))
+    };
+    Ok(Json(response))
+}
+
+#[utoipa::path(post, path = "/open-banking/oauth2/par", tag = "open banking",
+    request_body(content = ParForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 201, body = openbank_platform::PushedAuthorization),
+        (status = 400, description = "invalid_request: a redirect URI not registered, no PKCE S256 challenge, a consent not this client's or not awaiting authorisation", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError)))]
+pub async fn par(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<openbank_platform::PushedAuthorization>), OAuthFailure> {
+    let form: ParForm = parse_form(&headers, &body)?;
+    let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
+    let params = openbank::consent::AuthorizationParams {
+        response_type: form.response_type.as_deref(),
+        redirect_uri: form.redirect_uri.as_deref(),
+        scope: form.scope.as_deref(),
+        state: form.state.as_deref(),
+        code_challenge: form.code_challenge.as_deref(),
+        code_challenge_method: form.code_challenge_method.as_deref(),
+        consent_id: form.consent_id.as_deref(),
+    };
+    let pushed = state.openbank.push_authorization(form.client_id.as_deref(), assertion, &params).await?;
+    Ok((StatusCode::CREATED, Json(pushed)))
 }
 
 /// RFC 7662: whether a token is active, for the partner it was issued to.
@@ -275,8 +390,8 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Introspection>, OAuthFailure> {
-    let form = parse_form(&headers, &body)?;
-    let assertion = client_assertion(&form)?;
+    let form: TokenForm = parse_form(&headers, &body)?;
+    let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
     let caller = state.openbank.authenticate(form.client_id.as_deref(), assertion).await?;
     let token = form
         .token
@@ -315,12 +430,17 @@ pub async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value>
         "token_endpoint": state.openbank.token_endpoint(),
         "introspection_endpoint": format!("{issuer}/open-banking/oauth2/introspect"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": ["client_credentials"],
+        "pushed_authorization_request_endpoint": format!("{issuer}/open-banking/oauth2/par"),
+        "require_pushed_authorization_requests": true,
+        "authorization_endpoint": format!("{issuer}/open-banking/oauth2/authorize"),
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256"],
         "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
         "scopes_supported": openbank::PartnerRole::ALL.iter().map(|r| r.scope()).collect::<Vec<_>>(),
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
     }))
 }
 
