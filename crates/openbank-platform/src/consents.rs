@@ -796,12 +796,15 @@ impl OpenBanking {
         Ok((session, customer_id))
     }
 
-    /// The customer's accounts a consent may cover: their open accounts in the ledger.
+    /// The customer's accounts a consent may cover: their open accounts in the ledger, without
+    /// a loan's internal sub-ledgers (its interest, fee and penalty receivables; the loan shows
+    /// as its principal account).
     pub async fn account_choices(&self, customer_id: &str) -> Result<Vec<AccountChoice>, PlatformError> {
         let accounts = self.ledger.customer_accounts(&[customer_id.to_string()]).await?;
         Ok(accounts
             .into_iter()
             .filter(|a| a.status != ledger::AccountStatus::Closed)
+            .filter(|a| !a.code.as_deref().is_some_and(|c| c.ends_with("_receivable")))
             .map(|a| AccountChoice {
                 account_id: a.id.0.to_string(),
                 currency: a.currency.to_string(),
