@@ -27,8 +27,12 @@ struct Partner {
 
 impl Partner {
     async fn register(server: &Server, name: &str) -> Partner {
+        Partner::register_as(server, name, &["account_information"]).await
+    }
+
+    async fn register_as(server: &Server, name: &str, roles: &[&str]) -> Partner {
         let key = partner_key(&format!("{name}-1"));
-        let body = json!({"name": name, "roles": ["account_information"], "redirect_uris": [REDIRECT],
+        let body = json!({"name": name, "roles": roles, "redirect_uris": [REDIRECT],
             "jwks": {"keys": [key.public_jwk]}, "environment": "sandbox"});
         let (status, partner) = server.call("POST", "/v1/open-banking/partners", Some(body)).await;
         assert_eq!(status, 201, "{partner}");
@@ -41,9 +45,13 @@ impl Partner {
 
     /// A client-credentials token with scope `accounts` (for managing consents).
     async fn app_token(&self, server: &Server) -> String {
+        self.app_token_for(server, "accounts").await
+    }
+
+    async fn app_token_for(&self, server: &Server, scope: &str) -> String {
         let form = [
             ("grant_type", "client_credentials"),
-            ("scope", "accounts"),
+            ("scope", scope),
             ("client_assertion_type", JWT_BEARER),
             ("client_assertion", &self.assertion(server)),
         ];
@@ -134,13 +142,14 @@ async fn authorise(
     (phone, customer_id): (&str, &str),
     accounts: &[&str],
 ) -> String {
+    let scope = if consent_id.starts_with("pc-") { "payments" } else { "accounts" };
     let form = [
         ("client_id", partner.id.as_str()),
         ("client_assertion_type", JWT_BEARER),
         ("client_assertion", &assertion(&partner.key, &partner.id, &server.url("/open-banking/oauth2/par"), 60)),
         ("response_type", "code"),
         ("redirect_uri", REDIRECT),
-        ("scope", "accounts"),
+        ("scope", scope),
         ("state", "s-42"),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
@@ -640,6 +649,122 @@ async fn an_expired_consent_stops_access_at_once() {
             .request_async(&http)
             .await;
         invalid_grant(refreshed);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
+async fn a_payment_is_made_once_through_risk_screening_and_the_ledger() {
+    for url in database_urls().await {
+        let dir = harness::temp_dir("payments");
+        let outbox = dir.join("codes.jsonl");
+        let server =
+            Server::start(&url, &["--code-outbox", outbox.to_str().unwrap(), "--screen-channels", "open_banking"])
+                .await;
+        let http =
+            oauth2::reqwest::ClientBuilder::new().redirect(oauth2::reqwest::redirect::Policy::none()).build().unwrap();
+        let dave = customer(&server, 4, "13900000004").await;
+        let payer = open(&server, deposit(&dave)).await;
+        let merchant = open(&server, gl("merchant.settlement")).await;
+        let cash = open(&server, gl("cash")).await;
+        let (status, _) = server.call("POST", "/v1/transfers", Some(transfer(&cash, &payer, 100_000))).await;
+        assert_eq!(status, 201);
+        let shop = Partner::register_as(&server, "Pay Shop", &["payment_initiation"]).await;
+        let other = Partner::register_as(&server, "Other Shop", &["payment_initiation"]).await;
+        let app = shop.app_token_for(&server, "payments").await;
+
+        let ask = json!({"initiation": {"instructed_amount_minor": 50_000, "currency": "CNY",
+            "creditor_account_id": merchant, "reference": "order 42"}});
+        let (status, consent) =
+            partner_call(&server, &app, "POST", "/open-banking/v1/domestic-payment-consents", Some(ask), false).await;
+        assert_eq!((status, consent["kind"].as_str()), (201, Some("domestic_payment")), "{consent}");
+        let id = consent["consent_id"].as_str().unwrap().to_string();
+        let (status, body) = partner_call(&server, &app, "POST", "/open-banking/v1/domestic-payment-consents",
+            Some(json!({"initiation": {"instructed_amount_minor": 0, "currency": "CNY", "creditor_account_id": merchant}})), false).await;
+        assert_error(status, &body, 422, "invalid_payment");
+
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let redirect = authorise(&server, &outbox, &shop, &id, &challenge, ("13900000004", &dave), &[&payer]).await;
+        let tokens = shop
+            .oauth(&server)
+            .exchange_code(AuthorizationCode::new(query_param(&redirect, "code").unwrap()))
+            .set_pkce_verifier(verifier)
+            .add_extra_param("client_assertion_type", JWT_BEARER)
+            .add_extra_param("client_assertion", shop.assertion(&server))
+            .request_async(&http)
+            .await
+            .expect("tokens for the payment consent");
+        let access = tokens.access_token().secret().clone();
+        // A payment token reads no accounts.
+        let (status, body) = partner_call(&server, &access, "GET", "/open-banking/v1/accounts", None, true).await;
+        assert_error(status, &body, 403, "insufficient_scope");
+        let (status, funds) = partner_call(
+            &server,
+            &access,
+            "GET",
+            &format!("/open-banking/v1/domestic-payment-consents/{id}/funds-confirmation"),
+            None,
+            true,
+        )
+        .await;
+        assert_eq!((status, funds["funds_available"].as_bool()), (200, Some(true)), "{funds}");
+
+        let pay = |key: &'static str, amount: i64| {
+            let request = server
+                .http
+                .post(server.url("/open-banking/v1/domestic-payments"))
+                .bearer_auth(&access)
+                .header("x-idempotency-key", key)
+                .json(&json!({"consent_id": id, "instructed_amount_minor": amount, "currency": "CNY"}));
+            async move {
+                let response = request.send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, body) = pay("k-1", 60_000).await;
+        assert_error(status, &body, 422, "invalid_payment");
+        let (status, payment) = pay("k-1", 40_000).await;
+        assert_eq!((status, payment["status"].as_str()), (201, Some("accepted_settlement_completed")), "{payment}");
+        assert!(payment["risk_decision_id"].is_string(), "screened on channel open_banking: {payment}");
+        let (status, again) = pay("k-1", 40_000).await;
+        assert_eq!((status, again["payment_id"].clone()), (200, payment["payment_id"].clone()), "{again}");
+        let (status, body) = pay("k-1", 30_000).await;
+        assert_error(status, &body, 409, "idempotency_conflict");
+        let (status, body) = pay("k-2", 40_000).await;
+        assert_error(status, &body, 403, "consent_consumed");
+        assert_eq!(common::posted_balance(&server, &payer).await, 60_000);
+        // The ledger transfer is the payment, with the consent as its purpose in the trail.
+        let payment_id = payment["payment_id"].as_str().unwrap();
+        let (status, transfer) = server.call("GET", &format!("/v1/transfers/{payment_id}"), None).await;
+        assert_eq!((status, transfer["amount"].as_i64()), (200, Some(40_000)), "{transfer}");
+        let (status, seen) = partner_call(
+            &server,
+            &access,
+            "GET",
+            &format!("/open-banking/v1/domestic-payments/{payment_id}"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!((status, seen["status"].as_str()), (200, Some("accepted_settlement_completed")), "{seen}");
+        let other_app = other.app_token_for(&server, "payments").await;
+        let (status, body) = partner_call(
+            &server,
+            &other_app,
+            "GET",
+            &format!("/open-banking/v1/domestic-payments/{payment_id}"),
+            None,
+            false,
+        )
+        .await;
+        assert_error(status, &body, 404, "payment_not_found");
+        let (_, trail) = server.call("GET", &format!("/v1/audit?resource={payment_id}&limit=10"), None).await;
+        let entry = trail["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "POST /open-banking/v1/domestic-payments");
+        assert_eq!(entry.map(|e| e["purpose"].clone()), Some(json!(id)), "{trail}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

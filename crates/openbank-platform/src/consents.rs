@@ -17,7 +17,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use openbank::consent::{
-    self, AccessDenied, AuthorizationParams, ConsentFacts, ConsentSpec, ConsentStatus, Permission, RevokedBy,
+    self, AccessDenied, AuthorizationParams, ConsentFacts, ConsentKind, ConsentSpec, ConsentStatus, PaymentTerms,
+    Permission, RevokedBy,
 };
 use openbank::OpenBankError;
 use rand::Rng;
@@ -47,10 +48,14 @@ pub const REFRESH_TOKEN_SECS: i64 = 90 * 86_400;
 const MICROS: i64 = 1_000_000;
 const KIND_ACCOUNT_ACCESS: &str = "account_access";
 
-/// An account-access consent.
+/// A consent: account access, or one domestic payment.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Consent {
     pub consent_id: String,
+    pub kind: ConsentKind,
+    /// The payment's terms (payment consents only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiation: Option<PaymentTerms>,
     pub partner_id: String,
     /// The partner's name (for the customer's dashboard).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,45 +86,67 @@ pub struct Consent {
 }
 
 #[derive(sqlx::FromRow)]
-struct ConsentRow {
-    id: String,
-    partner_id: String,
-    permissions: String,
-    status: String,
-    revoked_by: Option<String>,
-    superseded_by: Option<String>,
-    customer_id: Option<String>,
-    accounts: String,
-    expires_at: i64,
-    transaction_from: Option<i64>,
-    transaction_to: Option<i64>,
-    frequency_per_day: i64,
-    created_at: i64,
-    status_updated_at: i64,
+pub(crate) struct ConsentRow {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) payment: Option<String>,
+    pub(crate) partner_id: String,
+    pub(crate) permissions: String,
+    pub(crate) status: String,
+    pub(crate) revoked_by: Option<String>,
+    pub(crate) superseded_by: Option<String>,
+    pub(crate) customer_id: Option<String>,
+    pub(crate) accounts: String,
+    pub(crate) expires_at: i64,
+    pub(crate) transaction_from: Option<i64>,
+    pub(crate) transaction_to: Option<i64>,
+    pub(crate) frequency_per_day: i64,
+    pub(crate) created_at: i64,
+    pub(crate) status_updated_at: i64,
 }
 
-const CONSENT_COLUMNS: &str = "id, partner_id, permissions, status, revoked_by, superseded_by, customer_id, accounts, \
+pub(crate) const CONSENT_COLUMNS: &str =
+    "id, kind, payment, partner_id, permissions, status, revoked_by, superseded_by, customer_id, accounts, \
      expires_at, transaction_from, transaction_to, frequency_per_day, created_at, status_updated_at";
 
-fn time(micros: i64) -> DateTime<Utc> {
+pub(crate) fn time(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
 }
 
-fn split_list(text: &str) -> Vec<String> {
+pub(crate) fn split_list(text: &str) -> Vec<String> {
     text.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 impl ConsentRow {
-    fn permissions(&self) -> Result<Vec<Permission>, PlatformError> {
+    pub(crate) fn kind(&self) -> Result<ConsentKind, PlatformError> {
+        ConsentKind::parse(&self.kind).ok_or_else(|| PlatformError::Corrupt(format!("consent {} kind", self.id)))
+    }
+
+    pub(crate) fn terms(&self) -> Result<Option<PaymentTerms>, PlatformError> {
+        self.payment
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| PlatformError::Corrupt(format!("consent {} payment", self.id)))
+    }
+
+    pub(crate) fn status(&self) -> Result<ConsentStatus, PlatformError> {
+        ConsentStatus::parse(&self.status).ok_or_else(|| PlatformError::Corrupt(format!("consent {} status", self.id)))
+    }
+
+    pub(crate) fn permissions(&self) -> Result<Vec<Permission>, PlatformError> {
         self.permissions
             .split(',')
+            .filter(|p| !p.is_empty())
             .map(|p| {
                 Permission::parse(p).ok_or_else(|| PlatformError::Corrupt(format!("consent {} permission", self.id)))
             })
             .collect()
     }
 
-    fn consent(self, now: i64) -> Result<Consent, PlatformError> {
+    pub(crate) fn consent(self, now: i64) -> Result<Consent, PlatformError> {
+        let kind = self.kind()?;
+        let initiation = self.terms()?;
         let permissions = self.permissions()?;
         let status = ConsentStatus::parse(&self.status)
             .ok_or_else(|| PlatformError::Corrupt(format!("consent {} status", self.id)))?;
@@ -135,6 +162,8 @@ impl ConsentRow {
         let status = consent::effective_status(&facts, now);
         Ok(Consent {
             consent_id: self.id,
+            kind,
+            initiation,
             partner_id: self.partner_id,
             partner_name: None,
             permissions,
@@ -422,6 +451,9 @@ impl OpenBanking {
         if found.row.partner_id != claims.client_id {
             return Err(PlatformError::InvalidToken);
         }
+        if found.row.kind()? != ConsentKind::AccountAccess {
+            return Err(PlatformError::Denied(AccessDenied::WrongKind));
+        }
         let grant_revoked = found.grant_revoked_at.is_some();
         let row = found.row;
         let now = self.clock.now_micros();
@@ -532,6 +564,14 @@ impl OpenBanking {
             }
             Err(e) => return Err(e),
         };
+        if consent.kind.scope() != spec.scope {
+            return Err(PlatformError::Domain(OpenBankError::Invalid(format!(
+                "consent {} is a {} consent: ask for scope {}",
+                consent.consent_id,
+                consent.kind.as_str(),
+                consent.kind.scope()
+            ))));
+        }
         if consent.status != ConsentStatus::AwaitingAuthorisation {
             return Err(PlatformError::Domain(OpenBankError::Invalid(format!(
                 "consent {} is {}, not awaiting authorisation",
@@ -879,6 +919,9 @@ impl OpenBanking {
         if chosen.is_empty() {
             return Err(authorization_failed("choose at least one account"));
         }
+        if consent.kind == ConsentKind::DomesticPayment && chosen.len() != 1 {
+            return Err(authorization_failed("choose the one account the payment is made from"));
+        }
         let own: Vec<String> = self.account_choices(&customer_id).await?.into_iter().map(|a| a.account_id).collect();
         if let Some(foreign) = chosen.iter().find(|a| !own.contains(a)) {
             return Err(authorization_failed(format!("account {foreign} is not one of yours")));
@@ -903,18 +946,19 @@ impl OpenBanking {
             if changed == 0 {
                 return Err(authorization_failed("the consent is no longer awaiting authorisation"));
             }
-            // Berlin Group: a newer consent of the same partner for the same customer
-            // supersedes the older one; its tokens stop with it (calls read the consent).
+            // Berlin Group: a newer account-access consent of the same partner for the same
+            // customer supersedes the older one; its tokens stop with it (calls read the
+            // consent). Payment consents are single payments and supersede nothing.
             sqlx::query(
                 "UPDATE ob_consents SET status = 'revoked', revoked_by = 'superseded', superseded_by = $1, \
                  status_updated_at = $2 WHERE partner_id = $3 AND customer_id = $4 AND kind = $5 \
-                 AND status = 'authorised' AND id <> $1",
+                 AND $5 = 'account_access' AND status = 'authorised' AND id <> $1",
             )
             .bind(&consent_id)
             .bind(now)
             .bind(&partner_id)
             .bind(&customer_id)
-            .bind(KIND_ACCOUNT_ACCESS)
+            .bind(consent.kind.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -1232,13 +1276,13 @@ struct ConsentRowWithName {
 }
 
 #[derive(sqlx::FromRow)]
-struct ConsentRowWithGrant {
+pub(crate) struct ConsentRowWithGrant {
     #[sqlx(flatten)]
-    row: ConsentRow,
-    grant_revoked_at: Option<i64>,
+    pub(crate) row: ConsentRow,
+    pub(crate) grant_revoked_at: Option<i64>,
 }
 
-fn replayed() -> PlatformError {
+pub(crate) fn replayed() -> PlatformError {
     PlatformError::Domain(OpenBankError::InvalidClient("client assertion was used before (jti replayed)".into()))
 }
 

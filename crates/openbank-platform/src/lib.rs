@@ -15,8 +15,10 @@ use std::sync::{Arc, RwLock};
 
 mod consents;
 pub mod notify;
+mod payments;
 
 pub use consents::*;
+pub use payments::*;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -79,6 +81,19 @@ pub enum PlatformError {
     Notifier(String),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    /// The same idempotency key with another request.
+    #[error("this x-idempotency-key was used with another request")]
+    IdempotencyConflict,
+    /// The risk engine refused the payment (its decision id); nothing was written.
+    #[error("the payment was rejected by risk screening (decision {0})")]
+    RiskRejected(String),
+    #[error("risk screening failed: {0}")]
+    Risk(String),
+    /// The ledger refused the transfer (its code and message), e.g. insufficient funds.
+    #[error("{1}")]
+    PaymentFailed(String, String),
+    #[error("no payment {0}")]
+    PaymentNotFound(String),
     #[error("stored open-banking data is corrupt: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
@@ -200,6 +215,8 @@ pub struct OpenBanking {
     issuer: Arc<RwLock<String>>,
     ledger: ledger::Ledger,
     notifier: Arc<dyn notify::CodeNotifier>,
+    /// Screens payments (channel `open_banking`); none in tools that make no payments.
+    risk: Option<Arc<risk_platform::RiskService>>,
 }
 
 impl OpenBanking {
@@ -213,6 +230,7 @@ impl OpenBanking {
             issuer: Arc::new(RwLock::new(issuer.into().trim_end_matches('/').to_string())),
             ledger,
             notifier: Arc::new(notify::NoNotifier),
+            risk: None,
         }
     }
 

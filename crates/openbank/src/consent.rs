@@ -104,15 +104,18 @@ pub enum ConsentStatus {
     Rejected,
     Revoked,
     Expired,
+    /// A payment consent whose payment was made (single use, as UK Open Banking).
+    Consumed,
 }
 
 impl ConsentStatus {
-    pub const ALL: [ConsentStatus; 5] = [
+    pub const ALL: [ConsentStatus; 6] = [
         ConsentStatus::AwaitingAuthorisation,
         ConsentStatus::Authorised,
         ConsentStatus::Rejected,
         ConsentStatus::Revoked,
         ConsentStatus::Expired,
+        ConsentStatus::Consumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +125,7 @@ impl ConsentStatus {
             ConsentStatus::Rejected => "rejected",
             ConsentStatus::Revoked => "revoked",
             ConsentStatus::Expired => "expired",
+            ConsentStatus::Consumed => "consumed",
         }
     }
 
@@ -135,12 +139,16 @@ impl ConsentStatus {
         use ConsentStatus::*;
         matches!(
             (self, next),
-            (AwaitingAuthorisation, Authorised | Rejected | Expired | Revoked) | (Authorised, Revoked | Expired)
+            (AwaitingAuthorisation, Authorised | Rejected | Expired | Revoked)
+                | (Authorised, Revoked | Expired | Consumed)
         )
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, ConsentStatus::Rejected | ConsentStatus::Revoked | ConsentStatus::Expired)
+        matches!(
+            self,
+            ConsentStatus::Rejected | ConsentStatus::Revoked | ConsentStatus::Expired | ConsentStatus::Consumed
+        )
     }
 }
 
@@ -274,6 +282,10 @@ pub enum AccessDenied {
     PermissionMissing(&'static str),
     #[error("the customer did not choose this account for the consent")]
     AccountNotConsented,
+    #[error("the payment consent was used for its payment already")]
+    Consumed,
+    #[error("this call needs a consent of another kind")]
+    WrongKind,
 }
 
 impl AccessDenied {
@@ -285,6 +297,8 @@ impl AccessDenied {
             AccessDenied::Expired => "consent_expired",
             AccessDenied::PermissionMissing(_) => "permission_not_granted",
             AccessDenied::AccountNotConsented => "account_not_in_consent",
+            AccessDenied::Consumed => "consent_consumed",
+            AccessDenied::WrongKind => "consent_kind_mismatch",
         }
     }
 }
@@ -303,6 +317,7 @@ pub fn check_access(
         ConsentStatus::Rejected => return Err(AccessDenied::Rejected),
         ConsentStatus::Revoked => return Err(AccessDenied::Revoked),
         ConsentStatus::Expired => return Err(AccessDenied::Expired),
+        ConsentStatus::Consumed => return Err(AccessDenied::Consumed),
     }
     if !grants(facts.permissions, permission) {
         return Err(AccessDenied::PermissionMissing(permission.as_str()));
@@ -342,6 +357,123 @@ pub fn transaction_window(
         }
     }
     Ok((from, to))
+}
+
+// ---- payment consents (UK Open Banking domestic payments) ----------------------------------
+
+/// What a consent is for; its scope is the OAuth scope that authorises it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentKind {
+    AccountAccess,
+    DomesticPayment,
+}
+
+impl ConsentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentKind::AccountAccess => "account_access",
+            ConsentKind::DomesticPayment => "domestic_payment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConsentKind> {
+        [ConsentKind::AccountAccess, ConsentKind::DomesticPayment].into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn scope(self) -> &'static str {
+        match self {
+            ConsentKind::AccountAccess => "accounts",
+            ConsentKind::DomesticPayment => "payments",
+        }
+    }
+}
+
+/// The payment a customer is asked to authorise: amount, currency, creditor, reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentTerms {
+    /// The most the payment may be, in minor units (fen for CNY).
+    pub instructed_amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The ledger account paid to.
+    pub creditor_account_id: String,
+    /// Shown to the customer and carried on the transfer.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// A domestic payment consent as the partner asks for it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPaymentConsent {
+    pub initiation: PaymentTerms,
+    /// When the consent ends unused (default and at most 90 days ahead).
+    #[serde(default)]
+    pub expiration_time: Option<DateTime<Utc>>,
+}
+
+/// The largest single payment a partner may initiate: 1,000,000.00 in minor units.
+pub const MAX_PAYMENT_MINOR: i64 = 100_000_000;
+
+/// Checks a payment consent request at `now`: a positive amount up to [`MAX_PAYMENT_MINOR`], a
+/// three-letter currency, a creditor, a short reference, an expiry within 90 days.
+pub fn check_payment_consent(new: NewPaymentConsent, now: i64) -> Result<(PaymentTerms, i64), OpenBankError> {
+    let invalid = |m: &str| OpenBankError::Invalid(m.to_string());
+    let mut terms = new.initiation;
+    if terms.instructed_amount_minor <= 0 || terms.instructed_amount_minor > MAX_PAYMENT_MINOR {
+        return Err(OpenBankError::Invalid(format!(
+            "instructed_amount_minor must be 1 to {MAX_PAYMENT_MINOR} (minor units)"
+        )));
+    }
+    terms.currency = terms.currency.trim().to_ascii_uppercase();
+    if terms.currency.len() != 3 || !terms.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid("currency must be an ISO 4217 code such as CNY"));
+    }
+    if terms.creditor_account_id.trim().is_empty() || terms.creditor_account_id.len() > 64 {
+        return Err(invalid("creditor_account_id is required"));
+    }
+    if terms.reference.as_ref().is_some_and(|r| r.chars().count() > 140 || r.chars().any(char::is_control)) {
+        return Err(invalid("reference must be at most 140 characters without control characters"));
+    }
+    let latest = now + MAX_CONSENT_DAYS * DAY_MICROS;
+    let expires_at = new.expiration_time.map_or(latest, |t| t.timestamp_micros());
+    if expires_at <= now || expires_at > latest {
+        return Err(OpenBankError::Invalid(format!(
+            "expiration_time must lie in the future, at most {MAX_CONSENT_DAYS} days ahead"
+        )));
+    }
+    Ok((terms, expires_at))
+}
+
+/// Whether a payment of `amount` in `currency` stays within the consent's terms.
+pub fn check_payment_amount(terms: &PaymentTerms, amount: i64, currency: &str) -> Result<(), OpenBankError> {
+    if currency != terms.currency {
+        return Err(OpenBankError::Invalid(format!("the consent is for {}, not {currency}", terms.currency)));
+    }
+    if amount <= 0 {
+        return Err(OpenBankError::Invalid("the amount must be positive".into()));
+    }
+    if amount > terms.instructed_amount_minor {
+        return Err(OpenBankError::Invalid(format!(
+            "the amount {amount} exceeds the {} the customer consented to",
+            terms.instructed_amount_minor
+        )));
+    }
+    Ok(())
+}
+
+/// A payment consent lets a payment through while authorised and unexpired (once).
+pub fn check_payment_access(facts: &ConsentFacts, now: i64) -> Result<(), AccessDenied> {
+    match effective_status(facts, now) {
+        ConsentStatus::Authorised => Ok(()),
+        ConsentStatus::AwaitingAuthorisation => Err(AccessDenied::NotAuthorised),
+        ConsentStatus::Rejected => Err(AccessDenied::Rejected),
+        ConsentStatus::Revoked => Err(AccessDenied::Revoked),
+        ConsentStatus::Expired => Err(AccessDenied::Expired),
+        ConsentStatus::Consumed => Err(AccessDenied::Consumed),
+    }
 }
 
 // ---- PKCE (RFC 7636) and authorization requests -------------------------------------------
@@ -410,8 +542,10 @@ pub fn check_authorization(
         return Err(invalid("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]"));
     }
     let scopes = crate::grant_scopes(Some(params.scope.unwrap_or("accounts")), roles)?;
-    if scopes != ["accounts"] {
-        return Err(invalid("scope must be accounts (an account-access consent)"));
+    if scopes != ["accounts"] && scopes != ["payments"] {
+        return Err(invalid(
+            "scope must be accounts (an account-access consent) or payments (a domestic payment consent)",
+        ));
     }
     let consent_id = params.consent_id.filter(|c| !c.is_empty() && c.len() <= 64);
     let consent_id = consent_id.ok_or_else(|| invalid("consent_id is required (the consent to authorise)"))?;
@@ -539,6 +673,31 @@ mod tests {
             let err = check_authorization(&params, &registered, &roles).unwrap_err().to_string();
             assert!(err.contains(needle), "{err} should mention {needle}");
         }
+    }
+
+    #[test]
+    fn payment_consents_are_checked_and_used_within_their_terms() {
+        let terms = |amount: i64| PaymentTerms {
+            instructed_amount_minor: amount,
+            currency: "cny".into(),
+            creditor_account_id: "acc-1".into(),
+            reference: Some("order 42".into()),
+        };
+        let (checked, expires) =
+            check_payment_consent(NewPaymentConsent { initiation: terms(50_000), expiration_time: None }, NOW).unwrap();
+        assert_eq!((checked.currency.as_str(), expires), ("CNY", NOW + 90 * DAY_MICROS));
+        for bad in [0, -1, MAX_PAYMENT_MINOR + 1] {
+            assert!(check_payment_consent(NewPaymentConsent { initiation: terms(bad), expiration_time: None }, NOW)
+                .is_err());
+        }
+        assert!(check_payment_amount(&checked, 50_000, "CNY").is_ok());
+        assert!(check_payment_amount(&checked, 1, "CNY").is_ok());
+        assert!(check_payment_amount(&checked, 50_001, "CNY").unwrap_err().to_string().contains("exceeds"));
+        assert!(check_payment_amount(&checked, 100, "USD").is_err());
+        let f = facts(ConsentStatus::Consumed, &[], &[]);
+        assert_eq!(check_payment_access(&f, NOW), Err(AccessDenied::Consumed));
+        assert!(ConsentStatus::Authorised.can_become(ConsentStatus::Consumed));
+        assert!(!ConsentStatus::Consumed.can_become(ConsentStatus::Authorised));
     }
 
     fn any_status() -> impl Strategy<Value = ConsentStatus> {

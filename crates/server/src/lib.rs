@@ -94,7 +94,8 @@ impl AppState {
         let audit = access::AuditTrail::with_clock(db.clone(), ledger.clock());
         // The issuer is the server's own address until `serve` knows it (or it is configured).
         let openbank =
-            openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clone(), "http://localhost");
+            openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clone(), "http://localhost")
+                .with_risk(risk.clone());
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
             openbank,
@@ -203,10 +204,12 @@ impl Modify for BearerAuth {
         routes::consents::consent_asset, routes::consents::get_authorization, routes::consents::send_authorization_code,
         routes::consents::verify_authorization_code, routes::consents::decide, routes::consents::customer_sign_in,
         routes::consents::customer_sign_in_verify, routes::consents::my_consents, routes::consents::revoke_my_consent,
+        routes::consents::create_payment_consent, routes::consents::get_payment_consent,
+        routes::consents::funds_confirmation, routes::consents::submit_payment, routes::consents::get_payment,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -429,6 +432,26 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/open-banking/v1/account-access-consents", Partner("accounts"), cs::create_consent),
         endpoint(get.clone(), "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::get_consent),
         endpoint(del, "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::delete_consent),
+        endpoint(
+            post.clone(),
+            "/open-banking/v1/domestic-payment-consents",
+            Partner("payments"),
+            cs::create_payment_consent,
+        ),
+        endpoint(
+            get.clone(),
+            "/open-banking/v1/domestic-payment-consents/{id}",
+            Partner("payments"),
+            cs::get_payment_consent,
+        ),
+        endpoint(
+            get.clone(),
+            "/open-banking/v1/domestic-payment-consents/{id}/funds-confirmation",
+            Partner("payments"),
+            cs::funds_confirmation,
+        ),
+        endpoint(post.clone(), "/open-banking/v1/domestic-payments", Partner("payments"), cs::submit_payment),
+        endpoint(get.clone(), "/open-banking/v1/domestic-payments/{id}", Partner("payments"), cs::get_payment),
         endpoint(get.clone(), "/open-banking/v1/accounts", Partner("accounts"), cs::list_accounts),
         endpoint(get.clone(), "/open-banking/v1/accounts/{id}", Partner("accounts"), cs::get_account),
         endpoint(get.clone(), "/open-banking/v1/accounts/{id}/balances", Partner("accounts"), cs::balances),

@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use openbank::consent::{self, NewAccountAccessConsent, Permission, RevokedBy};
+use openbank::consent::{self, NewAccountAccessConsent, NewPaymentConsent, Permission, RevokedBy};
 use openbank_platform::{
     AccountChoice, AuthorizationView, CodeSent, Consent, ConsentAccess, ConsentDecision, CustomerToken, PlatformError,
 };
@@ -327,6 +327,142 @@ pub async fn transactions(
         }
     }
     Ok(Json(PartnerTransactions { transactions, next_after: (!exhausted).then_some(after) }))
+}
+
+// ---- payment initiation (partner) -----------------------------------------------------------
+
+/// A refusal of the payment's terms (amount, currency, creditor) as 422 `invalid_payment`.
+fn payment_error(e: PlatformError) -> ApiError {
+    match e {
+        PlatformError::Domain(openbank::OpenBankError::Invalid(why)) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payment", why)
+        }
+        other => other.into(),
+    }
+}
+
+#[utoipa::path(post, path = "/open-banking/v1/domestic-payment-consents", tag = "open banking: payments",
+    request_body = NewPaymentConsent,
+    responses((status = 201, description = "awaiting the customer's authorisation (scope payments in the pushed authorization request)", body = Consent),
+        (status = 403, description = "insufficient_scope: the token lacks `payments`", body = ErrorBody),
+        (status = 422, description = "invalid_payment: amount, currency, creditor or expiry", body = ErrorBody)),
+    security(("partner_token" = ["payments"])))]
+pub async fn create_payment_consent(
+    State(state): State<AppState>,
+    caller: PartnerCaller,
+    ApiJson(new): ApiJson<NewPaymentConsent>,
+) -> Result<(StatusCode, Json<Consent>), ApiError> {
+    let (terms, expires_at) = consent::check_payment_consent(new, state.ledger.now())
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payment", e.to_string()))?;
+    let created =
+        state.openbank.create_payment_consent(&caller.partner, terms, expires_at).await.map_err(payment_error)?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(get, path = "/open-banking/v1/domestic-payment-consents/{id}", tag = "open banking: payments",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Consent), (status = 404, description = "consent_not_found (also another partner's)", body = ErrorBody)),
+    security(("partner_token" = ["payments"])))]
+pub async fn get_payment_consent(
+    State(state): State<AppState>,
+    caller: PartnerCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Consent>, ApiError> {
+    Ok(Json(state.openbank.partner_consent(&caller.partner.id, &id).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FundsConfirmation {
+    /// Whether the chosen account's available balance covers the consented amount now.
+    pub funds_available: bool,
+    pub as_of: chrono::DateTime<chrono::Utc>,
+}
+
+fn bound_to(caller: &PartnerCaller, id: &str) -> Result<(), ApiError> {
+    if caller.claims.consent_id.as_deref() == Some(id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "token_not_for_consent",
+            "the access token is bound to another consent (or to none)",
+        ))
+    }
+}
+
+#[utoipa::path(get, path = "/open-banking/v1/domestic-payment-consents/{id}/funds-confirmation", tag = "open banking: payments",
+    params(("id" = String, Path)),
+    responses((status = 200, body = FundsConfirmation),
+        (status = 403, description = "token_not_for_consent, or the consent is not live (consent_not_authorised, consent_consumed, ...)", body = ErrorBody)),
+    security(("partner_token" = ["payments"])))]
+pub async fn funds_confirmation(
+    State(state): State<AppState>,
+    caller: PartnerCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<FundsConfirmation>, ApiError> {
+    bound_to(&caller, &id)?;
+    let funds_available = state.openbank.funds_available(&caller.claims).await?;
+    let as_of = chrono::DateTime::from_timestamp_micros(state.ledger.now()).unwrap_or_default();
+    Ok(Json(FundsConfirmation { funds_available, as_of }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSubmission {
+    /// The authorised payment consent (the token must be bound to it).
+    pub consent_id: String,
+    /// At most the consented amount, in minor units.
+    pub instructed_amount_minor: i64,
+    pub currency: String,
+}
+
+#[utoipa::path(post, path = "/open-banking/v1/domestic-payments", tag = "open banking: payments",
+    request_body = PaymentSubmission,
+    params(("x-idempotency-key" = String, Header, description = "1 to 40 characters: the same key with the same body answers the first result; with another body 409")),
+    responses((status = 201, description = "made (or held for the risk engine's review: status pending_review)", body = openbank_platform::Payment),
+        (status = 200, description = "a retry with the same key and body: the first result", body = openbank_platform::Payment),
+        (status = 403, description = "token_not_for_consent, consent_consumed, consent_revoked, consent_expired, consent_not_authorised", body = ErrorBody),
+        (status = 409, description = "idempotency_conflict", body = ErrorBody),
+        (status = 422, description = "invalid_payment (above the consented amount, another currency), insufficient_funds, risk_rejected; nothing written", body = ErrorBody)),
+    security(("partner_token" = ["payments"])))]
+pub async fn submit_payment(
+    State(state): State<AppState>,
+    caller: PartnerCaller,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<openbank_platform::Payment>), ApiError> {
+    let key = headers
+        .get("x-idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "idempotency_key_missing", "send an x-idempotency-key header")
+        })?
+        .to_string();
+    let submission: PaymentSubmission = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("invalid body: {e}"))
+    })?;
+    bound_to(&caller, &submission.consent_id)?;
+    let submitted = state
+        .openbank
+        .submit_payment(&caller.claims, &key, &body, submission.instructed_amount_minor, &submission.currency)
+        .await
+        .map_err(payment_error)?;
+    let status = if submitted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(submitted.payment)))
+}
+
+#[utoipa::path(get, path = "/open-banking/v1/domestic-payments/{id}", tag = "open banking: payments",
+    params(("id" = String, Path)),
+    responses((status = 200, body = openbank_platform::Payment), (status = 404, description = "payment_not_found (also another partner's)", body = ErrorBody)),
+    security(("partner_token" = ["payments"])))]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    caller: PartnerCaller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<openbank_platform::Payment>, ApiError> {
+    Ok(Json(state.openbank.payment(&caller.partner.id, &id).await?))
 }
 
 // ---- the consent screen (the customer, at the bank) -----------------------------------------

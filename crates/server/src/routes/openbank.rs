@@ -62,6 +62,18 @@ impl From<PlatformError> for ApiError {
             PlatformError::Notifier(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "code_not_delivered", e.to_string())
             }
+            PlatformError::IdempotencyConflict => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string())
+            }
+            PlatformError::RiskRejected(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "risk_rejected", e.to_string())
+            }
+            PlatformError::PaymentFailed(code, message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            PlatformError::PaymentNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "payment_not_found", e.to_string())
+            }
             PlatformError::Ledger(ledger::LedgerError::AccountNotFound(_)) => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "account_not_in_consent",
