@@ -61,6 +61,10 @@ pub struct AppState {
     pub approvals: access::Approvals,
     /// Open banking: partners, the bank's token-signing keys, the OAuth 2.0 token service.
     pub openbank: openbank_platform::OpenBanking,
+    /// The KPI system of the cockpit: indicator series, API response counts.
+    pub kpis: kpi_platform::KpiService,
+    /// How often `serve` recomputes the KPIs.
+    pub kpi_refresh: Duration,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
     /// running the same load without it. `serve` has no way to turn the trail off.
     pub audit_trail: bool,
@@ -97,6 +101,8 @@ impl AppState {
             openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clock(), "http://localhost");
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
+            kpis: kpi_platform::KpiService::new(db.clone(), ledger.clock()),
+            kpi_refresh: kpi_platform::DEFAULT_REFRESH,
             openbank,
             alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
             audit_recorder: audit.spawn_recorder(),
@@ -173,10 +179,11 @@ impl Modify for BearerAuth {
         routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
         routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
         routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery, routes::openbank::products,
+        routes::kpis::list_kpis,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "kpis"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -230,7 +237,7 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, approvals as ap, audit, classification, customers as c, keys, ledger as l, lending as ln,
+        alerts, approvals as ap, audit, classification, customers as c, keys, kpis, ledger as l, lending as ln,
         openbank as ob, profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Needs, Public, Signed};
@@ -239,6 +246,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(get.clone(), "/health", Public, system::health),
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
+        endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
         endpoint(get.clone(), "/", Public, system::docs),
         endpoint(get.clone(), "/docs", Public, system::docs),
@@ -449,6 +457,7 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     on_bound(bound);
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
+    state.kpis.spawn(state.kpi_refresh);
     state.alerts.spawn();
     state.edge.rates.spawn_housekeeping(Duration::from_secs(60));
     // With the client's address (`ConnectInfo`): API key IP allow-lists, sign-in throttling, the

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod classification;
 pub mod customers;
 pub mod keys;
+pub mod kpis;
 pub mod ledger;
 pub mod lending;
 pub mod openbank;

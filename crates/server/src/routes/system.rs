@@ -43,7 +43,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")), security(("api_key" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (accounts, entries) = state.ledger.store().counts().await?;
-    let body = state.metrics.render(accounts, entries);
+    let kpis = state.kpis.current().await?;
+    let body = state.metrics.render(accounts, entries, &kpis);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
