@@ -1068,6 +1068,7 @@ async fn serve(
     let admin = state.keys.ensure_admin_key().await?;
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
+        println!("operations cockpit: http://{bound}/");
         println!("API explorer: http://{bound}/docs");
         match &admin {
             Some(key) => println!("admin API key (shown once, store it now): {}", key.key),

@@ -237,8 +237,8 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, approvals as ap, audit, classification, customers as c, keys, kpis, ledger as l, lending as ln,
-        openbank as ob, profiles as pr, risk as r, system, tags, users as u,
+        alerts, approvals as ap, audit, classification, cockpit, customers as c, keys, kpis, ledger as l,
+        lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Needs, Public, Signed};
     use Permission as P;
@@ -248,7 +248,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
         endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
-        endpoint(get.clone(), "/", Public, system::docs),
+        endpoint(get.clone(), "/", Public, cockpit::page),
+        endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),
         endpoint(get.clone(), "/docs", Public, system::docs),
         endpoint(get.clone(), "/docs/assets/{file}", Public, system::docs_asset),
         // ledger

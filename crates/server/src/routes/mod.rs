@@ -2,6 +2,7 @@ pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod classification;
+pub mod cockpit;
 pub mod customers;
 pub mod keys;
 pub mod kpis;

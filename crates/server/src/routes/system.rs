@@ -101,7 +101,7 @@ static DOCS_PAGE: LazyLock<String> = LazyLock::new(|| {
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The API explorer (`GET /docs` and `GET /`): Swagger UI on `/openapi.json`. The Authorize
+/// The API explorer (`GET /docs`): Swagger UI on `/openapi.json`. The Authorize
 /// button takes an API key (the `api_key` bearer scheme) and every operation can be tried out.
 pub async fn docs() -> Response {
     (
