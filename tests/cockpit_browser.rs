@@ -148,7 +148,8 @@ async fn cockpit_overview_in_a_real_browser() {
         return;
     };
     let db = database_urls().await.remove(0);
-    let server = Server::start(&db, &["--kpi-refresh-secs", "1"]).await;
+    // Sessions end after 8 idle seconds, so the test can see one expire.
+    let server = Server::start(&db, &["--kpi-refresh-secs", "1", "--session-idle-secs", "8"]).await;
     let (status, teller) = server.call("POST", "/v1/api-keys", Some(json!({"name": "t", "role": "teller"}))).await;
     assert_eq!(status, 201, "{teller}");
     // Some data, so the figures are not all zero: a deposit funded at the branch, an app payment.
@@ -234,6 +235,16 @@ async fn cockpit_overview_in_a_real_browser() {
     browser.type_into("#totp", &totp(&secret)).await;
     browser.click("#signin-button").await;
     browser.wait_text(".who", |t| t.contains("王丽")).await;
+    browser.wait_text("[data-kpi=deposit_balance] .value", |t| t == "¥12,344.67").await;
+
+    // The session expires: the next page load goes back to sign-in, says why, and returns to
+    // the page after signing in again.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    browser.go(&server.url("/?again#/overview")).await;
+    browser.wait_text("#signin .alert", |t| t.contains("sign in again")).await;
+    browser.click("#tab-key").await;
+    browser.type_into("#key", server.key()).await;
+    browser.click("#signin-button").await;
     browser.wait_text("[data-kpi=deposit_balance] .value", |t| t == "¥12,344.67").await;
     browser.quit().await;
 }
