@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -24,7 +25,15 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 struct Browser {
     http: reqwest::Client,
     session: String,
-    driver: tokio::process::Child,
+    /// chromedriver's process group, which holds the browser it starts: ended as a whole when
+    /// the test ends, passed or failed, so no browser outlives it.
+    group: u32,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{}", self.group)]).status();
+    }
 }
 
 fn find(candidates: &[&str]) -> Option<PathBuf> {
@@ -36,13 +45,14 @@ impl Browser {
         let driver_bin = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])?;
         let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"])?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let driver = tokio::process::Command::new(driver_bin)
+        let driver = std::process::Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .ok()?;
+        let group = driver.id();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
@@ -56,7 +66,7 @@ impl Browser {
         let created: Value =
             http.post(format!("{base}/session")).json(&capabilities).send().await.ok()?.json().await.ok()?;
         let session = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}"));
-        Some(Browser { session: format!("{base}/session/{session}"), http, driver })
+        Some(Browser { session: format!("{base}/session/{session}"), http, group })
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -132,9 +142,8 @@ impl Browser {
         std::fs::write(path, bytes).unwrap();
     }
 
-    async fn quit(mut self) {
+    async fn quit(self) {
         let _ = self.http.delete(&self.session).send().await;
-        let _ = self.driver.kill().await;
     }
 }
 
