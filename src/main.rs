@@ -169,6 +169,11 @@ struct ServeArgs {
     /// when a proxy in front sets it).
     #[arg(long, env = "DIGIBANK_HSTS_MAX_AGE", default_value_t = 31_536_000)]
     hsts_max_age: u64,
+    /// Seconds between recomputations of the KPI system (each node computes and stores the
+    /// indicators of the current hour and day).
+    #[arg(long, env = "DIGIBANK_KPI_REFRESH_SECS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    kpi_refresh_secs: u64,
     /// Load the demo bank first when the database has no accounts yet.
     #[arg(long)]
     demo: bool,
@@ -442,6 +447,14 @@ struct FileConfig {
     rate_limits: Option<server::limits::RateLimitConfig>,
     http: Option<HttpFileConfig>,
     alerts: Option<AlertFileConfig>,
+    kpis: Option<KpiFileConfig>,
+}
+
+/// `[kpis]` in the config file.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KpiFileConfig {
+    refresh_secs: Option<u64>,
 }
 
 /// `[alerts]` in the config file (the security alert detectors and their webhook).
@@ -535,6 +548,7 @@ fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
     let rate_limits = config.rate_limits.unwrap_or_default();
     let http = config.http.unwrap_or_default();
     let alerts = config.alerts.unwrap_or_default();
+    let kpis = config.kpis.unwrap_or_default();
     let webhook_secret = alerts.webhook_secret_env.and_then(|name| std::env::var(name).ok());
     // The environment's key (DIGIBANK_MASTER_KEY) beats the file's key file.
     let master_key_file = security_config.master_key_file.filter(|_| std::env::var_os(security::ENV_KEY).is_none());
@@ -572,6 +586,7 @@ fn apply_config_file() -> Result<server::limits::RateLimitConfig> {
         ("DIGIBANK_ALERT_TICK_SECS", alerts.tick_secs.map(|n| n.to_string())),
         ("DIGIBANK_ALERT_WEBHOOK", alerts.webhook),
         ("DIGIBANK_ALERT_WEBHOOK_SECRET", webhook_secret),
+        ("DIGIBANK_KPI_REFRESH_SECS", kpis.refresh_secs.map(|n| n.to_string())),
     ];
     for (name, value) in settings {
         if let (Some(value), None) = (value, std::env::var_os(name)) {
@@ -1017,6 +1032,7 @@ async fn serve(
             .map_err(anyhow::Error::msg)?,
     };
     state.edge = server::limits::Edge { rates, hsts_max_age: args.hsts_max_age };
+    state.kpi_refresh = Duration::from_secs(args.kpi_refresh_secs);
     let approval_settings = access::ApprovalSettings {
         enabled: args.four_eyes == "on",
         expiry: Duration::from_secs(args.approval_expiry_secs),
@@ -1063,6 +1079,7 @@ async fn serve(
     let admin = state.keys.ensure_admin_key().await?;
     server::serve(state, args.addr, |bound| {
         println!("digibank listening on http://{bound}  (database: {})", db.backend_name());
+        println!("operations cockpit: http://{bound}/");
         println!("API explorer: http://{bound}/docs");
         match &admin {
             Some(key) => println!("admin API key (shown once, store it now): {}", key.key),

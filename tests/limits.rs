@@ -164,8 +164,13 @@ async fn every_response_carries_the_security_headers() {
             (None, "/openapi.json"),
             (Some(key.as_str()), "/metrics"),
         ];
-        let pages =
-            [(None, "/docs"), (None, "/"), (None, "/docs/assets/init.js"), (None, "/docs/assets/swagger-ui.css")];
+        let pages = [
+            (None, "/docs"),
+            (None, "/"),
+            (None, "/docs/assets/init.js"),
+            (None, "/docs/assets/swagger-ui.css"),
+            (None, "/cockpit/assets/app.js"),
+        ];
         for (key, path) in api.iter().chain(pages.iter()) {
             let (status, headers, _) = get(&server, *key, path).await;
             let what = format!("GET {path} ({status})");

@@ -174,6 +174,8 @@ pub static CATALOGUE: &[Classified] = &[
     api("RoleView.name", I, false, Clear, "a role's name"),
     api("Product.name", Level::Public, false, Clear, "a product's name"),
     api("PublicProduct.name", Level::Public, false, Clear, "a product's name"),
+    api("KpiView.name_zh", Level::Public, false, Clear, "an indicator's name (Chinese)"),
+    api("KpiView.name_en", Level::Public, false, Clear, "an indicator's name (English)"),
     api("RecommendationView.name", Level::Public, false, Clear, "a product's name"),
     api("RuleSetInput.name", I, false, Clear, "a rule set's label"),
     api("RuleSetSummary.name", I, false, Clear, "a rule set's label"),

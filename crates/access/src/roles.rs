@@ -58,11 +58,13 @@ pub enum Permission {
     /// Onboard, suspend and reactivate open-banking partners (a production partner waits for a
     /// second person).
     PartnersAdmin,
+    /// See the KPI system (the cockpit's indicators and their series).
+    KpisRead,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 29] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -91,6 +93,7 @@ impl Permission {
         Permission::ApprovalsRead,
         Permission::PartnersRead,
         Permission::PartnersAdmin,
+        Permission::KpisRead,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -124,6 +127,7 @@ impl Permission {
             Permission::ApprovalsRead => "approvals_read",
             Permission::PartnersRead => "partners_read",
             Permission::PartnersAdmin => "partners_admin",
+            Permission::KpisRead => "kpis_read",
         }
     }
 
@@ -191,6 +195,7 @@ impl Role {
                         | AuditExport
                         | ApprovalsRead
                         | PartnersRead
+                        | KpisRead
                 )
             }
             Role::Monitoring => p == MetricsRead,

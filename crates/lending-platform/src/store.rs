@@ -185,8 +185,9 @@ impl LendingStore {
 
     // ---- decisions, review queue, offers, contracts -----------------------------------------
 
-    /// Stores a decision; a review outcome also enters the review queue (one transaction).
-    pub async fn insert_decision(&self, d: &Decision) -> Result<()> {
+    /// Stores a decision that took `decision_micros` to make; a review outcome also enters the
+    /// review queue (one transaction).
+    pub async fn insert_decision(&self, d: &Decision, decision_micros: i64) -> Result<()> {
         let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
         let version = i64::from(self.vault.current_version());
         let reasons = serde_json::to_string(&d.reasons)?;
@@ -197,7 +198,7 @@ impl LendingStore {
             async {
             sqlx::query(
                 "INSERT INTO lending_decisions (id, applicant_id, product_code, outcome, grade, model_version, decision, created_at, \
-                 key_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                 key_version, decision_micros) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&id)
             .bind(&d.applicant_id)
@@ -208,6 +209,7 @@ impl LendingStore {
             .bind(&json)
             .bind(now)
             .bind(version)
+            .bind(decision_micros)
             .execute(&mut *tx)
             .await?;
             if d.outcome == Outcome::Review {

@@ -110,6 +110,12 @@ impl RiskService {
         &self.ledger
     }
 
+    /// Records a VaR figure as the treasury's (the KPI system shows the latest one-day 99%
+    /// historical VaR); returns its id.
+    pub async fn record_var(&self, report: &risk::market::VarReport) -> Result<String> {
+        store::store_var_report(&self.db, report, chrono::Utc::now()).await
+    }
+
     pub fn db(&self) -> &Database {
         &self.db
     }

@@ -516,3 +516,29 @@ pub(crate) async fn active_rule_set_version(db: &Database) -> Result<Option<u32>
     .await)?;
     Ok(row.map(|(v,)| v as u32))
 }
+
+/// Records a VaR figure as the treasury's (`risk_var_reports`, migration 0020): the KPI system
+/// shows the latest one-day 99% historical VaR. Returns the report's id.
+pub async fn store_var_report(db: &Database, report: &risk::market::VarReport, at: DateTime<Utc>) -> Result<String> {
+    let id = Uuid::now_v7().to_string();
+    // Basis points: 0.99 → 9900 (the KPI picks the 99% figure by an exact integer).
+    let confidence_bp = (report.confidence * 10_000.0).round() as i64;
+    storage::write!(db, |conn| sqlx::query(
+        "INSERT INTO risk_var_reports (id, method, confidence_bp, horizon_days, currency, portfolio_value, \
+         value_at_risk, expected_shortfall, observations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )
+    .bind(&id)
+    .bind(enum_text(&report.method))
+    .bind(confidence_bp)
+    .bind(i64::from(report.horizon_days))
+    .bind(report.value_at_risk.currency.code())
+    .bind(report.portfolio_value.minor)
+    .bind(report.value_at_risk.minor)
+    .bind(report.expected_shortfall.minor)
+    .bind(i64::try_from(report.observations).unwrap_or(i64::MAX))
+    .bind(at.timestamp_micros())
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(id)
+}

@@ -61,6 +61,10 @@ pub struct AppState {
     pub approvals: access::Approvals,
     /// Open banking: partners, the bank's token-signing keys, the OAuth 2.0 token service.
     pub openbank: openbank_platform::OpenBanking,
+    /// The KPI system of the cockpit: indicator series, API response counts.
+    pub kpis: kpi_platform::KpiService,
+    /// How often `serve` recomputes the KPIs.
+    pub kpi_refresh: Duration,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
     /// running the same load without it. `serve` has no way to turn the trail off.
     pub audit_trail: bool,
@@ -98,6 +102,8 @@ impl AppState {
                 .with_risk(risk.clone());
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
+            kpis: kpi_platform::KpiService::new(db.clone(), ledger.clock()),
+            kpi_refresh: kpi_platform::DEFAULT_REFRESH,
             openbank,
             alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
             audit_recorder: audit.spawn_recorder(),
@@ -206,10 +212,11 @@ impl Modify for BearerAuth {
         routes::consents::customer_sign_in_verify, routes::consents::my_consents, routes::consents::revoke_my_consent,
         routes::consents::create_payment_consent, routes::consents::get_payment_consent,
         routes::consents::funds_confirmation, routes::consents::submit_payment, routes::consents::get_payment,
+        routes::kpis::list_kpis,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "kpis"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -263,8 +270,8 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, approvals as ap, audit, classification, consents as cs, customers as c, keys, ledger as l,
-        lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
+        alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c, keys, kpis,
+        ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -272,8 +279,10 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(get.clone(), "/health", Public, system::health),
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
+        endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
-        endpoint(get.clone(), "/", Public, system::docs),
+        endpoint(get.clone(), "/", Public, cockpit::page),
+        endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),
         endpoint(get.clone(), "/docs", Public, system::docs),
         endpoint(get.clone(), "/docs/assets/{file}", Public, system::docs_asset),
         // ledger
@@ -523,6 +532,7 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     on_bound(bound);
     spawn_expiry_sweeper(state.ledger.clone());
     state.audit.spawn_sealer();
+    state.kpis.spawn(state.kpi_refresh);
     state.alerts.spawn();
     state.openbank.spawn_housekeeping();
     state.edge.rates.spawn_housekeeping(Duration::from_secs(60));

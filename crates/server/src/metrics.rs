@@ -6,7 +6,10 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use rust_decimal::prelude::ToPrimitive;
 
 use crate::AppState;
 
@@ -21,6 +24,8 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     accounts: IntGauge,
     journal_entries: IntGauge,
+    /// The KPI system's latest values, by indicator (read from the database at scrape time).
+    kpis: GaugeVec,
 }
 
 impl Default for Metrics {
@@ -58,6 +63,14 @@ impl Metrics {
         .expect("metric");
         let accounts = IntGauge::new("ledger_accounts", "Accounts in the ledger").expect("metric");
         let journal_entries = IntGauge::new("ledger_journal_entries", "Entries in the journal").expect("metric");
+        let kpis = GaugeVec::new(
+            Opts::new(
+                "kpi",
+                "The latest value of each KPI (unit: cny_minor = fen, ratio = fraction of 1, seconds, count), see GET /v1/kpis",
+            ),
+            &["kpi", "category", "unit"],
+        )
+        .expect("metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -66,6 +79,7 @@ impl Metrics {
             Box::new(rate_limited.clone()),
             Box::new(accounts.clone()),
             Box::new(journal_entries.clone()),
+            Box::new(kpis.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
@@ -78,6 +92,7 @@ impl Metrics {
             rate_limited,
             accounts,
             journal_entries,
+            kpis,
         }
     }
 
@@ -92,9 +107,17 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, accounts: i64, entries: i64) -> String {
+    pub fn render(&self, accounts: i64, entries: i64, kpis: &[(kpi::KpiId, kpi::Decimal)]) -> String {
         self.accounts.set(accounts);
         self.journal_entries.set(entries);
+        // Only indicators with a value: one without data has no sample rather than a made-up 0.
+        self.kpis.reset();
+        for (id, value) in kpis {
+            let d = kpi::definition(*id);
+            if let Some(v) = value.to_f64() {
+                self.kpis.with_label_values(&[id.as_str(), d.category.as_str(), d.unit.as_str()]).set(v);
+            }
+        }
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("encode metrics");
         String::from_utf8(out).expect("prometheus text is UTF-8")
@@ -112,6 +135,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let method = request.method().as_str().to_string();
     let start = Instant::now();
     let response = next.run(request).await;
+    state.kpis.record_response(response.status().as_u16());
     let status = response.status().as_u16().to_string();
     state.metrics.http_requests.with_label_values(&[&method, &route, &status]).inc();
     state.metrics.http_duration.with_label_values(&[&method, &route]).observe(start.elapsed().as_secs_f64());

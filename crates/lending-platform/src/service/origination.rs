@@ -13,6 +13,8 @@ impl LendingService {
     }
 
     pub async fn apply_at(&self, input: &ApplyInput, now: DateTime<Utc>) -> Result<Decision> {
+        // How long the automated decision takes (the KPI system's decision time).
+        let started = std::time::Instant::now();
         if input.applicant_id.is_empty() || input.applicant_id.len() > 100 {
             return Err(LendingPlatformError::Invalid("applicant_id must be 1..100 characters".into()));
         }
@@ -41,7 +43,8 @@ impl LendingService {
         };
         let mut decision = decide(product, &snapshot, &fraud, now);
         decision.id = lending::DecisionId(id);
-        self.store.insert_decision(&decision).await?;
+        let elapsed = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        self.store.insert_decision(&decision, elapsed).await?;
         Ok(decision)
     }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Permission};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{bounded, page_limit, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
@@ -568,6 +568,11 @@ pub struct VarInput {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub scenarios: Vec<StressScenario>,
+    /// Record the historical VaR as the treasury positions' figure (the KPI `treasury_var_99`
+    /// shows the latest one-day 99% one); needs risk admin. Default false: a what-if
+    /// calculation stores nothing.
+    #[serde(default)]
+    pub record: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -578,13 +583,24 @@ pub struct VarView {
     pub parametric: market::VarReport,
     #[schema(value_type = Vec<Object>)]
     pub stress: Vec<market::StressResult>,
+    /// The id of the stored report, when the request asked to `record` it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/risk/market/var", tag = "risk", request_body = VarInput,
     responses((status = 200, description = "Historical and parametric VaR / expected shortfall, stress results", body = VarView),
               (status = 422, description = "invalid_market_data", body = ErrorBody)),
     security(("api_key" = [])))]
-pub async fn market_var(ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarView>, ApiError> {
+pub async fn market_var(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<VarInput>,
+) -> Result<Json<VarView>, ApiError> {
+    if input.record {
+        // Computing is a read; recording the treasury's figure is risk administration.
+        caller.require(Permission::RiskAdmin)?;
+    }
     let confidence = input.confidence.unwrap_or(0.99);
     if !(confidence > 0.5 && confidence < 1.0) {
         return Err(unprocessable("invalid_market_data", "confidence must be between 0.5 and 1 (exclusive)"));
@@ -608,7 +624,8 @@ pub async fn market_var(ApiJson(input): ApiJson<VarInput>) -> Result<Json<VarVie
         .iter()
         .map(|s| market::stress_test(&input.portfolio, &latest, s, cfg.rounding))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(VarView { historical, parametric, stress }))
+    let recorded = if input.record { Some(state.risk.record_var(&historical).await?) } else { None };
+    Ok(Json(VarView { historical, parametric, stress, recorded }))
 }
 
 // ---- transfer screening ----

@@ -43,7 +43,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")), security(("api_key" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (accounts, entries) = state.ledger.store().counts().await?;
-    let body = state.metrics.render(accounts, entries);
+    let kpis = state.kpis.current().await?;
+    let body = state.metrics.render(accounts, entries, &kpis);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
@@ -100,7 +101,7 @@ static DOCS_PAGE: LazyLock<String> = LazyLock::new(|| {
 const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The API explorer (`GET /docs` and `GET /`): Swagger UI on `/openapi.json`. The Authorize
+/// The API explorer (`GET /docs`): Swagger UI on `/openapi.json`. The Authorize
 /// button takes an API key (the `api_key` bearer scheme) and every operation can be tried out.
 pub async fn docs() -> Response {
     (
