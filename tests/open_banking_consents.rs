@@ -379,6 +379,19 @@ async fn customers_authorise_consents_that_partners_use_only_as_granted() {
         let (status, accounts) = partner_call(&server, &access, "GET", "/open-banking/v1/accounts", None, true).await;
         assert_eq!(status, 200, "{accounts}");
         assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1);
+        let echoed = server
+            .http
+            .get(server.url("/open-banking/v1/accounts"))
+            .bearer_auth(&access)
+            .header("x-fapi-customer-ip-address", "198.51.100.7")
+            .header("x-fapi-interaction-id", "93bac548-d2de-4546-b106-880a5018460d")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            echoed.headers().get("x-fapi-interaction-id").and_then(|v| v.to_str().ok()),
+            Some("93bac548-d2de-4546-b106-880a5018460d")
+        );
         assert_eq!(accounts["accounts"][0]["account_id"], a1.as_str());
         assert_eq!(accounts["accounts"][0]["product"], "deposit.current");
         let (status, balance) =
@@ -459,6 +472,23 @@ async fn customers_authorise_consents_that_partners_use_only_as_granted() {
             let (status, body) = partner_call(&server, token, "GET", "/open-banking/v1/accounts", None, true).await;
             assert_error(status, &body, 401, "invalid_token");
         }
+        // Introspection agrees: the revoked chain's tokens are inactive.
+        let form = [
+            ("client_assertion_type", JWT_BEARER.to_string()),
+            ("client_assertion", assertion(&shop.key, &shop.id, &server.url("/open-banking/oauth2/token"), 60)),
+            ("token", second.clone()),
+        ];
+        let seen: Value = server
+            .http
+            .post(server.url("/open-banking/oauth2/introspect"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(seen, json!({"active": false}));
 
         // A new consent of the same partner for the same customer supersedes the old one.
         let (_, consent) =

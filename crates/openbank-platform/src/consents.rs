@@ -506,6 +506,28 @@ impl OpenBanking {
         })
     }
 
+    /// Whether a consent-bound token is still good beyond its signature and expiry: its grant
+    /// not revoked and its consent authorised now (for introspection).
+    pub async fn bound_token_live(&self, claims: &AccessClaims) -> Result<bool, PlatformError> {
+        let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
+            return Ok(true);
+        };
+        let found: Option<ConsentRowWithGrant> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
+            "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
+             WHERE c.id = $1 AND g.consent_id = c.id",
+            CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(consent_id)
+        .bind(grant_id)
+        .fetch_optional(conn)
+        .await)?;
+        let Some(found) = found else { return Ok(false) };
+        if found.grant_revoked_at.is_some() {
+            return Ok(false);
+        }
+        Ok(found.row.consent(self.clock.now_micros())?.status == ConsentStatus::Authorised)
+    }
+
     /// Stores the expiry of consents past their time (authorised ones past their expiration,
     /// and ones never authorised within the hour); access stopped already, since calls read
     /// the status as of now. Returns the expired consents' ids.

@@ -74,6 +74,23 @@ fn invalid_token(message: &str) -> ApiError {
 /// checks its scope; runs the request in an audit scope naming the partner, with the consent
 /// the token is bound to as its purpose.
 async fn partner_guard(state: &AppState, scope: &'static str, request: Request, next: Next) -> Response {
+    // FAPI: the partner's `x-fapi-interaction-id` is echoed (one is made when it sends none or
+    // an unusable one), on refusals too, so both sides can correlate a call.
+    let interaction = request
+        .headers()
+        .get("x-fapi-interaction-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 100 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut response = partner_guarded(state, scope, request, next).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&interaction) {
+        response.headers_mut().insert("x-fapi-interaction-id", value);
+    }
+    response
+}
+
+async fn partner_guarded(state: &AppState, scope: &'static str, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     let verified = match bearer(&parts) {
         Ok(token) => state.openbank.verify(token).await.map_err(|e| match e {

@@ -412,7 +412,16 @@ pub async fn introspect(
         .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is missing"))?;
     let inactive =
         Introspection { active: false, client_id: None, scope: None, token_type: None, exp: None, iat: None };
-    match state.openbank.verify(token).await {
+    let verified = match state.openbank.verify(token).await {
+        // A consent-bound token is inactive once its consent or its chain is revoked.
+        Ok((claims, partner)) => match state.openbank.bound_token_live(&claims).await {
+            Ok(true) => Ok((claims, partner)),
+            Ok(false) => Err(PlatformError::InvalidToken),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match verified {
         // A partner learns nothing about another partner's tokens.
         Ok((claims, _)) if claims.client_id == caller.id => Ok(Json(Introspection {
             active: true,
