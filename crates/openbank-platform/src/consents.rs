@@ -438,15 +438,7 @@ impl OpenBanking {
             // A client-credentials token reaches no customer data.
             return Err(PlatformError::Denied(AccessDenied::NotAuthorised));
         };
-        let found: Option<ConsentRowWithGrant> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
-            "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
-             WHERE c.id = $1 AND g.consent_id = c.id",
-            CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
-        ))
-        .bind(consent_id)
-        .bind(grant_id)
-        .fetch_optional(conn)
-        .await)?;
+        let found = self.bound_consent(consent_id, grant_id).await?;
         let found = found.ok_or(PlatformError::InvalidToken)?;
         if found.row.partner_id != claims.client_id {
             return Err(PlatformError::InvalidToken);
@@ -506,21 +498,34 @@ impl OpenBanking {
         })
     }
 
+    /// The consent a token is bound to, with its grant's revocation, in one read (every
+    /// consent-bound call makes it).
+    pub(crate) async fn bound_consent(
+        &self,
+        consent_id: &str,
+        grant_id: &str,
+    ) -> Result<Option<ConsentRowWithGrant>, PlatformError> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
+                 WHERE c.id = $1 AND g.consent_id = c.id",
+                CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+            )
+        });
+        Ok(storage::read!(&self.db, |conn| sqlx::query_as(SQL.as_str())
+            .bind(consent_id)
+            .bind(grant_id)
+            .fetch_optional(conn)
+            .await)?)
+    }
+
     /// Whether a consent-bound token is still good beyond its signature and expiry: its grant
     /// not revoked and its consent authorised now (for introspection).
     pub async fn bound_token_live(&self, claims: &AccessClaims) -> Result<bool, PlatformError> {
         let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
             return Ok(true);
         };
-        let found: Option<ConsentRowWithGrant> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
-            "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
-             WHERE c.id = $1 AND g.consent_id = c.id",
-            CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
-        ))
-        .bind(consent_id)
-        .bind(grant_id)
-        .fetch_optional(conn)
-        .await)?;
+        let found = self.bound_consent(consent_id, grant_id).await?;
         let Some(found) = found else { return Ok(false) };
         if found.grant_revoked_at.is_some() {
             return Ok(false);

@@ -20,7 +20,7 @@ use storage::{Arg, Statement};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::consents::{time, ConsentRow, ConsentRowWithGrant, CONSENT_COLUMNS};
+use crate::consents::{time, ConsentRow};
 use crate::{AccessClaims, Consent, OpenBanking, Partner, PlatformError};
 
 /// The namespace of payment transfer ids: a partner's idempotency key names one transfer.
@@ -119,15 +119,7 @@ impl OpenBanking {
         let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
             return Err(PlatformError::Denied(AccessDenied::NotAuthorised));
         };
-        let found: Option<ConsentRowWithGrant> = storage::read!(&self.db, |conn| sqlx::query_as(&format!(
-            "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
-             WHERE c.id = $1 AND g.consent_id = c.id",
-            CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
-        ))
-        .bind(consent_id)
-        .bind(grant_id)
-        .fetch_optional(conn)
-        .await)?;
+        let found = self.bound_consent(consent_id, grant_id).await?;
         let found = found.ok_or(PlatformError::InvalidToken)?;
         if found.row.partner_id != claims.client_id {
             return Err(PlatformError::InvalidToken);
