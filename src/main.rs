@@ -650,6 +650,12 @@ async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Res
             let db = connect(&cli.database_url).await?;
             let vault = security::open_vault(&db, key_file).await?;
             load_demo(&db, &vault, &args).await?;
+            // The sandbox partners too, their tokens issued for `serve`'s default address
+            // (`serve --public-url` names another).
+            let openbank =
+                openbank_platform::OpenBanking::new(db.clone(), vault, Ledger::new(&db), "http://127.0.0.1:8080");
+            openbank.load_keys().await?;
+            openbank_cli::ensure_sandbox_partners(&openbank, &security::data_dir(&db)).await?;
             Ok(())
         }
         Command::OpenBanking { command } => openbank_cli::run(command),
