@@ -599,6 +599,16 @@ async fn customers_authorise_consents_that_partners_use_only_as_granted() {
         let (status, body) = partner_call(&server, &alice_token, "POST", &revoke, None, false).await;
         assert_error(status, &body, 409, "consent_status_conflict");
 
+        // Metering: staff read the partner's calls per API and day, refused ones apart.
+        let (status, usage) =
+            server.call("GET", &format!("/v1/open-banking/partners/{}/usage?days=7", shop.id), None).await;
+        assert_eq!(status, 200, "{usage}");
+        let row = |api: &str| usage["usage"].as_array().unwrap().iter().find(|r| r["api"] == api).cloned();
+        let balances = row("GET /open-banking/v1/accounts/{id}/balances").expect("balance reads metered");
+        assert!(balances["calls"].as_i64().unwrap() >= 9 && balances["refused"].as_i64().unwrap() >= 3, "{balances}");
+        let (status, body) = server.call("GET", "/v1/open-banking/partners/nope/usage", None).await;
+        assert_error(status, &body, 404, "partner_not_found");
+
         // Every change is in the audit trail with the consent as its purpose.
         let (_, trail) = server.call("GET", &format!("/v1/audit?resource={c3}&limit=100"), None).await;
         let entries = trail["entries"].as_array().unwrap();

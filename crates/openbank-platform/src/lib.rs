@@ -16,9 +16,11 @@ use std::sync::{Arc, RwLock};
 mod consents;
 pub mod notify;
 mod payments;
+mod usage;
 
 pub use consents::*;
 pub use payments::*;
+pub use usage::{UsageRow, MAX_USAGE_DAYS};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -217,6 +219,8 @@ pub struct OpenBanking {
     notifier: Arc<dyn notify::CodeNotifier>,
     /// Screens payments (channel `open_banking`); none in tools that make no payments.
     risk: Option<Arc<risk_platform::RiskService>>,
+    /// Partner calls counted since the last flush ([`OpenBanking::flush_usage`]).
+    usage: Arc<std::sync::Mutex<usage::PendingUsage>>,
 }
 
 impl OpenBanking {
@@ -231,6 +235,7 @@ impl OpenBanking {
             ledger,
             notifier: Arc::new(notify::NoNotifier),
             risk: None,
+            usage: Arc::default(),
         }
     }
 
@@ -271,6 +276,9 @@ impl OpenBanking {
                     Ok(ids) if !ids.is_empty() => tracing::info!(expired = ids.len(), "consents expired"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "consent expiry failed"),
+                }
+                if let Err(e) = service.flush_usage().await {
+                    tracing::warn!(error = %e, "storing partner usage failed");
                 }
                 if let Err(e) = service.purge_used_assertions().await {
                     tracing::warn!(error = %e, "purging spent client assertions failed");

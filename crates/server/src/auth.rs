@@ -114,8 +114,17 @@ async fn partner_guarded(state: &AppState, scope: &'static str, request: Request
         return crate::audit::refused_as(state, actor, &parts, error.into_response()).await;
     }
     let purpose = claims.consent_id.clone();
+    let partner_id = partner.id.clone();
+    let api = format!(
+        "{} {}",
+        parts.method,
+        parts.extensions.get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str())
+    );
     parts.extensions.insert(PartnerCaller { claims, partner });
-    crate::audit::run_as(state, actor, purpose, parts, body, next).await
+    let response = crate::audit::run_as(state, actor, purpose, parts, body, next).await;
+    // Metering: every call of an authenticated partner, refused or not.
+    state.openbank.record_call(&partner_id, &api, !response.status().is_success());
+    response
 }
 
 /// Authenticates a customer's dashboard token.

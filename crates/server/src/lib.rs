@@ -204,7 +204,7 @@ impl Modify for BearerAuth {
         routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
         routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
         routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery, routes::openbank::products,
-        routes::openbank::par, routes::consents::create_consent, routes::consents::get_consent,
+        routes::openbank::par, routes::openbank::partner_usage, routes::consents::create_consent, routes::consents::get_consent,
         routes::consents::delete_consent, routes::consents::list_accounts, routes::consents::get_account,
         routes::consents::balances, routes::consents::transactions, routes::consents::authorize,
         routes::consents::consent_asset, routes::consents::get_authorization, routes::consents::send_authorization_code,
@@ -415,6 +415,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             .four_eyes_when(ob::onboards_production_partner),
         endpoint(get.clone(), "/v1/open-banking/partners", Needs(P::PartnersRead), ob::list_partners),
         endpoint(get.clone(), "/v1/open-banking/partners/{id}", Needs(P::PartnersRead), ob::get_partner),
+        endpoint(get.clone(), "/v1/open-banking/partners/{id}/usage", Needs(P::PartnersRead), ob::partner_usage),
         endpoint(post.clone(), "/v1/open-banking/partners/{id}/suspend", Needs(P::PartnersAdmin), ob::suspend_partner),
         endpoint(
             post.clone(),

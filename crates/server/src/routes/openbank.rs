@@ -158,6 +158,35 @@ pub async fn activate_partner(
     Ok(Json(state.openbank.set_status(&id, PartnerStatus::Active).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// Days back from today (UTC), 1..=366 (default 30).
+    pub days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartnerUsage {
+    pub partner_id: String,
+    /// Per day and API, newest day first.
+    pub usage: Vec<openbank_platform::UsageRow>,
+}
+
+#[utoipa::path(get, path = "/v1/open-banking/partners/{id}/usage", tag = "open banking",
+    params(("id" = String, Path), UsageQuery),
+    responses((status = 200, description = "calls (and refused calls) per API and day, for billing", body = PartnerUsage),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn partner_usage(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<Json<PartnerUsage>, ApiError> {
+    let days = page_limit("days", q.days, 30, openbank_platform::MAX_USAGE_DAYS)?;
+    Ok(Json(PartnerUsage { usage: state.openbank.usage(&id, days).await?, partner_id: id }))
+}
+
 /// `POST /v1/open-banking/partners` holds for a second person when it onboards a production
 /// partner.
 pub fn onboards_production_partner(body: &serde_json::Value) -> bool {
