@@ -434,20 +434,7 @@ impl OpenBanking {
         account: Option<&str>,
         customer_present: bool,
     ) -> Result<ConsentAccess, PlatformError> {
-        let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
-            // A client-credentials token reaches no customer data.
-            return Err(PlatformError::Denied(AccessDenied::NotAuthorised));
-        };
-        let found = self.bound_consent(consent_id, grant_id).await?;
-        let found = found.ok_or(PlatformError::InvalidToken)?;
-        if found.row.partner_id != claims.client_id {
-            return Err(PlatformError::InvalidToken);
-        }
-        if found.row.kind()? != ConsentKind::AccountAccess {
-            return Err(PlatformError::Denied(AccessDenied::WrongKind));
-        }
-        let grant_revoked = found.grant_revoked_at.is_some();
-        let row = found.row;
+        let (row, grant_revoked) = self.bound_consent(claims, ConsentKind::AccountAccess).await?;
         let now = self.clock.now_micros();
         let permissions = row.permissions()?;
         let accounts = split_list(&row.accounts);
@@ -498,13 +485,15 @@ impl OpenBanking {
         })
     }
 
-    /// The consent a token is bound to, with its grant's revocation, in one read (every
-    /// consent-bound call makes it).
+    /// The consent a token is bound to, of `kind`, with whether its grant (refresh chain) was
+    /// revoked: one read, made by every consent-bound call. A client-credentials token is bound
+    /// to none and reaches no customer data; a consent of another partner (or none) makes the
+    /// token invalid.
     pub(crate) async fn bound_consent(
         &self,
-        consent_id: &str,
-        grant_id: &str,
-    ) -> Result<Option<ConsentRowWithGrant>, PlatformError> {
+        claims: &AccessClaims,
+        kind: ConsentKind,
+    ) -> Result<(ConsentRow, bool), PlatformError> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT {}, g.revoked_at AS grant_revoked_at FROM ob_consents c JOIN ob_grants g ON g.id = $2 \
@@ -512,25 +501,37 @@ impl OpenBanking {
                 CONSENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
             )
         });
-        Ok(storage::read!(&self.db, |conn| sqlx::query_as(SQL.as_str())
+        let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
+            return Err(PlatformError::Denied(AccessDenied::NotAuthorised));
+        };
+        let found: Option<ConsentRowWithGrant> = storage::read!(&self.db, |conn| sqlx::query_as(SQL.as_str())
             .bind(consent_id)
             .bind(grant_id)
             .fetch_optional(conn)
-            .await)?)
+            .await)?;
+        let found = found.filter(|f| f.row.partner_id == claims.client_id).ok_or(PlatformError::InvalidToken)?;
+        if found.row.kind()? != kind {
+            return Err(PlatformError::Denied(AccessDenied::WrongKind));
+        }
+        Ok((found.row, found.grant_revoked_at.is_some()))
     }
 
     /// Whether a consent-bound token is still good beyond its signature and expiry: its grant
     /// not revoked and its consent authorised now (for introspection).
     pub async fn bound_token_live(&self, claims: &AccessClaims) -> Result<bool, PlatformError> {
-        let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
+        if claims.consent_id.is_none() {
             return Ok(true);
-        };
-        let found = self.bound_consent(consent_id, grant_id).await?;
-        let Some(found) = found else { return Ok(false) };
-        if found.grant_revoked_at.is_some() {
-            return Ok(false);
         }
-        Ok(found.row.consent(self.clock.now_micros())?.status == ConsentStatus::Authorised)
+        let kind = if claims.scope.split(' ').any(|s| s == "payments") {
+            ConsentKind::DomesticPayment
+        } else {
+            ConsentKind::AccountAccess
+        };
+        match self.bound_consent(claims, kind).await {
+            Ok((row, false)) => Ok(row.consent(self.clock.now_micros())?.status == ConsentStatus::Authorised),
+            Ok((_, true)) | Err(PlatformError::InvalidToken | PlatformError::Denied(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores the expiry of consents past their time (authorised ones past their expiration,
@@ -610,18 +611,10 @@ impl OpenBanking {
         let now = self.clock.now_micros();
         storage::audit::set_resource(consent.consent_id.clone());
         storage::audit::set_purpose(consent.consent_id.clone());
+        let spend = self.spend_statement(&partner.id, &jti, until);
         storage::transaction!(&self.db, |tx| {
             async {
-            let spent = sqlx::query(
-                "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (partner_id, jti) DO NOTHING",
-            )
-            .bind(&partner.id)
-            .bind(&jti)
-            .bind(until)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let spent = spend.query().execute(&mut *tx).await?.rows_affected();
             if spent == 0 {
                 return Err(replayed());
             }
@@ -1060,17 +1053,9 @@ impl OpenBanking {
         let refresh_until = (now + REFRESH_TOKEN_SECS * MICROS).min(consent.expiration_time.timestamp_micros());
         storage::audit::set_resource(row.consent_id.clone());
         storage::audit::set_purpose(row.consent_id.clone());
+        let spend = self.spend_statement(&partner.id, &jti, until);
         storage::transaction!(&self.db, |tx| async {
-            let spent = sqlx::query(
-                "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (partner_id, jti) DO NOTHING",
-            )
-            .bind(&partner.id)
-            .bind(&jti)
-            .bind(until)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let spent = spend.query().execute(&mut *tx).await?.rows_affected();
             if spent == 0 {
                 return Err(replayed());
             }
@@ -1161,17 +1146,9 @@ impl OpenBanking {
         let next = random_secret();
         storage::audit::set_resource(consent_id.clone());
         storage::audit::set_purpose(consent_id.clone());
+        let spend = self.spend_statement(&partner.id, &jti, until);
         let rotated: bool = storage::transaction!(&self.db, |tx| async {
-            let spent = sqlx::query(
-                "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (partner_id, jti) DO NOTHING",
-            )
-            .bind(&partner.id)
-            .bind(&jti)
-            .bind(until)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let spent = spend.query().execute(&mut *tx).await?.rows_affected();
             if spent == 0 {
                 return Err(replayed());
             }

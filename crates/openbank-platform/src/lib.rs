@@ -554,22 +554,27 @@ impl OpenBanking {
     /// primary key settles a race). The entry this write commits with names the partner.
     async fn spend_assertion(&self, partner: &Partner, jti: &str, until: i64) -> Result<(), PlatformError> {
         storage::audit::set_resource(partner.id.clone());
-        let inserted = storage::write!(&self.db, |conn| sqlx::query(
-            "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (partner_id, jti) DO NOTHING"
-        )
-        .bind(&partner.id)
-        .bind(jti)
-        .bind(until)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let spend = self.spend_statement(&partner.id, jti, until);
+        let inserted = storage::write!(&self.db, |conn| spend.query().execute(conn).await.map(|r| r.rows_affected()))?;
         if inserted == 0 {
-            return Err(PlatformError::Domain(OpenBankError::InvalidClient(
-                "client assertion was used before (jti replayed)".into(),
-            )));
+            return Err(consents::replayed());
         }
         Ok(())
+    }
+
+    /// The INSERT that spends a client assertion's `jti`: it changes no row when the `jti` was
+    /// spent already. Run on its own, or in the transaction of the change the assertion
+    /// authenticates, so a refused request spends nothing.
+    pub(crate) fn spend_statement(&self, partner_id: &str, jti: &str, until: i64) -> storage::Statement {
+        storage::Statement::new(
+            "INSERT INTO ob_assertion_jtis (partner_id, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id, jti) DO NOTHING",
+            vec![
+                storage::Arg::Text(partner_id.to_string()),
+                storage::Arg::Text(jti.to_string()),
+                storage::Arg::Int(until),
+            ],
+        )
     }
 
     fn current_key(&self) -> Result<Arc<SigningKey>, PlatformError> {

@@ -116,18 +116,7 @@ impl OpenBanking {
     /// The payment consent a consent-bound token names, checked: the partner's, of the payment
     /// kind, live, the token's grant not revoked.
     async fn bound_payment_consent(&self, claims: &AccessClaims) -> Result<(ConsentRow, PaymentTerms), PlatformError> {
-        let (Some(consent_id), Some(grant_id)) = (claims.consent_id.as_deref(), claims.grant_id.as_deref()) else {
-            return Err(PlatformError::Denied(AccessDenied::NotAuthorised));
-        };
-        let found = self.bound_consent(consent_id, grant_id).await?;
-        let found = found.ok_or(PlatformError::InvalidToken)?;
-        if found.row.partner_id != claims.client_id {
-            return Err(PlatformError::InvalidToken);
-        }
-        if found.row.kind()? != ConsentKind::DomesticPayment {
-            return Err(PlatformError::Denied(AccessDenied::WrongKind));
-        }
-        let row = found.row;
+        let (row, grant_revoked) = self.bound_consent(claims, ConsentKind::DomesticPayment).await?;
         let permissions = Vec::new();
         let accounts = crate::consents::split_list(&row.accounts);
         let facts = ConsentFacts {
@@ -139,7 +128,7 @@ impl OpenBanking {
             accounts: &accounts,
         };
         consent::check_payment_access(&facts, self.clock.now_micros()).map_err(PlatformError::Denied)?;
-        if found.grant_revoked_at.is_some() {
+        if grant_revoked {
             return Err(PlatformError::InvalidToken);
         }
         let terms = row.terms()?.ok_or_else(|| PlatformError::Corrupt(format!("consent {} has no terms", row.id)))?;

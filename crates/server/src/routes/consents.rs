@@ -10,7 +10,7 @@
 //! purpose.
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openbank::consent::{self, NewAccountAccessConsent, NewPaymentConsent, Permission, RevokedBy};
@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{CustomerCaller, PartnerCaller};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{page_limit, ApiJson, ApiPath, ApiQuery};
+use crate::routes::web::{self, embedded_asset, Asset};
 use crate::AppState;
 
 /// Whether the customer takes part in this call (FAPI `x-fapi-customer-ip-address`, Berlin
@@ -475,23 +476,17 @@ pub struct AuthorizeQuery {
     pub request_uri: Option<String>,
 }
 
-const CONSENT_PAGE: &str = include_str!("../../assets/consent/page.html");
+/// The consent screen's script and style, under `/open-banking/assets/`.
+const CONSENT_ASSETS: &[Asset] = &[
+    embedded_asset!("consent", "consent.js", "text/javascript; charset=utf-8"),
+    embedded_asset!("consent", "consent.css", "text/css; charset=utf-8"),
+];
+
+static CONSENT_PAGE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| web::versioned_page(include_str!("../../assets/consent/page.html"), CONSENT_ASSETS));
+
 const CONSENT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
      img-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
-
-fn html(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, CONSENT_CSP),
-            (header::X_FRAME_OPTIONS, "DENY"),
-        ],
-        body,
-    )
-        .into_response()
-}
 
 fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -509,10 +504,15 @@ pub async fn authorize(State(state): State<AppState>, Query(q): Query<AuthorizeQ
         )),
     };
     match found {
-        Ok(view) => html(StatusCode::OK, CONSENT_PAGE.replace("__AUTHORIZATION_ID__", &view.authorization_id)),
+        Ok(view) => web::page(
+            StatusCode::OK,
+            CONSENT_CSP,
+            CONSENT_PAGE.replace("__AUTHORIZATION_ID__", &view.authorization_id),
+        ),
         // RFC 6749 section 4.1.2.1: with a request we cannot trust, never redirect.
-        Err(PlatformError::Authorization(why)) => html(
+        Err(PlatformError::Authorization(why)) => web::page(
             StatusCode::BAD_REQUEST,
+            CONSENT_CSP,
             format!(
                 "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>授权请求无效 · Invalid request</title>\
                  <link rel=\"stylesheet\" href=\"/open-banking/assets/consent.css\"><main><h1>授权请求无效 \
@@ -527,12 +527,7 @@ pub async fn authorize(State(state): State<AppState>, Query(q): Query<AuthorizeQ
 #[utoipa::path(get, path = "/open-banking/assets/{file}", tag = "open banking", params(("file" = String, Path)),
     responses((status = 200, description = "the consent screen's script or style sheet"), (status = 404, body = ErrorBody)))]
 pub async fn consent_asset(ApiPath(file): ApiPath<String>) -> Result<Response, ApiError> {
-    let (body, kind) = match file.as_str() {
-        "consent.js" => (include_str!("../../assets/consent/consent.js"), "text/javascript; charset=utf-8"),
-        "consent.css" => (include_str!("../../assets/consent/consent.css"), "text/css; charset=utf-8"),
-        _ => return Err(ApiError::not_found(format!("no such asset: {file}"))),
-    };
-    Ok(([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response())
+    web::asset(CONSENT_ASSETS, &file, "consent screen")
 }
 
 #[utoipa::path(get, path = "/open-banking/authorizations/{id}", tag = "open banking: consent screen",

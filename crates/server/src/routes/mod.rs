@@ -15,3 +15,4 @@ pub mod risk;
 pub mod system;
 pub mod tags;
 pub mod users;
+pub mod web;

@@ -74,11 +74,6 @@ impl From<PlatformError> for ApiError {
             PlatformError::PaymentNotFound(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "payment_not_found", e.to_string())
             }
-            PlatformError::Ledger(ledger::LedgerError::AccountNotFound(_)) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_not_in_consent",
-                "the customer did not choose this account for the consent",
-            ),
             _ => ApiError::internal(e),
         }
     }
@@ -348,13 +343,21 @@ pub async fn token(
             .ok_or_else(|| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", format!("{name} is missing")))
             .map(str::to_string)
     };
+    // The grant type first (an unsupported one is named as such), then the client.
+    match form.grant_type.as_deref() {
+        Some("client_credentials" | "authorization_code" | "refresh_token") => {}
+        Some(other) => return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {other:?} is not supported; use client_credentials, authorization_code or refresh_token"
+            ),
+        )),
+        None => return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing")),
+    }
+    let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
     let response = match form.grant_type.as_deref() {
-        Some("client_credentials") => {
-            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
-            state.openbank.client_credentials(client_id, assertion, form.scope.as_deref()).await?
-        }
         Some("authorization_code") => {
-            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
             let code = required(&form.code, "code")?;
             state
                 .openbank
@@ -362,20 +365,10 @@ pub async fn token(
                 .await?
         }
         Some("refresh_token") => {
-            let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
             let refresh = required(&form.refresh_token, "refresh_token")?;
             state.openbank.refresh(client_id, assertion, &refresh).await?
         }
-        Some(other) => {
-            return Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                format!(
-                "grant_type {other:?} is not supported; use client_credentials, authorization_code or refresh_token"
-            ),
-            ))
-        }
-        None => return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing")),
+        _ => state.openbank.client_credentials(client_id, assertion, form.scope.as_deref()).await?,
     };
     Ok(Json(response))
 }

@@ -1,7 +1,6 @@
 //! Health, metrics, the OpenAPI document and the API explorer (Swagger UI, vendored into the
 //! binary from `assets/swagger-ui/`, so it works with no internet access).
 
-use std::hash::{Hash, Hasher};
 use std::sync::LazyLock;
 
 use axum::extract::State;
@@ -10,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
+
+use crate::routes::web::{self, embedded_asset, Asset};
 
 use crate::error::ApiError;
 use crate::extract::ApiPath;
@@ -58,43 +59,18 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::ApiDoc::openapi())
 }
 
-/// One file of the explorer, compiled into the binary.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
-
-macro_rules! asset {
-    ($name:literal, $content_type:literal) => {
-        Asset {
-            name: $name,
-            content_type: $content_type,
-            body: include_bytes!(concat!("../../assets/swagger-ui/", $name)),
-        }
-    };
-}
-
 /// Everything served under `/docs/assets/`: Swagger UI as vendored from `swagger-ui-dist` (see
 /// `assets/swagger-ui/README.md`) and our own start-up script and page style.
 const ASSETS: &[Asset] = &[
-    asset!("swagger-ui-bundle.js", "application/javascript; charset=utf-8"),
-    asset!("swagger-ui.css", "text/css; charset=utf-8"),
-    asset!("favicon-32x32.png", "image/png"),
-    asset!("init.js", "application/javascript; charset=utf-8"),
-    asset!("digibank.css", "text/css; charset=utf-8"),
+    embedded_asset!("swagger-ui", "swagger-ui-bundle.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("swagger-ui", "swagger-ui.css", "text/css; charset=utf-8"),
+    embedded_asset!("swagger-ui", "favicon-32x32.png", "image/png"),
+    embedded_asset!("swagger-ui", "init.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("swagger-ui", "digibank.css", "text/css; charset=utf-8"),
 ];
 
-/// The page links every asset with `?v=<hash of all assets>`, so assets can be cached for a year
-/// (a binary with other assets links other URLs) while the page itself is revalidated each time.
-static DOCS_PAGE: LazyLock<String> = LazyLock::new(|| {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for asset in ASSETS {
-        (asset.name, asset.body).hash(&mut hasher);
-    }
-    let version = format!("{:016x}", hasher.finish());
-    include_str!("../../assets/swagger-ui/index.html").replace("__ASSET_VERSION__", &version)
-});
+static DOCS_PAGE: LazyLock<String> =
+    LazyLock::new(|| web::versioned_page(include_str!("../../assets/swagger-ui/index.html"), ASSETS));
 
 /// Only this server's own files and `/openapi.json`: the browser enforces that the explorer loads
 /// and sends nothing elsewhere. (Swagger UI sets inline styles, and shows images as `data:`.)
@@ -104,31 +80,10 @@ const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 
 /// The API explorer (`GET /docs`): Swagger UI on `/openapi.json`. The Authorize
 /// button takes an API key (the `api_key` bearer scheme) and every operation can be tried out.
 pub async fn docs() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, DOCS_CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        DOCS_PAGE.as_str(),
-    )
-        .into_response()
+    web::page(StatusCode::OK, DOCS_CSP, DOCS_PAGE.clone())
 }
 
 /// A file of the explorer (`GET /docs/assets/{file}`); an unknown name is the API's JSON 404.
 pub async fn docs_asset(ApiPath(file): ApiPath<String>) -> Result<Response, ApiError> {
-    let asset = ASSETS
-        .iter()
-        .find(|a| a.name == file)
-        .ok_or_else(|| ApiError::not_found(format!("no such explorer asset: {file}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, asset.content_type),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        asset.body,
-    )
-        .into_response())
+    web::asset(ASSETS, &file, "explorer")
 }
