@@ -346,13 +346,15 @@ pub async fn token(
     // The grant type first (an unsupported one is named as such), then the client.
     match form.grant_type.as_deref() {
         Some("client_credentials" | "authorization_code" | "refresh_token") => {}
-        Some(other) => return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            format!(
+        Some(other) => {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!(
                 "grant_type {other:?} is not supported; use client_credentials, authorization_code or refresh_token"
             ),
-        )),
+            ))
+        }
         None => return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is missing")),
     }
     let assertion = client_assertion(form.client_assertion_type.as_deref(), form.client_assertion.as_deref())?;
