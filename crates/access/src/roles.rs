@@ -60,11 +60,13 @@ pub enum Permission {
     PartnersAdmin,
     /// See the KPI system (the cockpit's indicators and their series).
     KpisRead,
+    /// Manage the bank's own webhook subscriptions, see every delivery and replay dead ones.
+    WebhooksAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 30] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -94,6 +96,7 @@ impl Permission {
         Permission::PartnersRead,
         Permission::PartnersAdmin,
         Permission::KpisRead,
+        Permission::WebhooksAdmin,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -128,6 +131,7 @@ impl Permission {
             Permission::PartnersRead => "partners_read",
             Permission::PartnersAdmin => "partners_admin",
             Permission::KpisRead => "kpis_read",
+            Permission::WebhooksAdmin => "webhooks_admin",
         }
     }
 
