@@ -683,8 +683,10 @@ async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Res
             load_demo(&db, &vault, &args).await?;
             // The sandbox partners too, their tokens issued for `serve`'s default address
             // (`serve --public-url` names another).
+            let lending = lending_platform::LendingService::new(db.clone(), Ledger::new(&db), vault.clone());
             let openbank =
-                openbank_platform::OpenBanking::new(db.clone(), vault, Ledger::new(&db), "http://127.0.0.1:8080");
+                openbank_platform::OpenBanking::new(db.clone(), vault, Ledger::new(&db), "http://127.0.0.1:8080")
+                    .with_lending(lending);
             openbank.load_keys().await?;
             openbank_cli::ensure_sandbox_partners(&openbank, &security::data_dir(&db)).await?;
             Ok(())

@@ -6,7 +6,8 @@ CREATE TABLE webhook_subscriptions (
     url        TEXT NOT NULL,
     secret     TEXT NOT NULL,          -- sealed by the vault
     status     TEXT NOT NULL,          -- active | removed
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    key_version INTEGER                    -- the data key that sealed secret (rotate-key re-seals)
 );
 CREATE INDEX webhook_subscriptions_owner ON webhook_subscriptions (owner, status);
 

@@ -238,6 +238,7 @@ impl Webhooks {
         let id = format!("ws_{}", Uuid::now_v7().simple());
         let now = self.clock.now_micros();
         let sealed = self.vault.seal(F_SECRET, &secret);
+        let key_version = i64::from(self.vault.current_version());
         storage::audit::set_resource(id.clone());
         let owner_s = owner.to_string();
         let url_s = url.to_string();
@@ -253,14 +254,15 @@ impl Webhooks {
                 )));
             }
             sqlx::query(
-                "INSERT INTO webhook_subscriptions (id, owner, url, secret, status, created_at) \
-                 VALUES ($1, $2, $3, $4, 'active', $5)",
+                "INSERT INTO webhook_subscriptions (id, owner, url, secret, status, created_at, key_version) \
+                 VALUES ($1, $2, $3, $4, 'active', $5, $6)",
             )
             .bind(&id)
             .bind(&owner_s)
             .bind(&url_s)
             .bind(&sealed)
             .bind(now)
+            .bind(key_version)
             .execute(&mut *tx)
             .await?;
             for event in &events {
