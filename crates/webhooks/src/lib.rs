@@ -423,17 +423,6 @@ impl Webhooks {
         Ok(self.delivery(id).await?.0)
     }
 
-    /// Deliveries waiting (pending) and given up (dead), for the metrics.
-    pub async fn queue_depths(&self) -> Result<(i64, i64), WebhookError> {
-        let (pending, dead): (i64, i64) = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0) FROM webhook_deliveries"
-        )
-        .fetch_one(conn)
-        .await)?;
-        Ok((pending, dead))
-    }
-
     /// Sends what is due (at most one batch) and returns how many were delivered.
     pub async fn deliver_due(&self) -> Result<usize, WebhookError> {
         use futures::StreamExt;
