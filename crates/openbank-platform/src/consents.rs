@@ -220,6 +220,9 @@ pub struct AuthorizationView {
     /// The loan the partner may apply for (loan application consents).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loan: Option<LoanTerms>,
+    /// The loan product's name as the bank shows it (loan application consents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loan_product_name: Option<String>,
     pub expiration_time: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_from_time: Option<DateTime<Utc>>,
@@ -722,6 +725,10 @@ impl OpenBanking {
             consent_id: consent.consent_id,
             kind: consent.kind,
             initiation: consent.initiation,
+            loan_product_name: consent.loan.as_ref().and_then(|l| {
+                let product = self.lending.as_ref()?.catalog().get(&l.product_code).ok()?;
+                Some(product.name.clone())
+            }),
             loan: consent.loan,
             permissions: consent
                 .permissions

@@ -54,7 +54,8 @@
       oneAccount = true;
       $('asks').textContent = '请求代您申请一笔贷款 · asks to apply for a loan for you';
       $('choose').textContent = '选择放款账户 · Choose the account the loan is paid out to';
-      item('产品：' + l.product_code, 'Product: ' + l.product_code);
+      const product = view.loan_product_name || l.product_code;
+      item('产品：' + product, 'Product: ' + product);
       item('最高金额：' + money(l.max_amount_minor, l.currency), 'Up to ' + money(l.max_amount_minor, l.currency));
       item('银行将查询您的征信、社保、公积金与纳税数据以作审批', 'The bank checks your credit, social security, housing fund and tax data to decide');
       item('贷款须经您本人确认方可发放', 'Nothing is lent until you accept the offer yourself');
