@@ -266,7 +266,16 @@ impl AuditTrail {
     pub async fn record(&self, entries: &[(AuditContext, &str)]) -> Result<(), AuditError> {
         let statements: Vec<Statement> =
             entries.iter().map(|(context, outcome)| storage::audit::entry_statement(context, 1, outcome)).collect();
-        storage::audit::unaudited(storage::execute_all(&self.db, &statements)).await?;
+        // One multi-row INSERT per batch rather than one statement per entry: the recorder keeps
+        // up with thousands of partner reads a second (each one an entry). SQLite binds `?N` by
+        // position; `$N` would be looked up by name, per value.
+        let mut merged = storage::audit::merge_entries(statements);
+        if matches!(self.db, Database::Sqlite(_)) {
+            for statement in &mut merged {
+                statement.sql = statement.sqlite_sql().into();
+            }
+        }
+        storage::audit::unaudited(storage::execute_all(&self.db, &merged)).await?;
         Ok(())
     }
 

@@ -35,6 +35,10 @@ use storage::Database;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// How long a node trusts the partner it read for a token check: a suspension made on another
+/// node stops the partner's tokens there within this time (on this node at once).
+pub const PARTNER_CACHE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Lifetime of an access token (FAPI 2.0 leaves it to the bank; short keeps revocation simple).
 pub const ACCESS_TOKEN_SECS: i64 = 300;
 /// A new signing key is published this long before it signs, so verifiers that cache the JWKS
@@ -299,6 +303,10 @@ pub struct OpenBanking {
     risk: Option<Arc<risk_platform::RiskService>>,
     /// Decides embedded loan applications; none in tools that lend nothing.
     lending: Option<lending_platform::LendingService>,
+    /// Partners as the token check last read them (at most [`PARTNER_CACHE`] old): a partner
+    /// call then reads the database for its consent only. Changes made on this node drop the
+    /// entry at once.
+    partner_cache: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Partner)>>>,
     /// Each partner's calls today as this node knows them, for the daily quota.
     quota_counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usage::QuotaCount>>>,
     /// Partner calls counted since the last flush ([`OpenBanking::flush_usage`]).
@@ -320,6 +328,7 @@ impl OpenBanking {
             lending: None,
             usage: Arc::default(),
             quota_counts: Arc::default(),
+            partner_cache: Arc::default(),
         }
     }
 
@@ -475,6 +484,7 @@ impl OpenBanking {
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
+        self.partner_cache.lock().expect("partner cache lock").remove(id);
         self.partner(id).await
     }
 
@@ -497,6 +507,7 @@ impl OpenBanking {
         if changed == 0 {
             return Err(PlatformError::SameStatus(id.to_string(), status.as_str()));
         }
+        self.partner_cache.lock().expect("partner cache lock").remove(id);
         self.partner(id).await
     }
 
@@ -872,11 +883,29 @@ impl OpenBanking {
         if claims.exp <= self.now_secs() {
             return Err(PlatformError::InvalidToken);
         }
-        let partner = match self.partner(&claims.client_id).await {
-            Ok(p) if p.status == PartnerStatus::Active => p,
-            Ok(_) | Err(PlatformError::NotFound(_)) => return Err(PlatformError::InvalidToken),
-            Err(e) => return Err(e),
+        let cached = self
+            .partner_cache
+            .lock()
+            .expect("partner cache lock")
+            .get(&claims.client_id)
+            .filter(|(read_at, _)| read_at.elapsed() < PARTNER_CACHE)
+            .map(|(_, p)| p.clone());
+        let partner = match cached {
+            Some(p) => p,
+            None => match self.partner(&claims.client_id).await {
+                Ok(p) => {
+                    let mut cache = self.partner_cache.lock().expect("partner cache lock");
+                    // Bounded by the partners that exist; a stale entry is replaced on use.
+                    cache.insert(p.id.clone(), (std::time::Instant::now(), p.clone()));
+                    p
+                }
+                Err(PlatformError::NotFound(_)) => return Err(PlatformError::InvalidToken),
+                Err(e) => return Err(e),
+            },
         };
+        if partner.status != PartnerStatus::Active {
+            return Err(PlatformError::InvalidToken);
+        }
         Ok((claims, partner))
     }
 
