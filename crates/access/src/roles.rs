@@ -58,13 +58,16 @@ pub enum Permission {
     /// Onboard, suspend and reactivate open-banking partners (a production partner waits for a
     /// second person).
     PartnersAdmin,
-    /// See the KPI system (the cockpit's indicators and their series).
+    /// See the KPI system (the cockpit's indicators and their series, the alert rules and their
+    /// history).
     KpisRead,
+    /// Create, change, delete and silence the threshold alert rules on the KPIs.
+    KpiAlertsAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 30] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -94,6 +97,7 @@ impl Permission {
         Permission::PartnersRead,
         Permission::PartnersAdmin,
         Permission::KpisRead,
+        Permission::KpiAlertsAdmin,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -128,6 +132,7 @@ impl Permission {
             Permission::PartnersRead => "partners_read",
             Permission::PartnersAdmin => "partners_admin",
             Permission::KpisRead => "kpis_read",
+            Permission::KpiAlertsAdmin => "kpi_alerts_admin",
         }
     }
 

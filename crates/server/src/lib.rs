@@ -212,7 +212,9 @@ impl Modify for BearerAuth {
         routes::consents::customer_sign_in_verify, routes::consents::my_consents, routes::consents::revoke_my_consent,
         routes::consents::create_payment_consent, routes::consents::get_payment_consent,
         routes::consents::funds_confirmation, routes::consents::submit_payment, routes::consents::get_payment,
-        routes::kpis::list_kpis,
+        routes::kpis::list_kpis, routes::kpi_alerts::list_rules, routes::kpi_alerts::get_rule,
+        routes::kpi_alerts::create_rule, routes::kpi_alerts::update_rule, routes::kpi_alerts::delete_rule,
+        routes::kpi_alerts::silence_rule, routes::kpi_alerts::unsilence_rule, routes::kpi_alerts::list_events,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
@@ -270,8 +272,9 @@ where
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
-        alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c, keys, kpis,
-        ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
+        alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c, keys,
+        kpi_alerts as ka, kpis, ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r, system, tags,
+        users as u,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -280,6 +283,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/health", Public, system::health),
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
         endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
+        endpoint(get.clone(), "/v1/kpi-alerts/rules", Needs(P::KpisRead), ka::list_rules),
+        endpoint(post.clone(), "/v1/kpi-alerts/rules", Needs(P::KpiAlertsAdmin), ka::create_rule),
+        endpoint(get.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpisRead), ka::get_rule),
+        endpoint(put.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpiAlertsAdmin), ka::update_rule),
+        endpoint(del.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpiAlertsAdmin), ka::delete_rule),
+        endpoint(post.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::silence_rule),
+        endpoint(del.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::unsilence_rule),
+        endpoint(get.clone(), "/v1/kpi-alerts/events", Needs(P::KpisRead), ka::list_events),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
         endpoint(get.clone(), "/", Public, cockpit::page),
         endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),
