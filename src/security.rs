@@ -38,6 +38,7 @@ pub fn encrypted_tables() -> Vec<access::EncryptedTable> {
     all.extend_from_slice(lending_platform::store::ENCRYPTED_TABLES);
     all.extend_from_slice(risk_platform::store::ENCRYPTED_TABLES);
     all.extend_from_slice(openbank_platform::ENCRYPTED_TABLES);
+    all.extend_from_slice(webhooks::ENCRYPTED_TABLES);
     all
 }
 

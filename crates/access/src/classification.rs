@@ -295,6 +295,13 @@ pub static CATALOGUE: &[Classified] = &[
     col("sessions.ip", C, true, Clear, "client address"),
     col("api_keys.secret_hash", R, false, Secret, "argon2 hash"),
     col("ob_signing_keys.private_key", R, false, Secret, "the bank's token-signing key, sealed by the vault"),
+    col(
+        "webhook_subscriptions.secret",
+        R,
+        false,
+        Secret,
+        "a webhook subscription's signing secret, sealed by the vault",
+    ),
     col("api_keys.allowed_ips", C, false, Clear, "network configuration"),
     col("audit_log.actor", C, true, Clear, ACTOR),
     col("audit_log.ip", C, true, Clear, "client address"),

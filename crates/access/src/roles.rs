@@ -61,13 +61,15 @@ pub enum Permission {
     /// See the KPI system (the cockpit's indicators and their series, the alert rules and their
     /// history).
     KpisRead,
+    /// Manage the bank's own webhook subscriptions, see every delivery and replay dead ones.
+    WebhooksAdmin,
     /// Create, change, delete and silence the threshold alert rules on the KPIs.
     KpiAlertsAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 30] = [
+    pub const ALL: [Permission; 31] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -97,6 +99,7 @@ impl Permission {
         Permission::PartnersRead,
         Permission::PartnersAdmin,
         Permission::KpisRead,
+        Permission::WebhooksAdmin,
         Permission::KpiAlertsAdmin,
     ];
 
@@ -132,6 +135,7 @@ impl Permission {
             Permission::PartnersRead => "partners_read",
             Permission::PartnersAdmin => "partners_admin",
             Permission::KpisRead => "kpis_read",
+            Permission::WebhooksAdmin => "webhooks_admin",
             Permission::KpiAlertsAdmin => "kpi_alerts_admin",
         }
     }

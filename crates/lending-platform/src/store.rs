@@ -186,8 +186,8 @@ impl LendingStore {
     // ---- decisions, review queue, offers, contracts -----------------------------------------
 
     /// Stores a decision that took `decision_micros` to make; a review outcome also enters the
-    /// review queue (one transaction).
-    pub async fn insert_decision(&self, d: &Decision, decision_micros: i64) -> Result<()> {
+    /// review queue; `extra` statements commit with them (one transaction).
+    pub async fn insert_decision(&self, d: &Decision, decision_micros: i64, extra: &[Statement]) -> Result<()> {
         let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
         let version = i64::from(self.vault.current_version());
         let reasons = serde_json::to_string(&d.reasons)?;
@@ -225,6 +225,9 @@ impl LendingStore {
                 .bind(version)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for statement in extra {
+                statement.query().execute(&mut *tx).await?;
             }
             Ok::<(), LendingPlatformError>(())
         }

@@ -17,8 +17,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use openbank::consent::{
-    self, AccessDenied, AuthorizationParams, ConsentFacts, ConsentKind, ConsentSpec, ConsentStatus, PaymentTerms,
-    Permission, RevokedBy,
+    self, AccessDenied, AuthorizationParams, ConsentFacts, ConsentKind, ConsentSpec, ConsentStatus, LoanTerms,
+    PaymentTerms, Permission, RevokedBy,
 };
 use openbank::OpenBankError;
 use rand::Rng;
@@ -56,6 +56,9 @@ pub struct Consent {
     /// The payment's terms (payment consents only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initiation: Option<PaymentTerms>,
+    /// The loan the partner may apply for (loan application consents only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loan: Option<LoanTerms>,
     pub partner_id: String,
     /// The partner's name (for the customer's dashboard).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +93,7 @@ pub(crate) struct ConsentRow {
     pub(crate) id: String,
     pub(crate) kind: String,
     pub(crate) payment: Option<String>,
+    pub(crate) loan: Option<String>,
     pub(crate) partner_id: String,
     pub(crate) permissions: String,
     pub(crate) status: String,
@@ -106,7 +110,7 @@ pub(crate) struct ConsentRow {
 }
 
 pub(crate) const CONSENT_COLUMNS: &str =
-    "id, kind, payment, partner_id, permissions, status, revoked_by, superseded_by, customer_id, accounts, \
+    "id, kind, payment, loan, partner_id, permissions, status, revoked_by, superseded_by, customer_id, accounts, \
      expires_at, transaction_from, transaction_to, frequency_per_day, created_at, status_updated_at";
 
 pub(crate) fn time(micros: i64) -> DateTime<Utc> {
@@ -130,6 +134,14 @@ impl ConsentRow {
             .map_err(|_| PlatformError::Corrupt(format!("consent {} payment", self.id)))
     }
 
+    pub(crate) fn loan_terms(&self) -> Result<Option<LoanTerms>, PlatformError> {
+        self.loan
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| PlatformError::Corrupt(format!("consent {} loan", self.id)))
+    }
+
     pub(crate) fn status(&self) -> Result<ConsentStatus, PlatformError> {
         ConsentStatus::parse(&self.status).ok_or_else(|| PlatformError::Corrupt(format!("consent {} status", self.id)))
     }
@@ -147,6 +159,7 @@ impl ConsentRow {
     pub(crate) fn consent(self, now: i64) -> Result<Consent, PlatformError> {
         let kind = self.kind()?;
         let initiation = self.terms()?;
+        let loan = self.loan_terms()?;
         let permissions = self.permissions()?;
         let status = ConsentStatus::parse(&self.status)
             .ok_or_else(|| PlatformError::Corrupt(format!("consent {} status", self.id)))?;
@@ -164,6 +177,7 @@ impl ConsentRow {
             consent_id: self.id,
             kind,
             initiation,
+            loan,
             partner_id: self.partner_id,
             partner_name: None,
             permissions,
@@ -197,7 +211,15 @@ pub struct AuthorizationView {
     pub authorization_id: String,
     pub partner_name: String,
     pub consent_id: String,
+    /// `account_access`, `domestic_payment` or `loan_application`: what the screen asks.
+    pub kind: ConsentKind,
     pub permissions: Vec<PermissionText>,
+    /// The payment the customer is asked to authorise (payment consents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initiation: Option<PaymentTerms>,
+    /// The loan the partner may apply for (loan application consents).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loan: Option<LoanTerms>,
     pub expiration_time: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_from_time: Option<DateTime<Utc>>,
@@ -378,16 +400,24 @@ impl OpenBanking {
         storage::audit::set_resource(consent.consent_id.clone());
         storage::audit::set_purpose(consent.consent_id.clone());
         let id = consent.consent_id.clone();
-        let changed = storage::write!(&self.db, |conn| sqlx::query(
-            "UPDATE ob_consents SET status = 'revoked', revoked_by = $1, status_updated_at = $2 \
-             WHERE id = $3 AND status IN ('authorised', 'awaiting_authorisation') AND expires_at > $2"
-        )
-        .bind(by.as_str())
-        .bind(now)
-        .bind(&id)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let event = crate::consent_event(consent, "consent.revoked", Some(by.as_str()), now);
+        let changed: u64 = storage::transaction!(&self.db, |tx| async {
+            let changed = sqlx::query(
+                "UPDATE ob_consents SET status = 'revoked', revoked_by = $1, status_updated_at = $2 \
+                 WHERE id = $3 AND status IN ('authorised', 'awaiting_authorisation') AND expires_at > $2",
+            )
+            .bind(by.as_str())
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                event.query().execute(&mut *tx).await?;
+            }
+            Ok::<u64, PlatformError>(changed)
+        }
+        .await)?;
         if changed == 0 {
             // Its status moved on between the read and the write (expired, or revoked twice).
             let now_consent = self.consent(&id).await?;
@@ -522,12 +552,7 @@ impl OpenBanking {
         if claims.consent_id.is_none() {
             return Ok(true);
         }
-        let kind = if claims.scope.split(' ').any(|s| s == "payments") {
-            ConsentKind::DomesticPayment
-        } else {
-            ConsentKind::AccountAccess
-        };
-        match self.bound_consent(claims, kind).await {
+        match self.bound_consent(claims, ConsentKind::of_scope(&claims.scope)).await {
             Ok((row, false)) => Ok(row.consent(self.clock.now_micros())?.status == ConsentStatus::Authorised),
             Ok((_, true)) | Err(PlatformError::InvalidToken | PlatformError::Denied(_)) => Ok(false),
             Err(e) => Err(e),
@@ -540,8 +565,8 @@ impl OpenBanking {
     pub async fn expire_consents(&self) -> Result<Vec<String>, PlatformError> {
         let now = self.clock.now_micros();
         let unconfirmed_before = now - consent::AWAITING_AUTHORISATION_SECS * MICROS;
-        let due: Vec<(String,)> = storage::read!(&self.db, |conn| sqlx::query_as(
-            "SELECT id FROM ob_consents WHERE (status = 'authorised' AND expires_at <= $1) \
+        let due: Vec<(String, String, String)> = storage::read!(&self.db, |conn| sqlx::query_as(
+            "SELECT id, partner_id, kind FROM ob_consents WHERE (status = 'authorised' AND expires_at <= $1) \
              OR (status = 'awaiting_authorisation' AND (expires_at <= $1 OR created_at <= $2)) LIMIT 1000"
         )
         .bind(now)
@@ -549,19 +574,32 @@ impl OpenBanking {
         .fetch_all(conn)
         .await)?;
         let mut expired = Vec::new();
-        for (id,) in due {
+        for (id, partner_id, kind) in due {
             storage::audit::set_resource(id.clone());
-            let changed = storage::write!(&self.db, |conn| sqlx::query(
-                "UPDATE ob_consents SET status = 'expired', status_updated_at = $1 WHERE id = $2 \
-                 AND ((status = 'authorised' AND expires_at <= $1) \
-                 OR (status = 'awaiting_authorisation' AND (expires_at <= $1 OR created_at <= $3)))"
-            )
-            .bind(now)
-            .bind(&id)
-            .bind(unconfirmed_before)
-            .execute(conn)
-            .await
-            .map(|r| r.rows_affected()))?;
+            let event = crate::partner_event(
+                &partner_id,
+                "consent.expired",
+                serde_json::json!({"consent_id": id, "kind": kind, "status": "expired"}),
+                now,
+            );
+            let changed: u64 = storage::transaction!(&self.db, |tx| async {
+                let changed = sqlx::query(
+                    "UPDATE ob_consents SET status = 'expired', status_updated_at = $1 WHERE id = $2 \
+                     AND ((status = 'authorised' AND expires_at <= $1) \
+                     OR (status = 'awaiting_authorisation' AND (expires_at <= $1 OR created_at <= $3)))",
+                )
+                .bind(now)
+                .bind(&id)
+                .bind(unconfirmed_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed > 0 {
+                    event.query().execute(&mut *tx).await?;
+                }
+                Ok::<u64, PlatformError>(changed)
+            }
+            .await)?;
             if changed > 0 {
                 expired.push(id);
             }
@@ -682,6 +720,9 @@ impl OpenBanking {
             authorization_id: row.id,
             partner_name: partner.name,
             consent_id: consent.consent_id,
+            kind: consent.kind,
+            initiation: consent.initiation,
+            loan: consent.loan,
             permissions: consent
                 .permissions
                 .iter()
@@ -904,6 +945,12 @@ impl OpenBanking {
         let issuer = self.issuer();
         let mut redirect = url_with_query(&row.redirect_uri);
         if decision == ConsentDecision::Reject {
+            let event = crate::partner_event(
+                &row.partner_id,
+                "consent.rejected",
+                serde_json::json!({"consent_id": row.consent_id, "status": "rejected"}),
+                now,
+            );
             let changed: u64 = storage::transaction!(&self.db, |tx| async {
                 let changed = sqlx::query(
                     "UPDATE ob_consents SET status = 'rejected', customer_id = $1, status_updated_at = $2 \
@@ -919,6 +966,9 @@ impl OpenBanking {
                     .bind(authorization_id)
                     .execute(&mut *tx)
                     .await?;
+                if changed > 0 {
+                    event.query().execute(&mut *tx).await?;
+                }
                 Ok::<u64, PlatformError>(changed)
             }
             .await)?;
@@ -939,8 +989,11 @@ impl OpenBanking {
         if chosen.is_empty() {
             return Err(authorization_failed("choose at least one account"));
         }
-        if consent.kind == ConsentKind::DomesticPayment && chosen.len() != 1 {
-            return Err(authorization_failed("choose the one account the payment is made from"));
+        if consent.kind.one_account() && chosen.len() != 1 {
+            return Err(authorization_failed(match consent.kind {
+                ConsentKind::LoanApplication => "choose the one account the loan is paid out to",
+                _ => "choose the one account the payment is made from",
+            }));
         }
         let own: Vec<String> = self.account_choices(&customer_id).await?.into_iter().map(|a| a.account_id).collect();
         if let Some(foreign) = chosen.iter().find(|a| !own.contains(a)) {
@@ -950,6 +1003,7 @@ impl OpenBanking {
         let code_hash = self.hash("ob.code", &code);
         let consent_id = row.consent_id.clone();
         let partner_id = row.partner_id.clone();
+        let authorised = crate::consent_event(&consent, "consent.authorised", None, now);
         storage::transaction!(&self.db, |tx| {
             async {
             let changed = sqlx::query(
@@ -989,6 +1043,7 @@ impl OpenBanking {
             .bind(authorization_id)
             .execute(&mut *tx)
             .await?;
+            authorised.query().execute(&mut *tx).await?;
             Ok::<(), PlatformError>(())
         }
         .await

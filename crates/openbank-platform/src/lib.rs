@@ -14,11 +14,15 @@
 use std::sync::{Arc, RwLock};
 
 mod consents;
+mod lending;
 pub mod notify;
 mod payments;
 mod usage;
 
 pub use consents::*;
+pub use lending::{
+    PartnerInstallment, PartnerLoan, PartnerLoanAcceptance, PartnerLoanApplication, PartnerLoanRequest, PartnerOffer,
+};
 pub use payments::*;
 pub use usage::{UsageRow, MAX_USAGE_DAYS};
 
@@ -33,6 +37,35 @@ use uuid::Uuid;
 
 /// Lifetime of an access token (FAPI 2.0 leaves it to the bank; short keeps revocation simple).
 pub const ACCESS_TOKEN_SECS: i64 = 300;
+/// A new signing key is published this long before it signs, so verifiers that cache the JWKS
+/// know it before they see a token it signed.
+pub const KEY_PUBLISH_AHEAD_SECS: i64 = 600;
+/// Signing keys are replaced after this many days (the housekeeping loop adds the next one).
+pub const KEY_ROTATION_DAYS: i64 = 90;
+
+/// A token-signing key as staff see it (never its private half).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub alg: String,
+    /// `next` (published, signs from `signs_from`), `signing`, `verifying` (an older key kept
+    /// until the tokens it signed have expired) or `retired` (no longer published).
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub signs_from: chrono::DateTime<chrono::Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Which of the published keys (newest first, by creation) signs at `now`: the newest one
+/// published at least [`KEY_PUBLISH_AHEAD_SECS`] ago, or the oldest when none is that old (a
+/// fresh bank's only key).
+fn signing_index(created_at: &[i64], now: i64) -> Option<usize> {
+    created_at
+        .iter()
+        .position(|&c| c <= now - KEY_PUBLISH_AHEAD_SECS * 1_000_000)
+        .or_else(|| created_at.len().checked_sub(1))
+}
 /// The vault field of a signing key's private half.
 const F_SIGNING_KEY: &str = "ob_signing_keys.private_key";
 /// `client_assertion_type` of RFC 7523.
@@ -56,6 +89,18 @@ pub enum PlatformError {
     /// The token is missing, malformed, not ours, expired, or its partner is suspended: one answer.
     #[error("the access token is invalid or expired")]
     InvalidToken,
+    /// The partner made its daily quota of calls; `retry_after` seconds until the UTC day ends.
+    #[error("the daily quota of {limit} calls is used up; it renews at 00:00 UTC")]
+    QuotaExceeded { limit: i64, retry_after: i64 },
+    /// Embedded lending: the lending engine's own refusal (offer expired, amount above the
+    /// limit, ...), answered as the bank's lending API answers it.
+    #[error(transparent)]
+    Lending(#[from] lending_platform::LendingPlatformError),
+    #[error("no loan application {0} under this consent")]
+    ApplicationNotFound(String),
+    /// Accepting a loan is the customer's act: the partner relays it while they are present.
+    #[error("accepting a loan needs the customer present (send x-fapi-customer-ip-address)")]
+    CustomerNotPresent,
     /// The token endpoint's `invalid_grant`: a code or refresh token that is unknown, spent,
     /// expired, another client's, or whose consent is no longer authorised.
     #[error("{0}")]
@@ -116,6 +161,8 @@ pub struct Partner {
     pub jwks: serde_json::Value,
     pub environment: Environment,
     pub status: PartnerStatus,
+    /// Calls a day (UTC) before 429 `quota_exceeded`; none: unlimited.
+    pub daily_quota: Option<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -129,11 +176,40 @@ struct PartnerRow {
     jwks: String,
     environment: String,
     status: String,
+    daily_quota: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
 
-const PARTNER_COLUMNS: &str = "id, name, roles, redirect_uris, jwks, environment, status, created_at, updated_at";
+const PARTNER_COLUMNS: &str =
+    "id, name, roles, redirect_uris, jwks, environment, status, daily_quota, created_at, updated_at";
+
+/// The webhook event of `partner_id` (`webhooks` owner `partner:<id>`), to run in the
+/// transaction of the change it announces. Payloads carry ids and statuses only.
+pub(crate) fn partner_event(
+    partner_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> storage::Statement {
+    webhooks::event_statement(&format!("partner:{partner_id}"), event_type, data, now)
+}
+
+/// A consent's status change as its partner's webhook event.
+pub(crate) fn consent_event(
+    consent: &consents::Consent,
+    event_type: &str,
+    revoked_by: Option<&str>,
+    now: i64,
+) -> storage::Statement {
+    let status = event_type.strip_prefix("consent.").unwrap_or(event_type);
+    let mut data =
+        serde_json::json!({"consent_id": consent.consent_id, "kind": consent.kind.as_str(), "status": status});
+    if let Some(by) = revoked_by {
+        data["revoked_by"] = serde_json::json!(by);
+    }
+    partner_event(&consent.partner_id, event_type, data, now)
+}
 
 fn micros_to_time(micros: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
@@ -154,6 +230,7 @@ impl PartnerRow {
             jwks: serde_json::from_str(&self.jwks).map_err(|_| corrupt("jwks"))?,
             environment: Environment::parse(&self.environment).ok_or_else(|| corrupt("environment"))?,
             status: PartnerStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?,
+            daily_quota: self.daily_quota,
             created_at: micros_to_time(self.created_at),
             updated_at: micros_to_time(self.updated_at),
             id: self.id,
@@ -165,6 +242,7 @@ impl PartnerRow {
 /// One of the bank's token-signing keys, loaded.
 struct SigningKey {
     kid: String,
+    created_at: i64,
     encoding: EncodingKey,
     decoding: DecodingKey,
     public_jwk: serde_json::Value,
@@ -219,6 +297,10 @@ pub struct OpenBanking {
     notifier: Arc<dyn notify::CodeNotifier>,
     /// Screens payments (channel `open_banking`); none in tools that make no payments.
     risk: Option<Arc<risk_platform::RiskService>>,
+    /// Decides embedded loan applications; none in tools that lend nothing.
+    lending: Option<lending_platform::LendingService>,
+    /// Each partner's calls today as this node knows them, for the daily quota.
+    quota_counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usage::QuotaCount>>>,
     /// Partner calls counted since the last flush ([`OpenBanking::flush_usage`]).
     usage: Arc<std::sync::Mutex<usage::PendingUsage>>,
 }
@@ -235,7 +317,9 @@ impl OpenBanking {
             ledger,
             notifier: Arc::new(notify::NoNotifier),
             risk: None,
+            lending: None,
             usage: Arc::default(),
+            quota_counts: Arc::default(),
         }
     }
 
@@ -250,8 +334,8 @@ impl OpenBanking {
         &self.ledger
     }
 
-    /// Stores consent expiries and forgets spent client assertions once a minute, until the
-    /// database closes.
+    /// Stores consent expiries, flushes usage, forgets spent client assertions and rotates and
+    /// retires signing keys once a minute, until the database closes.
     pub fn spawn_housekeeping(&self) {
         let service = self.clone();
         tokio::spawn(async move {
@@ -282,6 +366,22 @@ impl OpenBanking {
                 }
                 if let Err(e) = service.purge_used_assertions().await {
                     tracing::warn!(error = %e, "purging spent client assertions failed");
+                }
+                let context = storage::audit::AuditContext {
+                    at: service.clock.now_micros(),
+                    actor_kind: "system".into(),
+                    actor: "open-banking housekeeping".into(),
+                    role: None,
+                    action: "rotate token-signing keys".into(),
+                    resource: "ob_signing_keys".into(),
+                    request_id: Uuid::new_v4().to_string(),
+                    ip: None,
+                    purpose: None,
+                };
+                match storage::audit::scope(context, service.maintain_signing_keys()).await {
+                    Ok(retired) if !retired.is_empty() => tracing::info!(?retired, "token-signing keys retired"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "token-signing key housekeeping failed"),
                 }
             }
         });
@@ -318,19 +418,20 @@ impl OpenBanking {
         let jwks = serde_json::to_string(&spec.jwks).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
         storage::write!(&self.db, |conn| {
             sqlx::query(
-            "INSERT INTO ob_partners (id, name, roles, redirect_uris, jwks, environment, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)"
-        )
-        .bind(&id)
-        .bind(&spec.name)
-        .bind(roles.join(","))
-        .bind(&redirect_uris)
-        .bind(&jwks)
-        .bind(spec.environment.as_str())
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected())
+                "INSERT INTO ob_partners (id, name, roles, redirect_uris, jwks, environment, status, daily_quota, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $8)",
+            )
+            .bind(&id)
+            .bind(&spec.name)
+            .bind(roles.join(","))
+            .bind(&redirect_uris)
+            .bind(&jwks)
+            .bind(spec.environment.as_str())
+            .bind(spec.daily_quota)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
         })?;
         self.partner(&id).await
     }
@@ -355,6 +456,26 @@ impl OpenBanking {
         .fetch_all(conn)
         .await)?;
         rows.into_iter().map(PartnerRow::partner).collect()
+    }
+
+    /// Sets (or, with `None`, lifts) a partner's daily quota; it applies from the next call.
+    pub async fn set_quota(&self, id: &str, quota: Option<i64>) -> Result<Partner, PlatformError> {
+        if let Some(quota) = quota {
+            openbank::check_quota(quota)?;
+        }
+        self.partner(id).await?;
+        storage::audit::set_resource(id.to_string());
+        let now = self.clock.now_micros();
+        storage::write!(&self.db, |conn| sqlx::query(
+            "UPDATE ob_partners SET daily_quota = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(quota)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+        self.partner(id).await
     }
 
     /// Suspends or reactivates a partner; a suspended partner's tokens stop at their next use.
@@ -392,15 +513,16 @@ impl OpenBanking {
     }
 
     async fn read_keys(&self) -> Result<Vec<Arc<SigningKey>>, PlatformError> {
-        let rows: Vec<(String, String, String)> = storage::read!(&self.db, |conn| {
+        let rows: Vec<(String, String, String, i64)> = storage::read!(&self.db, |conn| {
             sqlx::query_as(
-            "SELECT kid, private_key, public_jwk FROM ob_signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC"
-        )
-        .fetch_all(conn)
-        .await
+                "SELECT kid, private_key, public_jwk, created_at FROM ob_signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC",
+            )
+            .fetch_all(conn)
+            .await
         })?;
         let mut keys = Vec::with_capacity(rows.len());
-        for (kid, sealed, public) in rows {
+        for (kid, sealed, public, created_at) in rows {
             let der = URL_SAFE_NO_PAD
                 .decode(self.vault.open(F_SIGNING_KEY, &sealed)?)
                 .map_err(|_| PlatformError::Corrupt(format!("signing key {kid}")))?;
@@ -409,7 +531,13 @@ impl OpenBanking {
             let x = public_jwk["x"].as_str().unwrap_or_default();
             let decoding =
                 DecodingKey::from_ed_components(x).map_err(|_| PlatformError::Corrupt(format!("signing key {kid}")))?;
-            keys.push(Arc::new(SigningKey { kid, encoding: EncodingKey::from_ed_der(&der), decoding, public_jwk }));
+            keys.push(Arc::new(SigningKey {
+                kid,
+                created_at,
+                encoding: EncodingKey::from_ed_der(&der),
+                decoding,
+                public_jwk,
+            }));
         }
         Ok(keys)
     }
@@ -578,8 +706,101 @@ impl OpenBanking {
     }
 
     fn current_key(&self) -> Result<Arc<SigningKey>, PlatformError> {
-        let key = self.keys.read().expect("keys lock").first().cloned();
+        let keys = self.keys.read().expect("keys lock");
+        let created: Vec<i64> = keys.iter().map(|k| k.created_at).collect();
+        let key = signing_index(&created, self.clock.now_micros()).and_then(|i| keys.get(i)).cloned();
         key.ok_or_else(|| PlatformError::Corrupt("no signing key loaded".into()))
+    }
+
+    /// The signing keys, newest first, with what each does now.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, PlatformError> {
+        let rows: Vec<(String, String, i64, Option<i64>)> =
+            storage::read!(&self.db, |conn| {
+                sqlx::query_as(
+            "SELECT kid, alg, created_at, retired_at FROM ob_signing_keys ORDER BY created_at DESC, kid DESC LIMIT 50"
+        )
+        .fetch_all(conn)
+        .await
+            })?;
+        let now = self.clock.now_micros();
+        let live: Vec<i64> = rows.iter().filter(|r| r.3.is_none()).map(|r| r.2).collect();
+        let signing = signing_index(&live, now);
+        let mut live_seen = 0;
+        Ok(rows
+            .into_iter()
+            .map(|(kid, alg, created_at, retired_at)| {
+                let status = match retired_at {
+                    Some(_) => "retired",
+                    None => {
+                        let i = live_seen;
+                        live_seen += 1;
+                        match signing {
+                            Some(s) if i == s => "signing",
+                            Some(s) if i < s => "next",
+                            _ => "verifying",
+                        }
+                    }
+                };
+                SigningKeyInfo {
+                    kid,
+                    alg,
+                    status: status.into(),
+                    created_at: micros_to_time(created_at),
+                    signs_from: micros_to_time(created_at + KEY_PUBLISH_AHEAD_SECS * 1_000_000),
+                    retired_at: retired_at.map(micros_to_time),
+                }
+            })
+            .collect())
+    }
+
+    /// Starts a rotation: a new key, published now, signing once [`KEY_PUBLISH_AHEAD_SECS`]
+    /// have passed; the key it replaces verifies until its last token expires, then retires.
+    pub async fn rotate_signing_key(&self) -> Result<String, PlatformError> {
+        let kid = self.add_signing_key().await?;
+        self.load_keys().await?;
+        Ok(kid)
+    }
+
+    /// The housekeeping of the keys: a new key when the newest is [`KEY_ROTATION_DAYS`] old;
+    /// keys older than the signing one retired once every token they signed has expired; the
+    /// loaded set refreshed (keys another node added). Returns the keys retired.
+    pub async fn maintain_signing_keys(&self) -> Result<Vec<String>, PlatformError> {
+        let now = self.clock.now_micros();
+        let newest = self.keys.read().expect("keys lock").first().map(|k| k.created_at);
+        if newest.is_some_and(|c| c <= now - KEY_ROTATION_DAYS * 86_400_000_000) {
+            let kid = self.add_signing_key().await?;
+            tracing::info!(kid = %kid, "token-signing key rotated (published now, signs in 10 minutes)");
+        }
+        self.load_keys().await?;
+        let (signing_since, older): (Option<i64>, Vec<String>) = {
+            let keys = self.keys.read().expect("keys lock");
+            let created: Vec<i64> = keys.iter().map(|k| k.created_at).collect();
+            match signing_index(&created, now) {
+                Some(i) => (
+                    Some(keys[i].created_at + KEY_PUBLISH_AHEAD_SECS * 1_000_000),
+                    keys[i + 1..].iter().map(|k| k.kid.clone()).collect(),
+                ),
+                None => (None, Vec::new()),
+            }
+        };
+        // A token lives ACCESS_TOKEN_SECS: a minute more and the replaced keys signed none alive.
+        let Some(since) = signing_since else { return Ok(Vec::new()) };
+        if older.is_empty() || now < since + (ACCESS_TOKEN_SECS + 60) * 1_000_000 {
+            return Ok(Vec::new());
+        }
+        for kid in &older {
+            storage::audit::set_resource(kid.clone());
+            storage::write!(&self.db, |conn| sqlx::query(
+                "UPDATE ob_signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL"
+            )
+            .bind(now)
+            .bind(kid)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
+        self.load_keys().await?;
+        Ok(older)
     }
 
     fn key_by_kid(&self, kid: Option<&str>) -> Option<Arc<SigningKey>> {
@@ -672,5 +893,24 @@ impl OpenBanking {
         })
         .await;
         Ok(purged?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000;
+
+    #[test]
+    fn a_new_key_signs_only_after_it_was_published_ten_minutes() {
+        let now = 1_000_000 * MIN;
+        // A fresh bank: its only key signs at once.
+        assert_eq!(signing_index(&[now], now), Some(0));
+        // Newest first: a key added a minute ago waits; the older one signs.
+        assert_eq!(signing_index(&[now - MIN, now - 90 * 1440 * MIN], now), Some(1));
+        // Ten minutes on, the new one signs.
+        assert_eq!(signing_index(&[now - 10 * MIN, now - 90 * 1440 * MIN], now), Some(0));
+        assert_eq!(signing_index(&[], now), None);
     }
 }

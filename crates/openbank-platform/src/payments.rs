@@ -236,6 +236,12 @@ impl OpenBanking {
         )
         .expecting(1);
         // Single use: the consent moves to consumed with the payment, or the whole unit rolls back.
+        let event = crate::partner_event(
+            &claims.client_id,
+            if status == "pending_review" { "payment.pending" } else { "payment.completed" },
+            serde_json::json!({"payment_id": transfer_id.to_string(), "consent_id": row.id, "status": status}),
+            now,
+        );
         let consume = Statement::new(
             "UPDATE ob_consents SET status = 'consumed', status_updated_at = $1 WHERE id = $2 AND status = 'authorised'",
             vec![Arg::Int(now), Arg::Text(row.id.clone())],
@@ -246,7 +252,7 @@ impl OpenBanking {
             .submit_batch_with(
                 vec![request],
                 Box::new(move |outcomes| match outcomes.first() {
-                    Some(TransferOutcome::Created { .. }) => vec![payment_row, consume],
+                    Some(TransferOutcome::Created { .. }) => vec![payment_row, consume, event],
                     _ => Vec::new(),
                 }),
             )
@@ -322,7 +328,7 @@ impl OpenBanking {
     }
 }
 
-fn invalid(message: &str) -> PlatformError {
+pub(crate) fn invalid(message: &str) -> PlatformError {
     PlatformError::Domain(openbank::OpenBankError::Invalid(message.to_string()))
 }
 

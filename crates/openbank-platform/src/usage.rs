@@ -24,6 +24,20 @@ pub struct UsageRow {
     pub refused: i64,
 }
 
+/// A partner's calls today on this node's books: the stored total (all nodes, as of `read_at`)
+/// plus this node's calls since. Re-read every [`QUOTA_REFRESH_MICROS`], so across nodes the
+/// count lags by at most about a minute of the others' calls (each node flushes every minute).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuotaCount {
+    day: i64,
+    stored: i64,
+    since: i64,
+    read_at: i64,
+}
+
+/// How long a node trusts its stored total of a partner's calls today.
+const QUOTA_REFRESH_MICROS: i64 = 30_000_000;
+
 /// The most days a usage read covers.
 pub const MAX_USAGE_DAYS: u32 = 366;
 
@@ -35,6 +49,52 @@ impl OpenBanking {
         let entry = pending.entry((partner_id.to_string(), day, api.to_string())).or_insert((0, 0));
         entry.0 += 1;
         entry.1 += i64::from(refused);
+        drop(pending);
+        if let Some(count) = self.quota_counts.lock().expect("quota lock").get_mut(partner_id) {
+            if count.day == day {
+                count.since += 1;
+            }
+        }
+    }
+
+    /// Refuses the call when the partner has made its daily quota of calls (none: unlimited).
+    /// Reads the stored count at most every 30 s per partner; otherwise memory only.
+    pub async fn check_quota(&self, partner_id: &str, quota: Option<i64>) -> Result<(), PlatformError> {
+        let Some(limit) = quota else { return Ok(()) };
+        let now = self.clock.now_micros();
+        let day = openbank::consent::usage_day(now);
+        let known = self.quota_counts.lock().expect("quota lock").get(partner_id).copied();
+        let used = match known {
+            Some(c) if c.day == day && now - c.read_at < QUOTA_REFRESH_MICROS => c.stored + c.since,
+            _ => {
+                let stored: i64 = storage::read!(&self.db, |conn| sqlx::query_scalar(
+                    "SELECT COALESCE(SUM(calls), 0) FROM ob_usage WHERE partner_id = $1 AND day = $2"
+                )
+                .bind(partner_id)
+                .bind(day)
+                .fetch_one(conn)
+                .await)?;
+                // This node's calls not flushed yet count too.
+                let unflushed: i64 = self
+                    .usage
+                    .lock()
+                    .expect("usage lock")
+                    .iter()
+                    .filter(|((p, d, _), _)| p == partner_id && *d == day)
+                    .map(|(_, (calls, _))| calls)
+                    .sum();
+                self.quota_counts.lock().expect("quota lock").insert(
+                    partner_id.to_string(),
+                    QuotaCount { day, stored: stored + unflushed, since: 0, read_at: now },
+                );
+                stored + unflushed
+            }
+        };
+        if used >= limit {
+            let retry_after = (day + 1) * 86_400 - now.div_euclid(1_000_000);
+            return Err(PlatformError::QuotaExceeded { limit, retry_after: retry_after.max(1) });
+        }
+        Ok(())
     }
 
     /// Adds the counts gathered since the last flush to `ob_usage`.

@@ -367,6 +367,9 @@ pub fn transaction_window(
 pub enum ConsentKind {
     AccountAccess,
     DomesticPayment,
+    /// Embedded lending: the partner may apply for one loan for the customer and follow it;
+    /// the loan is paid out to the account the customer chose.
+    LoanApplication,
 }
 
 impl ConsentKind {
@@ -374,19 +377,113 @@ impl ConsentKind {
         match self {
             ConsentKind::AccountAccess => "account_access",
             ConsentKind::DomesticPayment => "domestic_payment",
+            ConsentKind::LoanApplication => "loan_application",
         }
     }
 
     pub fn parse(s: &str) -> Option<ConsentKind> {
-        [ConsentKind::AccountAccess, ConsentKind::DomesticPayment].into_iter().find(|k| k.as_str() == s)
+        [ConsentKind::AccountAccess, ConsentKind::DomesticPayment, ConsentKind::LoanApplication]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
+    /// The kind a consent-bound token of `scope` is for.
+    pub fn of_scope(scope: &str) -> ConsentKind {
+        let has = |s: &str| scope.split(' ').any(|x| x == s);
+        if has("payments") {
+            ConsentKind::DomesticPayment
+        } else if has("lending") {
+            ConsentKind::LoanApplication
+        } else {
+            ConsentKind::AccountAccess
+        }
+    }
+
+    /// Whether the customer chooses exactly one account (the one paid from, or paid out to).
+    pub fn one_account(self) -> bool {
+        matches!(self, ConsentKind::DomesticPayment | ConsentKind::LoanApplication)
     }
 
     pub fn scope(self) -> &'static str {
         match self {
             ConsentKind::AccountAccess => "accounts",
             ConsentKind::DomesticPayment => "payments",
+            ConsentKind::LoanApplication => "lending",
         }
     }
+}
+
+// ---- loan application consents (embedded lending) -----------------------------------------
+
+/// What a customer lets a lending partner do: apply once for a loan of this product, up to
+/// this amount, for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoanTerms {
+    /// A product of the catalogue (`GET /open-banking/v1/products`), e.g. `instant_consumer`.
+    pub product_code: String,
+    /// The most the customer may borrow through the partner, in minor units.
+    pub max_amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// A loan application consent as the partner asks for it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLoanConsent {
+    pub loan: LoanTerms,
+    /// When the consent ends (default and at most 30 days ahead: an application, its offer
+    /// and its acceptance take days, not months).
+    #[serde(default)]
+    pub expiration_time: Option<DateTime<Utc>>,
+}
+
+/// The longest a loan application consent lasts.
+pub const MAX_LOAN_CONSENT_DAYS: i64 = 30;
+/// The most a customer may borrow through a partner: 5,000,000.00 in minor units.
+pub const MAX_LOAN_MINOR: i64 = 500_000_000;
+
+/// Checks a loan consent request at `now`: a product code, a positive amount up to
+/// [`MAX_LOAN_MINOR`], a currency, an expiry within [`MAX_LOAN_CONSENT_DAYS`].
+pub fn check_loan_consent(new: NewLoanConsent, now: i64) -> Result<(LoanTerms, i64), OpenBankError> {
+    let invalid = |m: String| OpenBankError::Invalid(m);
+    let mut terms = new.loan;
+    if terms.product_code.is_empty()
+        || terms.product_code.len() > 40
+        || !terms.product_code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+    {
+        return Err(invalid("product_code must be a product of the catalogue, such as instant_consumer".into()));
+    }
+    if terms.max_amount_minor <= 0 || terms.max_amount_minor > MAX_LOAN_MINOR {
+        return Err(invalid(format!("max_amount_minor must be 1 to {MAX_LOAN_MINOR} (minor units)")));
+    }
+    terms.currency = terms.currency.trim().to_ascii_uppercase();
+    if terms.currency.len() != 3 || !terms.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid("currency must be an ISO 4217 code such as CNY".into()));
+    }
+    let latest = now + MAX_LOAN_CONSENT_DAYS * DAY_MICROS;
+    let expires_at = new.expiration_time.map_or(latest, |t| t.timestamp_micros());
+    if expires_at <= now || expires_at > latest {
+        return Err(invalid(format!(
+            "expiration_time must lie in the future, at most {MAX_LOAN_CONSENT_DAYS} days ahead"
+        )));
+    }
+    Ok((terms, expires_at))
+}
+
+/// Whether a loan of `amount` in `currency` stays within the consent's terms.
+pub fn check_loan_amount(terms: &LoanTerms, amount: i64, currency: &str) -> Result<(), OpenBankError> {
+    if currency != terms.currency {
+        return Err(OpenBankError::Invalid(format!("the consent is for {}, not {currency}", terms.currency)));
+    }
+    if amount <= 0 || amount > terms.max_amount_minor {
+        return Err(OpenBankError::Invalid(format!(
+            "the amount must be 1 to {} (minor units), the most the customer consented to",
+            terms.max_amount_minor
+        )));
+    }
+    Ok(())
 }
 
 /// The payment a customer is asked to authorise: amount, currency, creditor, reference.
@@ -542,9 +639,10 @@ pub fn check_authorization(
         return Err(invalid("code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]"));
     }
     let scopes = crate::grant_scopes(Some(params.scope.unwrap_or("accounts")), roles)?;
-    if scopes != ["accounts"] && scopes != ["payments"] {
+    if scopes != ["accounts"] && scopes != ["payments"] && scopes != ["lending"] {
         return Err(invalid(
-            "scope must be accounts (an account-access consent) or payments (a domestic payment consent)",
+            "scope must be accounts (an account-access consent), payments (a domestic payment consent) or \
+             lending (a loan application consent)",
         ));
     }
     let consent_id = params.consent_id.filter(|c| !c.is_empty() && c.len() <= 64);
@@ -734,5 +832,40 @@ mod tests {
                 if let Some(ct) = ct { prop_assert!(t.unwrap() <= ct); }
             }
         }
+    }
+
+    #[test]
+    fn a_loan_consent_names_a_product_an_amount_and_a_near_expiry() {
+        let terms = |code: &str, amount: i64, currency: &str| LoanTerms {
+            product_code: code.into(),
+            max_amount_minor: amount,
+            currency: currency.into(),
+        };
+        let ok = check_loan_consent(
+            NewLoanConsent { loan: terms("instant_consumer", 5_000_000, "cny"), expiration_time: None },
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((ok.0.currency.as_str(), ok.1), ("CNY", NOW + MAX_LOAN_CONSENT_DAYS * DAY_MICROS));
+        for bad in [
+            terms("Instant Loan", 1, "CNY"),
+            terms("instant_consumer", 0, "CNY"),
+            terms("instant_consumer", MAX_LOAN_MINOR + 1, "CNY"),
+            terms("instant_consumer", 1, "yuan"),
+        ] {
+            assert!(check_loan_consent(NewLoanConsent { loan: bad, expiration_time: None }, NOW).is_err());
+        }
+        let late = DateTime::from_timestamp_micros(NOW + 31 * DAY_MICROS).unwrap();
+        assert!(check_loan_consent(
+            NewLoanConsent { loan: terms("instant_consumer", 1, "CNY"), expiration_time: Some(late) },
+            NOW
+        )
+        .is_err());
+        let granted = terms("instant_consumer", 5_000_000, "CNY");
+        assert!(check_loan_amount(&granted, 5_000_000, "CNY").is_ok());
+        assert!(check_loan_amount(&granted, 5_000_001, "CNY").is_err());
+        assert!(check_loan_amount(&granted, 100, "USD").is_err());
+        assert_eq!(ConsentKind::of_scope("lending"), ConsentKind::LoanApplication);
+        assert_eq!(ConsentKind::of_scope("accounts"), ConsentKind::AccountAccess);
     }
 }

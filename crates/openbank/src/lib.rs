@@ -142,6 +142,24 @@ pub struct NewPartner {
     #[schema(value_type = Object)]
     pub jwks: serde_json::Value,
     pub environment: Environment,
+    /// Calls a day (UTC) before the partner gets 429 `quota_exceeded`; default
+    /// [`SANDBOX_DAILY_QUOTA`] for a sandbox partner, unlimited for a production one.
+    #[serde(default)]
+    pub daily_quota: Option<i64>,
+}
+
+/// A sandbox partner's calls a day unless staff say otherwise.
+pub const SANDBOX_DAILY_QUOTA: i64 = 10_000;
+/// The most a quota can be (a billion calls a day).
+pub const MAX_DAILY_QUOTA: i64 = 1_000_000_000;
+
+/// Checks a daily quota: 1 ..= [`MAX_DAILY_QUOTA`].
+pub fn check_quota(quota: i64) -> Result<i64, OpenBankError> {
+    if (1..=MAX_DAILY_QUOTA).contains(&quota) {
+        Ok(quota)
+    } else {
+        Err(invalid(format!("daily_quota {quota} is not between 1 and {MAX_DAILY_QUOTA}")))
+    }
 }
 
 /// A checked registration.
@@ -152,6 +170,7 @@ pub struct PartnerSpec {
     pub redirect_uris: Vec<String>,
     pub jwks: serde_json::Value,
     pub environment: Environment,
+    pub daily_quota: Option<i64>,
 }
 
 fn invalid(message: impl Into<String>) -> OpenBankError {
@@ -178,7 +197,19 @@ pub fn check_partner(new: NewPartner) -> Result<PartnerSpec, OpenBankError> {
         check_redirect_uri(uri, new.environment)?;
     }
     check_jwks(&new.jwks)?;
-    Ok(PartnerSpec { name, roles, redirect_uris: new.redirect_uris, jwks: new.jwks, environment: new.environment })
+    let daily_quota = match (new.daily_quota, new.environment) {
+        (Some(quota), _) => Some(check_quota(quota)?),
+        (None, Environment::Sandbox) => Some(SANDBOX_DAILY_QUOTA),
+        (None, Environment::Production) => None,
+    };
+    Ok(PartnerSpec {
+        name,
+        roles,
+        redirect_uris: new.redirect_uris,
+        jwks: new.jwks,
+        environment: new.environment,
+        daily_quota,
+    })
 }
 
 /// An absolute `https` URI without a fragment or user info; `http` only to `localhost` (or a
@@ -358,6 +389,7 @@ mod tests {
             redirect_uris: vec!["https://shop.example/cb".into()],
             jwks: json!({"keys": [ed_key("k1")]}),
             environment: Environment::Production,
+            daily_quota: None,
         }
     }
 

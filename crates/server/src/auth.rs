@@ -73,6 +73,9 @@ fn invalid_token(message: &str) -> ApiError {
 /// Authenticates a partner's access token (our signature, unexpired, partner active) and
 /// checks its scope; runs the request in an audit scope naming the partner, with the consent
 /// the token is bound to as its purpose.
+/// `Access::Partner(ANY_SCOPE)`: any of the partner's tokens will do (its own webhooks).
+pub const ANY_SCOPE: &str = "*";
+
 async fn partner_guard(state: &AppState, scope: &'static str, request: Request, next: Next) -> Response {
     // FAPI: the partner's `x-fapi-interaction-id` is echoed (one is made when it sends none or
     // an unusable one), on refusals too, so both sides can correlate a call.
@@ -104,7 +107,7 @@ async fn partner_guarded(state: &AppState, scope: &'static str, request: Request
         Err(e) => return crate::audit::refused(state, None, &parts, e.into_response()).await,
     };
     let actor = ("partner".to_string(), partner.id.clone(), None);
-    if !claims.scope.split(' ').any(|s| s == scope) {
+    if scope != ANY_SCOPE && !claims.scope.split(' ').any(|s| s == scope) {
         let mut error = ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "insufficient_scope",
@@ -120,6 +123,10 @@ async fn partner_guarded(state: &AppState, scope: &'static str, request: Request
         parts.method,
         parts.extensions.get::<axum::extract::MatchedPath>().map_or("(no route)", |p| p.as_str())
     );
+    if let Err(e) = state.openbank.check_quota(&partner_id, partner.daily_quota).await {
+        state.openbank.record_call(&partner_id, &api, true);
+        return crate::audit::refused_as(state, actor, &parts, ApiError::from(e).into_response()).await;
+    }
     parts.extensions.insert(PartnerCaller { claims, partner });
     let response = crate::audit::run_as(state, actor, purpose, parts, body, next).await;
     // Metering: every call of an authenticated partner, refused or not.

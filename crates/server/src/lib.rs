@@ -63,6 +63,8 @@ pub struct AppState {
     pub openbank: openbank_platform::OpenBanking,
     /// The KPI system of the cockpit: indicator series, API response counts.
     pub kpis: kpi_platform::KpiService,
+    /// Outgoing events: subscriptions, the outbox written with each change, its delivery loop.
+    pub webhooks: webhooks::Webhooks,
     /// How often `serve` recomputes the KPIs.
     pub kpi_refresh: Duration,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
@@ -99,11 +101,18 @@ impl AppState {
         // The issuer is the server's own address until `serve` knows it (or it is configured).
         let openbank =
             openbank_platform::OpenBanking::new(db.clone(), vault.clone(), ledger.clone(), "http://localhost")
-                .with_risk(risk.clone());
+                .with_risk(risk.clone())
+                .with_lending(lending.clone());
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
             kpis: kpi_platform::KpiService::new(db.clone(), ledger.clock()),
             kpi_refresh: kpi_platform::DEFAULT_REFRESH,
+            webhooks: webhooks::Webhooks::new(
+                db.clone(),
+                vault.clone(),
+                ledger.clock(),
+                webhooks::WebhookSettings::default(),
+            ),
             openbank,
             alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
             audit_recorder: audit.spawn_recorder(),
@@ -204,7 +213,8 @@ impl Modify for BearerAuth {
         routes::openbank::register_partner, routes::openbank::list_partners, routes::openbank::get_partner,
         routes::openbank::suspend_partner, routes::openbank::activate_partner, routes::openbank::token,
         routes::openbank::introspect, routes::openbank::jwks, routes::openbank::discovery, routes::openbank::products,
-        routes::openbank::par, routes::openbank::partner_usage, routes::consents::create_consent, routes::consents::get_consent,
+        routes::openbank::par, routes::openbank::partner_usage, routes::openbank::set_partner_quota,
+        routes::openbank::list_signing_keys, routes::openbank::rotate_signing_key, routes::consents::create_consent, routes::consents::get_consent,
         routes::consents::delete_consent, routes::consents::list_accounts, routes::consents::get_account,
         routes::consents::balances, routes::consents::transactions, routes::consents::authorize,
         routes::consents::consent_asset, routes::consents::get_authorization, routes::consents::send_authorization_code,
@@ -215,10 +225,16 @@ impl Modify for BearerAuth {
         routes::kpis::list_kpis, routes::kpi_alerts::list_rules, routes::kpi_alerts::get_rule,
         routes::kpi_alerts::create_rule, routes::kpi_alerts::update_rule, routes::kpi_alerts::delete_rule,
         routes::kpi_alerts::silence_rule, routes::kpi_alerts::unsilence_rule, routes::kpi_alerts::list_events,
+        routes::embedded_lending::create_loan_consent, routes::embedded_lending::get_loan_consent,
+        routes::embedded_lending::apply, routes::embedded_lending::get_application, routes::embedded_lending::accept,
+        routes::webhooks::partner_subscribe, routes::webhooks::partner_subscriptions,
+        routes::webhooks::partner_unsubscribe, routes::webhooks::partner_deliveries,
+        routes::webhooks::bank_subscribe, routes::webhooks::bank_subscriptions, routes::webhooks::bank_unsubscribe,
+        routes::webhooks::list_deliveries, routes::webhooks::get_delivery, routes::webhooks::replay_delivery,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "kpis"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "open banking: lending"), (name = "open banking: webhooks"), (name = "kpis"), (name = "webhooks"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -271,10 +287,11 @@ where
 /// (each endpoint behind its [`auth::guard`]), the OpenAPI document states each operation's
 /// permission from it (`x-required-permission`), and the authorization tests walk it.
 pub fn endpoints() -> Vec<Endpoint> {
+    use auth::ANY_SCOPE;
     use routes::{
-        alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c, keys,
-        kpi_alerts as ka, kpis, ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r, system, tags,
-        users as u,
+        alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c,
+        embedded_lending as el, keys, kpi_alerts as ka, kpis, ledger as l, lending as ln, openbank as ob, profiles as pr,
+        risk as r, system, tags, users as u, webhooks as wh,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -402,7 +419,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/v1/roles", Needs(P::RolesAdmin), u::list_roles),
         endpoint(post.clone(), "/v1/roles", Needs(P::RolesAdmin), u::create_role).four_eyes(),
         endpoint(get.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::get_role),
-        endpoint(put, "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role).four_eyes(),
+        endpoint(put.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::update_role).four_eyes(),
         endpoint(del.clone(), "/v1/roles/{name}", Needs(P::RolesAdmin), u::delete_role).four_eyes(),
         endpoint(get.clone(), "/v1/audit", Needs(P::AuditRead), audit::list_audit),
         endpoint(get.clone(), "/v1/audit/export", Needs(P::AuditExport), audit::export_audit),
@@ -428,6 +445,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/v1/open-banking/partners/{id}", Needs(P::PartnersRead), ob::get_partner),
         endpoint(get.clone(), "/v1/open-banking/partners/{id}/usage", Needs(P::PartnersRead), ob::partner_usage),
         endpoint(post.clone(), "/v1/open-banking/partners/{id}/suspend", Needs(P::PartnersAdmin), ob::suspend_partner),
+        endpoint(put, "/v1/open-banking/partners/{id}/quota", Needs(P::PartnersAdmin), ob::set_partner_quota),
+        endpoint(get.clone(), "/v1/open-banking/signing-keys", Needs(P::PartnersRead), ob::list_signing_keys),
+        endpoint(post.clone(), "/v1/open-banking/signing-keys/rotate", Needs(P::PartnersAdmin), ob::rotate_signing_key),
         endpoint(
             post.clone(),
             "/v1/open-banking/partners/{id}/activate",
@@ -452,7 +472,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         // partner APIs
         endpoint(post.clone(), "/open-banking/v1/account-access-consents", Partner("accounts"), cs::create_consent),
         endpoint(get.clone(), "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::get_consent),
-        endpoint(del, "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::delete_consent),
+        endpoint(del.clone(), "/open-banking/v1/account-access-consents/{id}", Partner("accounts"), cs::delete_consent),
         endpoint(
             post.clone(),
             "/open-banking/v1/domestic-payment-consents",
@@ -477,6 +497,33 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/open-banking/v1/accounts/{id}", Partner("accounts"), cs::get_account),
         endpoint(get.clone(), "/open-banking/v1/accounts/{id}/balances", Partner("accounts"), cs::balances),
         endpoint(get.clone(), "/open-banking/v1/accounts/{id}/transactions", Partner("accounts"), cs::transactions),
+        // embedded lending: one application per loan consent, followed to the loan
+        endpoint(
+            post.clone(),
+            "/open-banking/v1/loan-application-consents",
+            Partner("lending"),
+            el::create_loan_consent,
+        ),
+        endpoint(
+            get.clone(),
+            "/open-banking/v1/loan-application-consents/{id}",
+            Partner("lending"),
+            el::get_loan_consent,
+        ),
+        endpoint(post.clone(), "/open-banking/v1/loan-applications", Partner("lending"), el::apply),
+        endpoint(get.clone(), "/open-banking/v1/loan-applications/{id}", Partner("lending"), el::get_application),
+        endpoint(post.clone(), "/open-banking/v1/loan-applications/{id}/acceptance", Partner("lending"), el::accept),
+        // webhooks: partners subscribe to their own events (any scope); staff look after delivery
+        endpoint(post.clone(), "/open-banking/v1/webhooks", Partner(ANY_SCOPE), wh::partner_subscribe),
+        endpoint(get.clone(), "/open-banking/v1/webhooks", Partner(ANY_SCOPE), wh::partner_subscriptions),
+        endpoint(get.clone(), "/open-banking/v1/webhooks/deliveries", Partner(ANY_SCOPE), wh::partner_deliveries),
+        endpoint(del.clone(), "/open-banking/v1/webhooks/{id}", Partner(ANY_SCOPE), wh::partner_unsubscribe),
+        endpoint(post.clone(), "/v1/webhooks/subscriptions", Needs(P::WebhooksAdmin), wh::bank_subscribe),
+        endpoint(get.clone(), "/v1/webhooks/subscriptions", Needs(P::WebhooksAdmin), wh::bank_subscriptions),
+        endpoint(del.clone(), "/v1/webhooks/subscriptions/{id}", Needs(P::WebhooksAdmin), wh::bank_unsubscribe),
+        endpoint(get.clone(), "/v1/webhooks/deliveries", Needs(P::WebhooksAdmin), wh::list_deliveries),
+        endpoint(get.clone(), "/v1/webhooks/deliveries/{id}", Needs(P::WebhooksAdmin), wh::get_delivery),
+        endpoint(post.clone(), "/v1/webhooks/deliveries/{id}/replay", Needs(P::WebhooksAdmin), wh::replay_delivery),
         endpoint(get.clone(), "/.well-known/jwks.json", Public, ob::jwks),
         endpoint(get.clone(), "/open-banking/v1/products", Public, ob::products),
         endpoint(get, "/.well-known/openid-configuration", Public, ob::discovery),
@@ -547,6 +594,7 @@ pub async fn serve(state: AppState, addr: SocketAddr, on_bound: impl FnOnce(Sock
     state.kpis.spawn(state.kpi_refresh);
     state.alerts.spawn();
     state.openbank.spawn_housekeeping();
+    state.webhooks.spawn();
     state.edge.rates.spawn_housekeeping(Duration::from_secs(60));
     // With the client's address (`ConnectInfo`): API key IP allow-lists, sign-in throttling, the
     // audit trail, the alerts and the rate limits of public routes.

@@ -13,6 +13,26 @@ impl LendingService {
     }
 
     pub async fn apply_at(&self, input: &ApplyInput, now: DateTime<Utc>) -> Result<Decision> {
+        self.apply_at_with(input, now, |_| Vec::new()).await
+    }
+
+    /// [`apply`](Self::apply), with the statements `along` builds from the decision committed in
+    /// the decision's own transaction (a channel's record of the application, its event): both
+    /// or neither.
+    pub async fn apply_with(
+        &self,
+        input: &ApplyInput,
+        along: impl FnOnce(&Decision) -> Vec<Statement>,
+    ) -> Result<Decision> {
+        self.apply_at_with(input, self.clock.now(), along).await
+    }
+
+    async fn apply_at_with(
+        &self,
+        input: &ApplyInput,
+        now: DateTime<Utc>,
+        along: impl FnOnce(&Decision) -> Vec<Statement>,
+    ) -> Result<Decision> {
         // How long the automated decision takes (the KPI system's decision time).
         let started = std::time::Instant::now();
         if input.applicant_id.is_empty() || input.applicant_id.len() > 100 {
@@ -44,7 +64,8 @@ impl LendingService {
         let mut decision = decide(product, &snapshot, &fraud, now);
         decision.id = lending::DecisionId(id);
         let elapsed = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-        self.store.insert_decision(&decision, elapsed).await?;
+        let extra = along(&decision);
+        self.store.insert_decision(&decision, elapsed, &extra).await?;
         Ok(decision)
     }
 
@@ -62,6 +83,18 @@ impl LendingService {
 
     /// Accepts an offer: contract, loan, and the disbursement through the ledger.
     pub async fn accept(&self, offer_id: &str, input: &AcceptInput) -> Result<AcceptOutcome> {
+        self.accept_with(offer_id, input, |_| Vec::new()).await
+    }
+
+    /// [`accept`](Self::accept), with the statements `along` builds from the contract (whose id
+    /// is the loan's) committed in the disbursement's transaction (not run when the loan exists
+    /// already).
+    pub async fn accept_with(
+        &self,
+        offer_id: &str,
+        input: &AcceptInput,
+        along: impl FnOnce(&Contract) -> Vec<Statement>,
+    ) -> Result<AcceptOutcome> {
         let offer = self
             .store
             .offer(offer_id)
@@ -76,12 +109,13 @@ impl LendingService {
             accepted_at: self.clock.now(),
         };
         let contract = accept(&offer, &req)?;
+        let extra = along(&contract);
         let parties = Parties {
             customer: input.deposit_account_id,
             payer: input.deposit_account_id,
             scheme: AccountScheme::Clustered,
         };
-        self.open_loan(contract, parties, Vec::new()).await
+        self.open_loan(contract, parties, extra).await
     }
 
     /// Opens a loan straight from a contract (demo data, benchmarks, migrated loans):

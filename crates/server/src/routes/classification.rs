@@ -130,6 +130,7 @@ mod tests {
         tables.extend_from_slice(lending_platform::store::ENCRYPTED_TABLES);
         tables.extend_from_slice(risk_platform::store::ENCRYPTED_TABLES);
         tables.extend_from_slice(openbank_platform::ENCRYPTED_TABLES);
+        tables.extend_from_slice(webhooks::ENCRYPTED_TABLES);
         assert!(tables.len() >= 5);
         for t in tables {
             for column in t.columns {

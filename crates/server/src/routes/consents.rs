@@ -28,10 +28,18 @@ use crate::AppState;
 
 /// Whether the customer takes part in this call (FAPI `x-fapi-customer-ip-address`, Berlin
 /// Group `PSU-IP-Address`): such calls do not count against the unattended limit.
-fn customer_present(headers: &HeaderMap) -> bool {
+pub(crate) fn customer_present(headers: &HeaderMap) -> bool {
     ["x-fapi-customer-ip-address", "psu-ip-address"]
         .iter()
         .any(|h| headers.get(*h).and_then(|v| v.to_str().ok()).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// The customer's address when they take part in the call and it is an IP address.
+pub(crate) fn customer_ip(headers: &HeaderMap) -> Option<String> {
+    ["x-fapi-customer-ip-address", "psu-ip-address"].iter().find_map(|h| {
+        let value = headers.get(*h)?.to_str().ok()?.trim();
+        value.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
+    })
 }
 
 fn micros_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {

@@ -43,6 +43,18 @@ impl From<PlatformError> for ApiError {
                 error.retry_after = Some(3600);
                 error
             }
+            PlatformError::Lending(e) => ApiError::from(e),
+            PlatformError::ApplicationNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "application_not_found", e.to_string())
+            }
+            PlatformError::CustomerNotPresent => {
+                ApiError::new(StatusCode::FORBIDDEN, "customer_not_present", e.to_string())
+            }
+            PlatformError::QuotaExceeded { retry_after, .. } => {
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", e.to_string());
+                error.retry_after = Some(u32::try_from(retry_after).unwrap_or(86_400));
+                error
+            }
             PlatformError::InvalidToken => {
                 let mut error = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string());
                 error.www_authenticate = Some("Bearer error=\"invalid_token\"".into());
@@ -140,6 +152,46 @@ pub async fn suspend_partner(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Partner>, ApiError> {
     Ok(Json(state.openbank.set_status(&id, PartnerStatus::Suspended).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningKeyList {
+    pub keys: Vec<openbank_platform::SigningKeyInfo>,
+}
+
+#[utoipa::path(get, path = "/v1/open-banking/signing-keys", tag = "open banking",
+    responses((status = 200, description = "the bank's token-signing keys, newest first, with what each does now", body = SigningKeyList)),
+    security(("api_key" = [])))]
+pub async fn list_signing_keys(State(state): State<AppState>) -> Result<Json<SigningKeyList>, ApiError> {
+    Ok(Json(SigningKeyList { keys: state.openbank.signing_keys().await? }))
+}
+
+#[utoipa::path(post, path = "/v1/open-banking/signing-keys/rotate", tag = "open banking",
+    responses((status = 201, description = "a new key, published at once in the JWKS and signing 10 minutes later; the one it replaces retires once its last token has expired", body = SigningKeyList)),
+    security(("api_key" = [])))]
+pub async fn rotate_signing_key(State(state): State<AppState>) -> Result<(StatusCode, Json<SigningKeyList>), ApiError> {
+    state.openbank.rotate_signing_key().await?;
+    Ok((StatusCode::CREATED, Json(SigningKeyList { keys: state.openbank.signing_keys().await? })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaChange {
+    /// Calls a day (UTC), 1..=1,000,000,000; `null` lifts the quota.
+    pub daily_quota: Option<i64>,
+}
+
+#[utoipa::path(put, path = "/v1/open-banking/partners/{id}/quota", tag = "open banking", params(("id" = String, Path)),
+    request_body = QuotaChange,
+    responses((status = 200, description = "applies from the partner's next call", body = Partner),
+        (status = 404, body = ErrorBody), (status = 422, description = "invalid_partner: out of range", body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn set_partner_quota(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(change): ApiJson<QuotaChange>,
+) -> Result<Json<Partner>, ApiError> {
+    Ok(Json(state.openbank.set_quota(&id, change.daily_quota).await?))
 }
 
 #[utoipa::path(post, path = "/v1/open-banking/partners/{id}/activate", tag = "open banking", params(("id" = String, Path)),
