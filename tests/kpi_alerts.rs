@@ -2,16 +2,81 @@
 //! and PostgreSQL: rules made through the API move normal → pending → firing → resolved as the
 //! data they watch changes (evaluated by the KPI refresh), every transition is in the history
 //! and the audit trail, silences are recorded with who and why, an edit starts a rule again,
-//! and who may read and change rules follows the roles.
+//! and who may read and change rules follows the roles. Firing and resolved transitions reach
+//! the bank's webhook receiver through the durable outbox, signed; silenced ones do not.
 
 #![allow(clippy::inconsistent_digit_grouping)] // amounts written as yuan_fen
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
 use common::*;
 use serde_json::{json, Value};
+
+/// One request: `webhook-id`, `webhook-timestamp`, `webhook-signature` and the body.
+type Request = (String, i64, String, Vec<u8>);
+
+/// The bank's alert receiver: keeps every request's signature headers and body, answers 204.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let got: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let g = got.clone();
+        let app = axum::Router::new().route(
+            "/alerts",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let g = g.clone();
+                async move {
+                    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let timestamp = header("webhook-timestamp").parse().unwrap_or(0);
+                    g.lock().unwrap().push((
+                        header("webhook-id"),
+                        timestamp,
+                        header("webhook-signature"),
+                        body.to_vec(),
+                    ));
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        Receiver { url, got }
+    }
+
+    /// The events of `event_type` received so far, once there are `count` (fails after 60 s).
+    async fn wait_for(&self, event_type: &str, count: usize, secret: &str) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            let now = chrono::Utc::now().timestamp();
+            let events: Vec<Value> = got
+                .iter()
+                .filter_map(|(id, ts, signature, body)| {
+                    let event: Value = serde_json::from_slice(body).ok()?;
+                    (event["type"] == event_type).then(|| {
+                        assert_eq!(webhooks::verify(secret, id, *ts, body, signature, now), Ok(()), "signed");
+                        event
+                    })
+                })
+                .collect();
+            if events.len() >= count {
+                return events;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no {count} {event_type} within 60 s: {events:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
 
 async fn key(server: &Server, role: &str) -> String {
     let (status, issued) = server.call("POST", "/v1/api-keys", Some(json!({"name": role, "role": role}))).await;
@@ -76,6 +141,13 @@ async fn alert_rules_follow_the_kpis_through_their_states() {
             assert_error(status, &e, 422, code);
         }
 
+        // The bank's alert receiver subscribes to firing and resolved alerts.
+        let receiver = Receiver::start().await;
+        let subscription = json!({"url": receiver.url, "events": ["kpi_alert.firing", "kpi_alert.resolved"]});
+        let (status, subscribed) = server.call("POST", "/v1/webhooks/subscriptions", Some(subscription)).await;
+        assert_eq!(status, 201, "{subscribed}");
+        let secret = subscribed["secret"].as_str().unwrap().to_string();
+
         // A rule on the deposit balance: an empty bank is normal.
         let (status, created) = server.call_as(Some(&operator), "POST", "/v1/kpi-alerts/rules", Some(body)).await;
         assert_eq!(status, 201, "{created}");
@@ -114,6 +186,16 @@ async fn alert_rules_follow_the_kpis_through_their_states() {
         assert_eq!(firing_only["events"].as_array().unwrap().len(), 2, "{firing_only}");
         let (status, e) = server.call("GET", "/v1/kpi-alerts/events?state=loud", None).await;
         assert_error(status, &e, 422, "invalid_state");
+        // Both firings reached the receiver, signed (pending was not notified).
+        let fired = receiver.wait_for("kpi_alert.firing", 2, &secret).await;
+        let mut fired_rules: Vec<&str> = fired.iter().map(|e| e["data"]["rule_id"].as_str().unwrap()).collect();
+        fired_rules.sort();
+        let mut want = vec![id.as_str(), slow.as_str()];
+        want.sort();
+        assert_eq!(fired_rules, want);
+        let first = fired.iter().find(|e| e["data"]["rule_id"] == id.as_str()).unwrap();
+        assert_eq!((first["data"]["value"].as_str(), first["data"]["to"].as_str()), (Some("200000"), Some("firing")));
+        assert_eq!(first["data"]["kpi"], "deposit_balance");
 
         // Silenced, with who and why; a silence in the past is refused.
         let (status, e) = server
@@ -143,8 +225,14 @@ async fn alert_rules_follow_the_kpis_through_their_states() {
         assert_eq!(history[0]["to"], "resolved");
         assert_eq!(history[0]["silenced"], true);
         assert_eq!(history[0]["value"], "0");
-        // The slow rule ends too: firing → resolved.
+        // The slow rule ends too: firing → resolved. Only its end is notified (the other rule
+        // was silenced).
         wait_state(&server, &slow, "resolved").await;
+        let resolved = receiver.wait_for("kpi_alert.resolved", 1, &secret).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let resolved_again = receiver.wait_for("kpi_alert.resolved", 1, &secret).await;
+        assert_eq!(resolved_again.len(), 1, "a silenced rule's end is not notified: {resolved_again:?}");
+        assert_eq!(resolved[0]["data"]["rule_id"], slow.as_str());
 
         // The silence is lifted; an edit lowers the threshold below the balance (0 < 1 is false,
         // so "below 1" holds): the edit starts the rule again from normal, then it fires.
@@ -163,6 +251,9 @@ async fn alert_rules_follow_the_kpis_through_their_states() {
         assert_eq!(edited["state"], "normal");
         assert_eq!(edited["comparator"], "below");
         wait_state(&server, &id, "firing").await;
+        receiver.wait_for("kpi_alert.firing", 3, &secret).await;
+        let (_, deliveries) = server.call("GET", "/v1/webhooks/deliveries?owner=bank", None).await;
+        assert_eq!(deliveries["deliveries"].as_array().unwrap().len(), 4, "{deliveries}");
         let history = events(&server, &id).await;
         let kinds: Vec<(String, String)> = history
             .iter()

@@ -8,8 +8,10 @@
 //!   transition once (the second finds the version moved on and skips it);
 //! * every change commits with its audit entry: a person's edit inside the request's audit
 //!   scope, a transition inside a `system` scope naming the rule;
-//! * a transition to `firing` or `resolved` of a rule that is not silenced is handed to
-//!   [`notification`] inside the same transaction, so it is notified if and only if it is stored.
+//! * a transition to `firing` or `resolved` of a rule that is not silenced is enqueued in the
+//!   webhook outbox (`crates/webhooks`, owner `bank`, event `kpi_alert.firing` /
+//!   `kpi_alert.resolved`) inside the same transaction, so it is notified if and only if it is
+//!   stored; the outbox delivers it with signatures and retries.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -290,15 +292,25 @@ fn insert_event(e: &AlertEvent) -> Statement {
 
 /// The notification of a transition, run in the transaction that stores it: a rule that is
 /// not silenced notifies when it starts and stops firing (an evaluation's `firing` and
-/// `resolved`). The durable webhook outbox (`crates/webhooks`) is not in this branch yet, so
-/// this returns no statement; wiring it is enqueueing its `Statement` here, with the payload
-/// [`notification_payload`] builds.
+/// `resolved`), as the bank's webhook event `kpi_alert.firing` / `kpi_alert.resolved` in the
+/// durable outbox (`crates/webhooks`: one delivery per subscription of the bank that wants it,
+/// signed, retried with backoff, dead letters, replay). An event exists if and only if its
+/// transition was committed.
 fn notification(rule: &AlertRule, event: &AlertEvent) -> Vec<Statement> {
     if !notifies(event) {
         return Vec::new();
     }
-    let _payload = notification_payload(rule, event);
-    Vec::new()
+    vec![webhooks::event_statement(
+        webhooks::BANK_OWNER,
+        &event_type(event),
+        notification_payload(rule, event),
+        event.at,
+    )]
+}
+
+/// The webhook event type of a transition: `kpi_alert.<state>`.
+pub fn event_type(event: &AlertEvent) -> String {
+    format!("kpi_alert.{}", event.to.as_str())
 }
 
 /// Whether `event` is one that is notified.
@@ -306,11 +318,11 @@ pub fn notifies(event: &AlertEvent) -> bool {
     !event.silenced && event.cause == Cause::Evaluation && matches!(event.to, AlertState::Firing | AlertState::Resolved)
 }
 
-/// The JSON body a webhook receives for `event` of `rule`.
+/// The `data` of the webhook event announcing `event` of `rule`: ids, the condition and the
+/// values, no personal data.
 pub fn notification_payload(rule: &AlertRule, event: &AlertEvent) -> serde_json::Value {
     serde_json::json!({
-        "type": format!("kpi_alert.{}", event.to.as_str()),
-        "event_id": event.id.to_string(),
+        "alert_event_id": event.id.to_string(),
         "rule_id": rule.id.to_string(),
         "rule_name": rule.spec.name,
         "kpi": event.kpi,
