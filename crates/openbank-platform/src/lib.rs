@@ -714,14 +714,13 @@ impl OpenBanking {
 
     /// The signing keys, newest first, with what each does now.
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, PlatformError> {
-        let rows: Vec<(String, String, i64, Option<i64>)> =
-            storage::read!(&self.db, |conn| {
-                sqlx::query_as(
+        let rows: Vec<(String, String, i64, Option<i64>)> = storage::read!(&self.db, |conn| {
+            sqlx::query_as(
             "SELECT kid, alg, created_at, retired_at FROM ob_signing_keys ORDER BY created_at DESC, kid DESC LIMIT 50"
         )
         .fetch_all(conn)
         .await
-            })?;
+        })?;
         let now = self.clock.now_micros();
         let live: Vec<i64> = rows.iter().filter(|r| r.3.is_none()).map(|r| r.2).collect();
         let signing = signing_index(&live, now);

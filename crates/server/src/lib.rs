@@ -290,8 +290,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     use auth::ANY_SCOPE;
     use routes::{
         alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c,
-        embedded_lending as el, keys, kpi_alerts as ka, kpis, ledger as l, lending as ln, openbank as ob, profiles as pr,
-        risk as r, system, tags, users as u, webhooks as wh,
+        embedded_lending as el, keys, kpi_alerts as ka, kpis, ledger as l, lending as ln, openbank as ob,
+        profiles as pr, risk as r, system, tags, users as u, webhooks as wh,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
