@@ -19,6 +19,7 @@ pub mod alerts;
 mod api;
 mod inputs;
 mod journal;
+pub mod reports;
 pub mod series;
 
 use std::sync::Arc;

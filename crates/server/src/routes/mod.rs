@@ -6,6 +6,7 @@ pub mod cockpit;
 pub mod consents;
 pub mod customers;
 pub mod embedded_lending;
+pub mod insights;
 pub mod keys;
 pub mod kpi_alerts;
 pub mod kpis;
