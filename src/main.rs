@@ -1117,7 +1117,14 @@ async fn serve(
             purpose: None,
         };
         let data = security::data_dir(&db);
-        storage::audit::scope(scope, openbank_cli::ensure_sandbox_partners(&state.openbank, &data)).await?;
+        storage::audit::scope(scope.clone(), openbank_cli::ensure_sandbox_partners(&state.openbank, &data)).await?;
+        let alerts = state.kpis.alerts();
+        let stored = storage::audit::scope(scope, demo::ensure_alert_rules(&alerts, state.kpis.now()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        if stored > 0 {
+            println!("demo KPI alerts: {stored} threshold rules (see the cockpit's Alerts page)");
+        }
     }
     let admin = state.keys.ensure_admin_key().await?;
     server::serve(state, args.addr, |bound| {

@@ -257,6 +257,12 @@ async fn lending_responses_match_their_documented_schemas() {
         let (_, after) = api.call("GET", "/v1/lending/receivables/R-1", None).await;
         assert!(after["loan_id"].is_string(), "{after}");
 
+        // The cockpit's aggregates over what this flow made.
+        let (_, funnel) = api.call("GET", "/v1/lending/funnel?days=30", None).await;
+        assert!(funnel["applied"].as_i64().unwrap() >= 2 && funnel["disbursed"].as_i64().unwrap() >= 1, "{funnel}");
+        let (_, portfolio) = api.call("GET", "/v1/lending/portfolio", None).await;
+        assert!(!portfolio["cells"].as_array().unwrap().is_empty(), "{portfolio}");
+
         assert!(
             api.failures.is_empty(),
             "{} responses break their schema:\n{}",

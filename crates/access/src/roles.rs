@@ -58,15 +58,18 @@ pub enum Permission {
     /// Onboard, suspend and reactivate open-banking partners (a production partner waits for a
     /// second person).
     PartnersAdmin,
-    /// See the KPI system (the cockpit's indicators and their series).
+    /// See the KPI system (the cockpit's indicators and their series, the alert rules and their
+    /// history).
     KpisRead,
     /// Manage the bank's own webhook subscriptions, see every delivery and replay dead ones.
     WebhooksAdmin,
+    /// Create, change, delete and silence the threshold alert rules on the KPIs.
+    KpiAlertsAdmin,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 30] = [
+    pub const ALL: [Permission; 31] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -97,6 +100,7 @@ impl Permission {
         Permission::PartnersAdmin,
         Permission::KpisRead,
         Permission::WebhooksAdmin,
+        Permission::KpiAlertsAdmin,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -132,6 +136,7 @@ impl Permission {
             Permission::PartnersAdmin => "partners_admin",
             Permission::KpisRead => "kpis_read",
             Permission::WebhooksAdmin => "webhooks_admin",
+            Permission::KpiAlertsAdmin => "kpi_alerts_admin",
         }
     }
 

@@ -74,8 +74,11 @@ pub enum Profile {
     GoingDormant,
 }
 
+mod alerts;
 mod customers;
 mod loans;
+
+pub use alerts::{alert_rules, ensure_alert_rules};
 
 pub use loans::LendingSummary;
 

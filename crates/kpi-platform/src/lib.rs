@@ -5,7 +5,8 @@
 //! * [`KpiService::refresh`] brings the incremental counters up to date (the journal since the
 //!   last counted entry, the API responses this node answered), reads every indicator's inputs
 //!   from stored data ([`inputs`]), computes the values with [`kpi::compute`] and stores them as
-//!   the current hour's and day's points of the series ([`series`]);
+//!   the current hour's and day's points of the series ([`series`]),
+//!   and then moves the threshold alerts on from those values ([`alerts`]);
 //! * [`KpiService::spawn`] runs it on a schedule until the database is closed;
 //! * [`KpiService::overview`] reads the definitions, current values and recent points for the
 //!   API and the metrics, from the database, so every node shows the same figures.
@@ -14,9 +15,11 @@
 //! customers, lending and risk, in one place per source (`inputs.rs`, `journal.rs`), and writes
 //! only its own `kpi_*` tables (migration 0020).
 
+pub mod alerts;
 mod api;
 mod inputs;
 mod journal;
+pub mod reports;
 pub mod series;
 
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use clock::Clock;
 use kpi::{Decimal, KpiId, Reading};
 use storage::Database;
 
+pub use alerts::{AlertError, AlertEvent, AlertRule, Alerts, Cause, RuleSpec, Silence};
 pub use api::ApiCounters;
 pub use series::{Overview, Point, Series};
 
@@ -75,7 +79,19 @@ impl KpiService {
         let inputs = inputs::read(&self.db, now).await?;
         let readings = kpi::compute(&inputs);
         series::store(&self.db, now, &readings).await?;
+        let values: Vec<(KpiId, Option<Decimal>)> = readings.iter().map(|r| (r.id, r.value)).collect();
+        self.alerts().evaluate(&values, now).await?;
         Ok(readings)
+    }
+
+    /// The threshold alert rules on the indicators and their history.
+    pub fn alerts(&self) -> Alerts {
+        Alerts::new(self.db.clone())
+    }
+
+    /// Now, by this service's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_micros()
     }
 
     /// Definitions, current values and the last `hours` hourly and `days` daily points.

@@ -12,7 +12,11 @@
 //!   made-up number;
 //! * money is integer minor units (exact [`Decimal`]s with no fraction, except averages rounded
 //!   half-up to a whole minor unit); ratios are fractions in `0..=1` rounded to six places.
+//!
+//! [`alerts`] holds the threshold alert rules' state machine (normal → pending → firing →
+//! resolved, as in Grafana).
 
+pub mod alerts;
 mod catalogue;
 mod compute;
 mod time;

@@ -283,6 +283,34 @@ impl RiskService {
 
     // ---- cases ---------------------------------------------------------------------------------
 
+    /// The latest decisions, newest first (before `before`, microseconds).
+    pub async fn recent_decisions(&self, before: Option<i64>, limit: u32) -> Result<Vec<DecisionView>> {
+        store::recent_decisions(&self.db, before, limit).await
+    }
+
+    /// Decisions of the last `days` days per event kind and outcome.
+    pub async fn outcome_counts(&self, days: u32) -> Result<Vec<(String, String, i64)>> {
+        let since = self.now().timestamp_micros() - i64::from(days) * 86_400_000_000;
+        store::outcome_counts(&self.db, since).await
+    }
+
+    /// Candidate fraud rings of the relationship graph (components with at least `min_customers`
+    /// customers and `min_flagged` flagged ones, largest flagged share first, at most `limit`),
+    /// and the graph of the first, at most `max_nodes` nodes.
+    pub fn rings(
+        &self,
+        min_customers: u32,
+        min_flagged: u32,
+        limit: usize,
+        max_nodes: usize,
+    ) -> (Vec<risk::Community>, Option<risk::RingGraph>) {
+        let g = self.engine.graph.read();
+        let mut rings = g.communities(min_customers, min_flagged);
+        rings.truncate(limit);
+        let drawn = rings.first().and_then(|r| r.customers.first()).and_then(|c| g.ring_graph(c, max_nodes));
+        (rings, drawn)
+    }
+
     pub async fn cases(&self, status: store::CaseStatus, after: u64, limit: u32) -> Result<Vec<CaseView>> {
         store::list_cases(&self.db, status, after, limit).await
     }

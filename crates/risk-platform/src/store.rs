@@ -240,6 +240,31 @@ fn case_from_row(r: CaseRow) -> Result<CaseView> {
     })
 }
 
+/// The latest decisions, newest first, before `before` (microseconds; all when `None`).
+pub async fn recent_decisions(db: &Database, before: Option<i64>, limit: u32) -> Result<Vec<DecisionView>> {
+    let sql = format!(
+        "SELECT {DECISION_COLUMNS} FROM risk_decisions WHERE created_at < $1 ORDER BY created_at DESC LIMIT $2"
+    );
+    let rows: Vec<DecisionRow> = storage::read!(db, |conn| sqlx::query_as(&sql)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await)?;
+    rows.into_iter().map(decision_from_row).collect()
+}
+
+/// Decisions since `since` (microseconds) per event kind and outcome, as stored (snake_case).
+pub async fn outcome_counts(db: &Database, since: i64) -> Result<Vec<(String, String, i64)>> {
+    Ok(storage::read!(db, |conn| {
+        sqlx::query_as(
+        "SELECT kind, outcome, COUNT(*) FROM risk_decisions WHERE created_at >= $1 GROUP BY kind, outcome ORDER BY kind, outcome"
+    )
+    .bind(since)
+    .fetch_all(conn)
+    .await
+    })?)
+}
+
 /// Cases by status, oldest first, after `after`.
 pub async fn list_cases(db: &Database, status: CaseStatus, after: u64, limit: u32) -> Result<Vec<CaseView>> {
     let filter = match status {

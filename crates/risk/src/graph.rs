@@ -304,6 +304,76 @@ impl RelationshipGraph {
     }
 }
 
+/// One node of a ring as people are shown it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingNode {
+    pub kind: NodeKind,
+    /// A customer's id; devices, phones, IPs and accounts are numbered per kind (`device 1`),
+    /// never shown by their value (a phone number or an IP address is personal data).
+    pub label: String,
+    pub flag: Option<CustomerFlag>,
+}
+
+/// The nodes and edges of one connected component, for drawing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RingGraph {
+    pub nodes: Vec<RingNode>,
+    /// Pairs of indexes into `nodes`.
+    pub edges: Vec<(u32, u32)>,
+    /// The component has more than the nodes returned.
+    pub truncated: bool,
+}
+
+impl RelationshipGraph {
+    /// The component holding `customer`, breadth first from it, at most `max_nodes` nodes;
+    /// `None` when the customer is not in the graph.
+    pub fn ring_graph(&self, customer: &str, max_nodes: usize) -> Option<RingGraph> {
+        let start = self.lookup(NodeKind::Customer, customer)?;
+        let mut order: Vec<u32> = vec![start];
+        let mut position: HashMap<u32, u32> = HashMap::from([(start, 0)]);
+        let mut truncated = false;
+        let mut next = 0;
+        while next < order.len() {
+            let n = order[next];
+            next += 1;
+            for &m in &self.adj[n as usize] {
+                if position.contains_key(&m) {
+                    continue;
+                }
+                if order.len() >= max_nodes {
+                    truncated = true;
+                    continue;
+                }
+                position.insert(m, order.len() as u32);
+                order.push(m);
+            }
+        }
+        let mut numbered: HashMap<NodeKind, u32> = HashMap::new();
+        let nodes = order
+            .iter()
+            .map(|&n| {
+                let kind = self.kinds[n as usize];
+                let label = if kind == NodeKind::Customer {
+                    self.names[n as usize].clone()
+                } else {
+                    let k = numbered.entry(kind).or_default();
+                    *k += 1;
+                    format!("{} {k}", kind.as_str())
+                };
+                RingNode { kind, label, flag: self.flags[n as usize] }
+            })
+            .collect();
+        let mut edges: Vec<(u32, u32)> = order
+            .iter()
+            .flat_map(|&a| self.adj[a as usize].iter().map(move |&b| (a, b)))
+            .filter(|(a, b)| a < b)
+            .filter_map(|(a, b)| Some((*position.get(&a)?, *position.get(&b)?)))
+            .collect();
+        edges.sort_unstable();
+        Some(RingGraph { nodes, edges, truncated })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +396,15 @@ mod tests {
         g.link_customer("h1", NodeKind::Phone, "p1");
         g.link_customer("h2", NodeKind::Phone, "p1");
         g.link_customer("h1", NodeKind::Device, "dev-h1");
+        let ring = g.ring_graph("r0", 100).unwrap();
+        assert_eq!(ring.nodes[0].label, "r0");
+        assert_eq!(ring.nodes.iter().filter(|n| n.kind == NodeKind::Customer).count(), 8);
+        assert!(ring.nodes.iter().any(|n| n.label == "device 1"), "devices are numbered, not named");
+        assert!(!ring.nodes.iter().any(|n| n.label.contains("dev-farm")));
+        assert_eq!(ring.edges.len(), 16, "8 device links and 8 account links");
+        assert!(!ring.truncated);
+        assert!(g.ring_graph("r0", 3).unwrap().truncated);
+        assert!(g.ring_graph("nobody", 10).is_none());
         // A transfer connects an outsider's account into the ring.
         g.link_customer("x", NodeKind::Account, "acc-x");
         g.link_transfer("acc-x", "acc-r0");

@@ -69,7 +69,9 @@ pub use error::RiskError;
 pub use event::{is_pseudonym, Channel, EventKind, GeoLocation, Merchant, RiskEvent, PSEUDONYM_PREFIX};
 pub use expr::{ExpressionCompiler, ExpressionCondition};
 pub use features::FeatureVector;
-pub use graph::{Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, SharedStats};
+pub use graph::{
+    Community, CustomerFlag, GraphFeatures, NodeKind, RelationshipGraph, RingGraph, RingNode, SharedStats,
+};
 pub use lists::{ListEntry, ListHit, ListKind, ListSubject, Lists};
 pub use schema::{expression_schema, rule_field_name, PreparedRow};
 pub use velocity::{velocity_feature, KeyKind, VelocitySnapshot, VelocityStore, Window, WindowStats};

@@ -198,7 +198,8 @@ impl Modify for BearerAuth {
         routes::risk::create_rule_set, routes::risk::activate_rule_set, routes::risk::backtest_rule_set,
         routes::risk::schema, routes::risk::list_entries, routes::risk::add_list_entry, routes::risk::delete_list_entry,
         routes::risk::list_cases, routes::risk::resolve_case, routes::risk::get_model, routes::risk::reload_model,
-        routes::risk::market_var,
+        routes::risk::market_var, routes::insights::recent_decisions, routes::insights::outcome_mix,
+        routes::insights::fraud_rings, routes::insights::lending_funnel, routes::insights::loan_portfolio,
         routes::lending::list_products, routes::lending::apply, routes::lending::get_application,
         routes::lending::make_offer, routes::lending::accept_offer, routes::lending::get_loan, routes::lending::repay,
         routes::lending::draw, routes::lending::prepay, routes::lending::list_loans, routes::lending::run_eod,
@@ -222,7 +223,9 @@ impl Modify for BearerAuth {
         routes::consents::customer_sign_in_verify, routes::consents::my_consents, routes::consents::revoke_my_consent,
         routes::consents::create_payment_consent, routes::consents::get_payment_consent,
         routes::consents::funds_confirmation, routes::consents::submit_payment, routes::consents::get_payment,
-        routes::kpis::list_kpis,
+        routes::kpis::list_kpis, routes::kpi_alerts::list_rules, routes::kpi_alerts::get_rule,
+        routes::kpi_alerts::create_rule, routes::kpi_alerts::update_rule, routes::kpi_alerts::delete_rule,
+        routes::kpi_alerts::silence_rule, routes::kpi_alerts::unsilence_rule, routes::kpi_alerts::list_events,
         routes::embedded_lending::create_loan_consent, routes::embedded_lending::get_loan_consent,
         routes::embedded_lending::apply, routes::embedded_lending::get_application, routes::embedded_lending::accept,
         routes::webhooks::partner_subscribe, routes::webhooks::partner_subscriptions,
@@ -288,8 +291,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     use auth::ANY_SCOPE;
     use routes::{
         alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c,
-        embedded_lending as el, keys, kpis, ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r,
-        system, tags, users as u, webhooks as wh,
+        embedded_lending as el, insights as ins, keys, kpi_alerts as ka, kpis, ledger as l, lending as ln,
+        openbank as ob, profiles as pr, risk as r, system, tags, users as u, webhooks as wh,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -298,6 +301,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/health", Public, system::health),
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
         endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
+        endpoint(get.clone(), "/v1/kpi-alerts/rules", Needs(P::KpisRead), ka::list_rules),
+        endpoint(post.clone(), "/v1/kpi-alerts/rules", Needs(P::KpiAlertsAdmin), ka::create_rule),
+        endpoint(get.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpisRead), ka::get_rule),
+        endpoint(put.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpiAlertsAdmin), ka::update_rule),
+        endpoint(del.clone(), "/v1/kpi-alerts/rules/{id}", Needs(P::KpiAlertsAdmin), ka::delete_rule),
+        endpoint(post.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::silence_rule),
+        endpoint(del.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::unsilence_rule),
+        endpoint(get.clone(), "/v1/kpi-alerts/events", Needs(P::KpisRead), ka::list_events),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
         endpoint(get.clone(), "/", Public, cockpit::page),
         endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),
@@ -342,6 +353,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(put.clone(), "/v1/tags/{id}", Needs(P::TagsWrite), tags::put_tag),
         // risk
         endpoint(post.clone(), "/v1/risk/decisions", Needs(P::RiskDecide), r::decide),
+        endpoint(get.clone(), "/v1/risk/decisions", Needs(P::RiskRead), ins::recent_decisions),
+        endpoint(get.clone(), "/v1/risk/outcomes", Needs(P::RiskRead), ins::outcome_mix),
+        endpoint(get.clone(), "/v1/risk/rings", Needs(P::RiskRead), ins::fraud_rings),
         endpoint(get.clone(), "/v1/risk/decisions/{id}", Needs(P::RiskRead), r::get_decision),
         endpoint(get.clone(), "/v1/risk/rule-sets", Needs(P::RiskRead), r::list_rule_sets),
         endpoint(post.clone(), "/v1/risk/rule-sets", Needs(P::RiskAdmin), r::create_rule_set),
@@ -360,6 +374,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/risk/market/var", Needs(P::RiskRead), r::market_var),
         // lending
         endpoint(get.clone(), "/v1/lending/products", Needs(P::LendingRead), ln::list_products),
+        endpoint(get.clone(), "/v1/lending/funnel", Needs(P::LendingRead), ins::lending_funnel),
+        endpoint(get.clone(), "/v1/lending/portfolio", Needs(P::LendingRead), ins::loan_portfolio),
         endpoint(post.clone(), "/v1/lending/applications", Needs(P::LendingWrite), ln::apply),
         endpoint(get.clone(), "/v1/lending/applications/{id}", Needs(P::LendingRead), ln::get_application),
         endpoint(post.clone(), "/v1/lending/applications/{id}/offer", Needs(P::LendingWrite), ln::make_offer),

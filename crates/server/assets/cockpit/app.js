@@ -55,6 +55,10 @@
       signedInAs: "当前用户:{w}",
       keyUser: "API 密钥",
       formula: "计算口径",
+      alertState_normal: "正常",
+      alertState_pending: "等待中",
+      alertState_firing: "告警中",
+      alertState_resolved: "已恢复",
     },
     en: {
       brand: "digibank Operations Cockpit",
@@ -100,6 +104,10 @@
       signedInAs: "Signed in: {w}",
       keyUser: "API key",
       formula: "Formula",
+      alertState_normal: "Normal",
+      alertState_pending: "Pending",
+      alertState_firing: "Firing",
+      alertState_resolved: "Resolved",
     },
   };
 
@@ -132,6 +140,8 @@
       this.status = status;
       this.code = body && body.error && body.error.code;
       this.details = (body && body.error && body.error.details) || {};
+      // Where in submitted source text the error is (rule compile errors).
+      this.position = (body && body.error && body.error.position) || null;
     }
   }
 
@@ -153,12 +163,18 @@
     return { status: response.status, body: json };
   }
 
+  // Error codes of the API said in the person's language (pages add theirs with
+  // Cockpit.errors); a code without words here is shown with the API's own message.
+  const ERRORS = { "zh-CN": {}, en: {} };
+
   // An API error in words, in the person's language.
   function describe(e) {
     if (e.status === 0) return t("network");
     if (e.status === 401) return t("unauthorized");
     if (e.status === 403) return t("forbidden", { p: e.details.permission || "?" });
     if (e.status === 429) return t("rateLimited");
+    const words = ERRORS[lang][e.code];
+    if (words) return words + (lang === "en" ? " (" : "(") + e.code + (lang === "en" ? ")" : ")");
     return t("failed", { m: e.message });
   }
 
@@ -263,14 +279,8 @@
   // ---- the frame: top bar, menu, breadcrumb -------------------------------------------------
 
   function frame(active, crumbs, body) {
-    const menu = [
-      ["overview", "menuOverview", "#/overview"],
-      ["customers", "menuCustomers", null],
-      ["lending", "menuLending", null],
-      ["risk", "menuRisk", null],
-      ["ledger", "menuLedger", null],
-      ["alerts", "menuAlerts", null],
-    ];
+    const menu = ["overview", "alerts", "risk", "lending", "customers", "ledger"].map((id) =>
+      [id, "menu" + id[0].toUpperCase() + id.slice(1), PAGES["/" + id] ? "#/" + id : null]);
     return h("div", {},
       h("div", { class: "topbar" },
         h("span", { class: "brand" }, t("brand")),
@@ -341,22 +351,22 @@
 
   function overviewView() {
     const body = h("div", { id: "overview" });
-    const load = async () => {
-      try {
-        const r = await api("GET", "/v1/kpis?hours=24&days=30");
-        drawOverview(body, r.body);
-      } catch (e) {
-        if (e.status === 401) return signOut(true);
-        body.replaceChildren(h("div", { class: "alert", id: "page-error" }, describe(e)));
-      }
-    };
-    load();
-    clearInterval(timer);
-    timer = setInterval(load, 30000);
+    load(body, async () => {
+      const [r, alerts] = await Promise.all([
+        api("GET", "/v1/kpis?hours=24&days=30"),
+        api("GET", "/v1/kpi-alerts/rules").catch(() => null),
+      ]);
+      drawOverview(body, r.body, alerts ? alerts.body.rules : []);
+    }, 30000);
     return frame("overview", [t("home"), t("overview")], body);
   }
 
-  function drawOverview(body, data) {
+  function drawOverview(body, data, rules) {
+    // The worst alert state per indicator: its badge on the card.
+    const badges = {};
+    for (const r of rules.filter((r) => r.enabled && (r.state === "firing" || r.state === "pending"))) {
+      if (badges[r.kpi] !== "firing") badges[r.kpi] = r.state;
+    }
     charts.splice(0).forEach((c) => c.dispose());
     const when = (micros) => new Date(micros / 1000).toLocaleString(lang);
     body.replaceChildren(h("div", { class: "meta" }, t("generated") + " " + when(data.generated_at) + " · " + t("refreshEvery")));
@@ -368,7 +378,8 @@
         const definition = lang === "en" ? k.definition_en : k.definition_zh;
         const spark = h("div", { class: "spark" });
         cards.append(h("div", { class: "card", "data-kpi": k.id, title: definition + "\n" + t("formula") + ": " + k.formula },
-          h("div", { class: "name" }, h("span", {}, name),
+          h("div", { class: "name" }, h("span", {}, name,
+            badges[k.id] ? h("a", { class: "badge " + badges[k.id], href: "#/alerts", title: t("alertState_" + badges[k.id]) }, t("alertState_" + badges[k.id])) : null),
             h("span", { class: "dir", title: k.direction === "higher_is_better" ? t("higher") : t("lower") },
               k.direction === "higher_is_better" ? "↑" : "↓")),
           h("div", { class: shown === null ? "value nodata" : "value", "data-value": k.value === null ? "" : k.value }, shown === null ? t("nodata") : shown),
@@ -397,11 +408,86 @@
       app.replaceChildren(signinView(params));
       return;
     }
-    app.replaceChildren(overviewView());
+    clearInterval(timer);
+    const page = PAGES[route] || PAGES["/overview"];
+    app.replaceChildren(page(params));
   }
+
+  // ---- what the pages (the other scripts) use --------------------------------------------------
+
+  const PAGES = { "/overview": overviewView };
+
+  // Loads a page's data into `body`: `work` draws it; a failure is said in words (a 401 goes
+  // back to sign-in and returns here after). With `every` (ms) it reloads on a timer.
+  function load(body, work, every) {
+    const run = async () => {
+      try {
+        await work();
+      } catch (e) {
+        if (e.status === 401) return signOut(true);
+        body.replaceChildren(h("div", { class: "alert", id: "page-error" }, describe(e)));
+      }
+    };
+    run();
+    if (every) timer = setInterval(run, every);
+    return run;
+  }
+
+  // An action of a person (a button): runs `work`, says a failure in words in `where`.
+  async function act(where, work) {
+    where.replaceChildren();
+    try {
+      await work();
+      return true;
+    } catch (e) {
+      if (e.status === 401) { signOut(true); return false; }
+      where.replaceChildren(h("div", { class: "alert action-error" }, describe(e)));
+      return false;
+    }
+  }
+
+  function when(micros) {
+    return micros === null || micros === undefined ? "" : new Date(micros / 1000).toLocaleString(lang);
+  }
+
+  // A table in the Ant Design manner: columns are [header, cell(row) → text or node].
+  function table(id, columns, rows, empty) {
+    return h("table", { class: "table", id },
+      h("thead", {}, h("tr", {}, columns.map(([header]) => h("th", {}, header)))),
+      h("tbody", {}, rows.length === 0
+        ? h("tr", {}, h("td", { class: "empty", colspan: columns.length }, empty || t("nodata")))
+        : rows.map((row) => {
+          const tr = h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(row))));
+          return tr;
+        })));
+  }
+
+  function tag(text, kind) {
+    return h("span", { class: "tag " + (kind || "") }, text);
+  }
+
+  function chart(el, option) {
+    if (typeof echarts === "undefined") return null;
+    const c = echarts.init(el, null, { renderer: "canvas" });
+    c.setOption(Object.assign({ animation: false }, option));
+    charts.push(c);
+    return c;
+  }
+
+  window.Cockpit = {
+    h, api, t, describe, frame, format, yuan, when, table, tag, chart, load, act,
+    lang: () => lang,
+    // Adds a page at #/<id>.
+    page(id, view) { PAGES["/" + id] = view; },
+    // Adds UI strings: { "zh-CN": {...}, en: {...} }.
+    strings(more) { for (const l of ["zh-CN", "en"]) Object.assign(I18N[l], more[l]); },
+    // Adds words for API error codes: { "zh-CN": { code: "..." }, en: {...} }.
+    errors(more) { for (const l of ["zh-CN", "en"]) Object.assign(ERRORS[l], more[l]); },
+  };
 
   window.addEventListener("hashchange", render);
   window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
   document.documentElement.lang = lang;
-  render();
+  // After every script of the page has run (the pages register themselves).
+  document.addEventListener("DOMContentLoaded", render);
 })();

@@ -14,6 +14,11 @@ use crate::routes::web::{self, embedded_asset, Asset};
 /// Everything served under `/cockpit/assets/`.
 const ASSETS: &[Asset] = &[
     embedded_asset!("cockpit", "app.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("cockpit", "alerts.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("cockpit", "risk.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("cockpit", "lending.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("cockpit", "customers.js", "application/javascript; charset=utf-8"),
+    embedded_asset!("cockpit", "ledger.js", "application/javascript; charset=utf-8"),
     embedded_asset!("cockpit", "app.css", "text/css; charset=utf-8"),
     embedded_asset!("cockpit", "echarts.min.js", "application/javascript; charset=utf-8"),
 ];
