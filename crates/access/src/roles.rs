@@ -60,11 +60,15 @@ pub enum Permission {
     PartnersAdmin,
     /// See the KPI system (the cockpit's indicators and their series).
     KpisRead,
+    /// Read, export and mine the process event log and imported logs.
+    ProcessRead,
+    /// Import logs of other systems for process mining.
+    ProcessWrite,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 31] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -94,6 +98,8 @@ impl Permission {
         Permission::PartnersRead,
         Permission::PartnersAdmin,
         Permission::KpisRead,
+        Permission::ProcessRead,
+        Permission::ProcessWrite,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -128,6 +134,8 @@ impl Permission {
             Permission::PartnersRead => "partners_read",
             Permission::PartnersAdmin => "partners_admin",
             Permission::KpisRead => "kpis_read",
+            Permission::ProcessRead => "process_read",
+            Permission::ProcessWrite => "process_write",
         }
     }
 
@@ -196,6 +204,7 @@ impl Role {
                         | ApprovalsRead
                         | PartnersRead
                         | KpisRead
+                        | ProcessRead
                 )
             }
             Role::Monitoring => p == MetricsRead,

@@ -58,6 +58,8 @@ pub struct DemoSummary {
     pub recompute: Option<customer_platform::RecomputeReport>,
     /// Loans in every state, made through the lending service (ledger-backed).
     pub lending: Option<LendingSummary>,
+    /// Six months of process history (loan origination, risk cases, transfer holds, onboarding).
+    pub process: Option<ProcessSummary>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,8 +78,10 @@ pub enum Profile {
 
 mod customers;
 mod loans;
+mod process_history;
 
 pub use loans::LendingSummary;
+pub use process_history::ProcessSummary;
 
 struct Customer {
     id: String,
@@ -136,6 +140,10 @@ pub enum DemoError {
     Lending(#[from] lending_platform::LendingPlatformError),
     #[error(transparent)]
     Risk(#[from] risk_platform::RiskPlatformError),
+    #[error("process log: {0}")]
+    Process(String),
+    #[error(transparent)]
+    Storage(#[from] storage::UnitOfWorkError),
 }
 
 /// Generates the demo bank into `db`, personal data sealed by `vault`. `progress(done, total)`
@@ -404,6 +412,7 @@ pub async fn generate(
     }
     book.ledger_transfers = (entries_after - entries_before) as usize;
     summary.lending = Some(book);
+    summary.process = Some(process_history::load(db, config.seed, start, Utc::now().timestamp_micros()).await?);
     Ok(summary)
 }
 

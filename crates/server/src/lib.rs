@@ -63,6 +63,8 @@ pub struct AppState {
     pub openbank: openbank_platform::OpenBanking,
     /// The KPI system of the cockpit: indicator series, API response counts.
     pub kpis: kpi_platform::KpiService,
+    /// Process intelligence: export, import and mining of the process event log.
+    pub process: process_platform::ProcessService,
     /// How often `serve` recomputes the KPIs.
     pub kpi_refresh: Duration,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
@@ -103,6 +105,7 @@ impl AppState {
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
             kpis: kpi_platform::KpiService::new(db.clone(), ledger.clock()),
+            process: process_platform::ProcessService::new(db.clone(), ledger.clock()),
             kpi_refresh: kpi_platform::DEFAULT_REFRESH,
             openbank,
             alerts: access::SecurityAlerts::new(db.clone(), ledger.clock(), access::AlertSettings::default()),
@@ -213,10 +216,12 @@ impl Modify for BearerAuth {
         routes::consents::create_payment_consent, routes::consents::get_payment_consent,
         routes::consents::funds_confirmation, routes::consents::submit_payment, routes::consents::get_payment,
         routes::kpis::list_kpis,
+        routes::process::list_logs, routes::process::import_log, routes::process::export, routes::process::dfg,
+        routes::process::analysis, routes::process::case_events,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "kpis"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "kpis"), (name = "process"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -271,7 +276,7 @@ where
 pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
         alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c, keys, kpis,
-        ledger as l, lending as ln, openbank as ob, profiles as pr, risk as r, system, tags, users as u,
+        ledger as l, lending as ln, openbank as ob, process as pm, profiles as pr, risk as r, system, tags, users as u,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -280,6 +285,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(get.clone(), "/health", Public, system::health),
         endpoint(get.clone(), "/metrics", Needs(P::MetricsRead), system::metrics),
         endpoint(get.clone(), "/v1/kpis", Needs(P::KpisRead), kpis::list_kpis),
+        // process intelligence
+        endpoint(get.clone(), "/v1/process/logs", Needs(P::ProcessRead), pm::list_logs),
+        endpoint(post.clone(), "/v1/process/logs", Needs(P::ProcessWrite), pm::import_log),
+        endpoint(get.clone(), "/v1/process/export", Needs(P::ProcessRead), pm::export),
+        endpoint(get.clone(), "/v1/process/dfg", Needs(P::ProcessRead), pm::dfg),
+        endpoint(get.clone(), "/v1/process/analysis", Needs(P::ProcessRead), pm::analysis),
+        endpoint(get.clone(), "/v1/process/cases/{id}", Needs(P::ProcessRead), pm::case_events),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
         endpoint(get.clone(), "/", Public, cockpit::page),
         endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),
