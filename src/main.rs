@@ -4,6 +4,7 @@ mod bench;
 mod bench_http;
 mod bench_openbank;
 mod openbank_cli;
+mod process_cli;
 mod risk_cli;
 mod security;
 
@@ -88,6 +89,12 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Process intelligence: export the process event log (OCEL 2.0, XES), import logs of
+    /// other systems, mine a log.
+    Process {
+        #[command(subcommand)]
+        command: process_cli::ProcessCommand,
     },
     /// Benchmarks that print figures.
     Bench {
@@ -717,6 +724,7 @@ async fn dispatch(cli: Cli, rate_limits: server::limits::RateLimitConfig) -> Res
         Command::Bench { command: BenchCommand::Http(args) } => bench_http::http(args).await,
         Command::Bench { command: BenchCommand::OpenBanking(args) } => bench_openbank::open_banking(args).await,
         Command::Audit { command: AuditCommand::Verify { json } } => audit_verify(&cli.database_url, json).await,
+        Command::Process { command } => process_cli::run(&cli.database_url, command).await,
         Command::Lending { command: LendingCommand::Eod { date, limits } } => {
             lending_eod(&cli.database_url, key_file, date, limits.into()).await
         }

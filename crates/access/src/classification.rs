@@ -166,6 +166,7 @@ pub static CATALOGUE: &[Classified] = &[
     api("HistoryEventView.actor_key_id", I, false, Clear, ACTOR),
     api("UserView.totp_enrolled", I, false, Clear, "whether a second factor is set"),
     api("Account.name", I, false, Clear, "an account's label"),
+    api("LogInfo.name", I, false, Clear, "the name an imported process log was given"),
     api("NewAccount.name", I, false, Clear, "an account's label"),
     api("IssuedKey.name", I, false, Clear, "a key's label"),
     api("KeyView.name", I, false, Clear, "a key's label"),

@@ -65,11 +65,15 @@ pub enum Permission {
     WebhooksAdmin,
     /// Create, change, delete and silence the threshold alert rules on the KPIs.
     KpiAlertsAdmin,
+    /// Read, export and mine the process event log and imported logs.
+    ProcessRead,
+    /// Import logs of other systems for process mining.
+    ProcessWrite,
 }
 
 impl Permission {
     /// Every permission, in declaration order.
-    pub const ALL: [Permission; 31] = [
+    pub const ALL: [Permission; 33] = [
         Permission::AccountsRead,
         Permission::AccountsWrite,
         Permission::TransfersRead,
@@ -101,6 +105,8 @@ impl Permission {
         Permission::KpisRead,
         Permission::WebhooksAdmin,
         Permission::KpiAlertsAdmin,
+        Permission::ProcessRead,
+        Permission::ProcessWrite,
     ];
 
     /// The snake_case name used in the API, in role definitions and in error messages.
@@ -137,6 +143,8 @@ impl Permission {
             Permission::KpisRead => "kpis_read",
             Permission::WebhooksAdmin => "webhooks_admin",
             Permission::KpiAlertsAdmin => "kpi_alerts_admin",
+            Permission::ProcessRead => "process_read",
+            Permission::ProcessWrite => "process_write",
         }
     }
 
@@ -205,6 +213,7 @@ impl Role {
                         | ApprovalsRead
                         | PartnersRead
                         | KpisRead
+                        | ProcessRead
                 )
             }
             Role::Monitoring => p == MetricsRead,

@@ -356,6 +356,9 @@ impl CustomerStore {
                 ..Entry::new(id, "kyc_changed")
             };
             record!(&self.vault, tx, entry, actor, now);
+            let event = process::ProcessEvent::new(process::Activity::KycChanged, id, now, &actor.key_id)
+                .with(process::Attributes::default().product(current.kind.as_str()).outcome(to.as_str()));
+            process_platform::event_statement(&event).query().execute(&mut *tx).await?;
             current.kyc_status = to;
             Ok::<CustomerRecord, PlatformError>(current)
         }
@@ -415,6 +418,9 @@ impl CustomerStore {
                 ..Entry::new(id, "closed")
             };
             record!(&self.vault, tx, entry, actor, now);
+            let event = process::ProcessEvent::new(process::Activity::CustomerClosed, id, now, &actor.key_id)
+                .with(process::Attributes::default().product(current.kind.as_str()).outcome("closed"));
+            process_platform::event_statement(&event).query().execute(&mut *tx).await?;
             retire!(tx, id, now);
             current.status = CustomerStatus::Closed;
             current.closed_at = Some(now);
@@ -552,6 +558,9 @@ impl CustomerStore {
                     Entry { to: keep.phone.clone(), note: merge_note, ..Entry::new(survivor, "phone_changed") };
                 record!(&self.vault, tx, entry, actor, now);
             }
+            let event = process::ProcessEvent::new(process::Activity::CustomerMerged, absorbed, now, &actor.key_id)
+                .with(process::Attributes::default().product(gone.kind.as_str()).outcome("merged"));
+            process_platform::event_statement(&event).query().execute(&mut *tx).await?;
             retire!(tx, absorbed, now);
             mark_dirty!(tx, survivor, now);
             gone.status = CustomerStatus::Merged;

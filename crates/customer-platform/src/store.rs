@@ -316,8 +316,13 @@ impl CustomerStore {
         let now = self.now_micros();
         let id = c.id.to_string();
         storage::audit::set_resource(&id);
-        let inserted = storage::write!(&self.db, |conn| {
-            sqlx::query(
+        // Onboarding starts here: the record and its `customer_registered` event commit together.
+        let resource = storage::audit::current().map_or_else(|| process::event::SYSTEM.to_string(), |c| c.actor);
+        let event = process::ProcessEvent::new(process::Activity::CustomerRegistered, &id, now, resource)
+            .with(process::Attributes::default().product(c.kind.as_str()).outcome(c.kyc_status.as_str()));
+        let inserted = storage::transaction!(&self.db, |tx| {
+            async {
+            let n = sqlx::query(
             "INSERT INTO customers (id, kind, name, id_document_type, id_number, id_number_hash, phone, kyc_status, created_at, \
              phone_index, key_version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id_number_hash) DO NOTHING",
@@ -333,10 +338,16 @@ impl CustomerStore {
         .bind(now)
         .bind(&sealed.phone_index)
         .bind(sealed.key_version)
-        .execute(conn)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+            if n == 1 {
+                process_platform::event_statement(&event).query().execute(&mut *tx).await?;
+            }
+            Ok::<bool, PlatformError>(n == 1)
+        }
         .await
-        .map(|r| r.rows_affected())
-        })? == 1;
+        })?;
         if !inserted {
             let existing: String = storage::read!(&self.db, |conn| sqlx::query_scalar(
                 "SELECT COALESCE(merged_into, id) FROM customers WHERE id_number_hash = $1"

@@ -58,6 +58,8 @@ pub struct DemoSummary {
     pub recompute: Option<customer_platform::RecomputeReport>,
     /// Loans in every state, made through the lending service (ledger-backed).
     pub lending: Option<LendingSummary>,
+    /// Six months of process history (loan origination, risk cases, transfer holds, onboarding).
+    pub process: Option<ProcessSummary>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,10 +79,12 @@ pub enum Profile {
 mod alerts;
 mod customers;
 mod loans;
+mod process_history;
 
 pub use alerts::{alert_rules, ensure_alert_rules};
 
 pub use loans::LendingSummary;
+pub use process_history::ProcessSummary;
 
 struct Customer {
     id: String,
@@ -139,6 +143,10 @@ pub enum DemoError {
     Lending(#[from] lending_platform::LendingPlatformError),
     #[error(transparent)]
     Risk(#[from] risk_platform::RiskPlatformError),
+    #[error("process log: {0}")]
+    Process(String),
+    #[error(transparent)]
+    Storage(#[from] storage::UnitOfWorkError),
 }
 
 /// Generates the demo bank into `db`, personal data sealed by `vault`. `progress(done, total)`
@@ -407,6 +415,7 @@ pub async fn generate(
     }
     book.ledger_transfers = (entries_after - entries_before) as usize;
     summary.lending = Some(book);
+    summary.process = Some(process_history::load(db, config.seed, start, Utc::now().timestamp_micros()).await?);
     Ok(summary)
 }
 
@@ -457,6 +466,35 @@ mod tests {
         let lending = first.lending.as_ref().unwrap();
         assert!(lending.loans >= 5, "{lending:?}");
         assert_eq!(second.lending.as_ref().unwrap().loans, 0, "loaded once");
+        // The process history (loaded once) has the texture the mining is meant to find.
+        let history = first.process.as_ref().unwrap();
+        assert!(history.loan_applications > 500 && history.risk_cases > 0, "{history:?}");
+        assert!(history.transfer_holds > 0 && history.onboardings > 0, "{history:?}");
+        assert_eq!(second.process.as_ref().unwrap().events, 0, "loaded once");
+        let mining = process_platform::ProcessService::new(db.db.clone(), Arc::new(ledger::SystemClock));
+        let source = process_platform::LogSource::Live(::process::Process::LoanOrigination);
+        let log = mining.load(&source, &::process::Filter::default()).await.unwrap();
+        let (rework, _) = ::process::mining::rework(&log);
+        assert!(rework.iter().any(|r| r.activity == "social_security_data_collected"), "{rework:?}");
+        let review_service = |who: &str| {
+            let only = log.filtered(&::process::Filter { resource: Some(who.into()), ..Default::default() });
+            let graph = ::process::mining::dfg(&only);
+            graph.activities.iter().find(|a| a.activity == "reviewed").map_or(0, |a| a.service.median_micros)
+        };
+        assert!(review_service("staff-zhao") > 2 * review_service("staff-li"), "one slower reviewer");
+        let month_end = |from_day: u32| {
+            let waits: Vec<i64> = log
+                .cases
+                .iter()
+                .filter(|c| {
+                    let day = chrono::Datelike::day(&chrono::DateTime::from_timestamp_micros(c.start()).unwrap());
+                    (day >= 26) == (from_day >= 26)
+                })
+                .flat_map(|c| (0..c.events.len()).filter(|i| c.events[*i].activity == "reviewed").map(|i| c.waiting(i)))
+                .collect();
+            ::process::mining::Stats::of(waits).median_micros
+        };
+        assert!(month_end(26) > 3 * month_end(1), "the review queue backs up at month end");
         let service = lending_platform::LendingService::new(db.db.clone(), Ledger::new(&db.db), vault.clone());
         for (label, id) in &lending.samples {
             let view = service.view(lending::LoanId(id.parse().unwrap())).await.unwrap();

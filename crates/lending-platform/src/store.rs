@@ -186,8 +186,15 @@ impl LendingStore {
     // ---- decisions, review queue, offers, contracts -----------------------------------------
 
     /// Stores a decision that took `decision_micros` to make; a review outcome also enters the
-    /// review queue; `extra` statements commit with them (one transaction).
-    pub async fn insert_decision(&self, d: &Decision, decision_micros: i64, extra: &[Statement]) -> Result<()> {
+    /// review queue; `events` (the application's process events) and `extra` statements (a
+    /// channel's record of the application) commit with them (one transaction).
+    pub async fn insert_decision(
+        &self,
+        d: &Decision,
+        decision_micros: i64,
+        events: &[process::ProcessEvent],
+        extra: &[Statement],
+    ) -> Result<()> {
         let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
         let version = i64::from(self.vault.current_version());
         let reasons = serde_json::to_string(&d.reasons)?;
@@ -212,6 +219,9 @@ impl LendingStore {
             .bind(decision_micros)
             .execute(&mut *tx)
             .await?;
+            for event in events {
+                process_platform::event_statement(event).query().execute(&mut *tx).await?;
+            }
             if d.outcome == Outcome::Review {
                 sqlx::query(
                     "INSERT INTO lending_review_queue (decision_id, applicant_id, product_code, reasons, status, created_at, \
@@ -289,7 +299,8 @@ impl LendingStore {
     /// `open` with `status`, analyst, time, note and reason code, and the decision row gets the
     /// new outcome, grade and record, in one transaction. Returns `false`, with nothing written,
     /// when the item was no longer open (decided concurrently).
-    pub async fn decide_review(&self, d: &Decision, status: &str) -> Result<bool> {
+    /// `event` (the `reviewed` process event) commits with it.
+    pub async fn decide_review(&self, d: &Decision, status: &str, event: &process::ProcessEvent) -> Result<bool> {
         let review =
             d.manual_review.clone().ok_or_else(|| LendingPlatformError::Corrupt("review without analyst".into()))?;
         let json = self.vault.seal(F_DECISION, &serde_json::to_string(d)?);
@@ -333,27 +344,38 @@ impl LendingStore {
                     // Roll the queue update back: the stored decision is not the one in review.
                     return Err(LendingPlatformError::Corrupt(format!("decision {id} is not in review")));
                 }
+                process_platform::event_statement(event).query().execute(&mut *tx).await?;
                 Ok(true)
             }
             .await
         })
     }
 
-    /// Stores an offer (idempotent: one offer per decision) and returns the stored one.
-    pub async fn insert_offer(&self, o: &Offer) -> Result<Offer> {
+    /// Stores an offer (idempotent: one offer per decision) and returns the stored one; the
+    /// first store also commits `event` (`offer_made`).
+    pub async fn insert_offer(&self, o: &Offer, event: &process::ProcessEvent) -> Result<Offer> {
         let json = serde_json::to_string(o)?;
-        storage::write!(&self.db, |conn| sqlx::query(
-            "INSERT INTO lending_offers (id, decision_id, offer, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (decision_id) DO NOTHING"
-        )
-        .bind(o.id.0.to_string())
-        .bind(o.decision_id.0.to_string())
-        .bind(&json)
-        .bind(o.expires_at.timestamp_micros())
-        .bind(now_micros())
-        .execute(conn)
+        storage::transaction!(&self.db, |tx| {
+            async {
+            let n = sqlx::query(
+                "INSERT INTO lending_offers (id, decision_id, offer, expires_at, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (decision_id) DO NOTHING",
+            )
+            .bind(o.id.0.to_string())
+            .bind(o.decision_id.0.to_string())
+            .bind(&json)
+            .bind(o.expires_at.timestamp_micros())
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                process_platform::event_statement(event).query().execute(&mut *tx).await?;
+            }
+            Ok::<(), LendingPlatformError>(())
+        }
         .await
-        .map(|_| ()))?;
+        })?;
         let row: (String,) =
             storage::read!(&self.db, |conn| sqlx::query_as("SELECT offer FROM lending_offers WHERE decision_id = $1")
                 .bind(o.decision_id.0.to_string())

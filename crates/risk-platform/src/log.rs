@@ -62,6 +62,19 @@ impl<'a> LogRow<'a> {
     }
 }
 
+/// The `case_opened` process event of a decision that opened a review case.
+fn case_opened(v: &DecisionView) -> Option<storage::Statement> {
+    let case = v.case_id?;
+    let event = process::ProcessEvent::new(
+        process::Activity::CaseOpened,
+        case.to_string(),
+        v.decided_at,
+        process::event::SYSTEM,
+    )
+    .with(process::Attributes::default().product(v.kind.as_str()).outcome(v.outcome.as_str()));
+    Some(process_platform::event_statement(&event))
+}
+
 /// PostgreSQL: one transaction per batch through the pool.
 async fn write_batch_pg(pool: &sqlx::PgPool, items: &[LogItem]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -100,6 +113,9 @@ async fn write_batch_pg(pool: &sqlx::PgPool, items: &[LogItem]) -> Result<(), sq
                 .bind(v.decided_at)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(opened) = case_opened(v) {
+            opened.query().execute(&mut *tx).await?;
         }
     }
     tx.commit().await
@@ -146,6 +162,12 @@ fn write_batch_sqlite(conn: &mut rusqlite::Connection, items: &[LogItem]) -> rus
                     r.features,
                     v.decided_at,
                 ])?;
+            }
+            if let Some(opened) = case_opened(v) {
+                opened.execute_sqlite(&tx).map_err(|e| match e {
+                    storage::SqliteStatementError::Sqlite(e) => e,
+                    other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),
+                })?;
             }
         }
     }

@@ -65,9 +65,35 @@ impl RiskService {
 
     /// Submits a transfer the engine sent to review as a pending hold that lasts at most
     /// `review_hold_secs`.
+    /// The hold and its `transfer_held` process event commit together.
     pub async fn hold_for_review(&self, mut request: TransferRequest) -> Result<TransferOutcome> {
         request.kind = TransferKind::Pending;
         request.timeout_secs = self.config.review_hold_secs;
-        Ok(self.ledger().submit(request).await?)
+        let mut attributes = process::Attributes::default().outcome("review");
+        if let (Some(amount), Some(currency)) = (request.amount, request.currency) {
+            attributes = attributes.amount(amount, currency.code());
+        }
+        if let Some(channel) = metadata_str(&request, "channel") {
+            attributes = attributes.channel(channel);
+        }
+        let event = process::ProcessEvent::new(
+            process::Activity::TransferHeld,
+            request.id.0.to_string(),
+            self.now().timestamp_micros(),
+            process::event::SYSTEM,
+        )
+        .with(attributes);
+        let held = process_platform::event_statement(&event);
+        let outcomes = self
+            .ledger()
+            .submit_batch_with(
+                vec![request],
+                Box::new(move |outcomes| match outcomes.first() {
+                    Some(TransferOutcome::Created { .. }) => vec![held],
+                    _ => Vec::new(),
+                }),
+            )
+            .await?;
+        outcomes.into_iter().next().ok_or_else(|| RiskPlatformError::Corrupt("the ledger answered no outcome".into()))
     }
 }

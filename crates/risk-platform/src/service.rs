@@ -334,11 +334,18 @@ impl RiskService {
             return Err(RiskError::CaseAlreadyResolved(id).into());
         }
         let fraud = resolution == Resolution::ConfirmedFraud;
-        let close = store::close_case_statement(id, resolution, analyst, note, self.now().timestamp_micros());
+        let at = self.now().timestamp_micros();
+        let close = store::close_case_statement(id, resolution, analyst, note, at);
+        // The process events of the resolution commit with it: the case's, and the hold's.
+        let outcome = store::enum_text(&resolution);
+        let resolved = process_platform::event_statement(
+            &process::ProcessEvent::new(process::Activity::CaseResolved, id.to_string(), at, analyst)
+                .with(process::Attributes::default().outcome(&outcome)),
+        );
         let already_resolved = || RiskPlatformError::Engine(RiskError::CaseAlreadyResolved(id));
         let transfer_action = match case.transfer_id {
             None => {
-                storage::execute_all(&self.db, &[close]).await.map_err(|e| match e {
+                storage::execute_all(&self.db, &[close, resolved]).await.map_err(|e| match e {
                     storage::UnitOfWorkError::Conflict(_) => already_resolved(),
                     other => other.into(),
                 })?;
@@ -355,13 +362,22 @@ impl RiskService {
                         None,
                     )
                 };
-                let outcomes =
-                    self.ledger.submit_batch_with(vec![request], Box::new(move |_| vec![close])).await.map_err(
-                        |e| match e {
-                            LedgerError::AlongConflict(_) => already_resolved(),
-                            other => other.into(),
-                        },
-                    )?;
+                let released = process::ProcessEvent::new(
+                    if fraud { process::Activity::HoldVoided } else { process::Activity::HoldReleased },
+                    held.to_string(),
+                    at,
+                    analyst,
+                )
+                .with(process::Attributes::default().outcome(&outcome));
+                let released = process_platform::event_statement(&released);
+                let along: ledger::AlongWithBatch = Box::new(move |outcomes| match outcomes.first() {
+                    Some(TransferOutcome::Created { .. }) => vec![close, resolved, released],
+                    _ => vec![close, resolved],
+                });
+                let outcomes = self.ledger.submit_batch_with(vec![request], along).await.map_err(|e| match e {
+                    LedgerError::AlongConflict(_) => already_resolved(),
+                    other => other.into(),
+                })?;
                 Some(match outcomes.first() {
                     Some(TransferOutcome::Failed { code, .. }) => code.code().to_string(),
                     _ => if fraud { "voided" } else { "posted" }.to_string(),

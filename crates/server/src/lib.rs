@@ -65,6 +65,8 @@ pub struct AppState {
     pub kpis: kpi_platform::KpiService,
     /// Outgoing events: subscriptions, the outbox written with each change, its delivery loop.
     pub webhooks: webhooks::Webhooks,
+    /// Process intelligence: export, import and mining of the process event log.
+    pub process: process_platform::ProcessService,
     /// How often `serve` recomputes the KPIs.
     pub kpi_refresh: Duration,
     /// `false` only in `digibank bench http`, which measures what the audit trail costs by
@@ -106,6 +108,7 @@ impl AppState {
         openbank.load_keys().await.map_err(error::ApiError::from)?;
         Ok(AppState {
             kpis: kpi_platform::KpiService::new(db.clone(), ledger.clock()),
+            process: process_platform::ProcessService::new(db.clone(), ledger.clock()),
             kpi_refresh: kpi_platform::DEFAULT_REFRESH,
             webhooks: webhooks::Webhooks::new(
                 db.clone(),
@@ -232,10 +235,12 @@ impl Modify for BearerAuth {
         routes::webhooks::partner_unsubscribe, routes::webhooks::partner_deliveries,
         routes::webhooks::bank_subscribe, routes::webhooks::bank_subscriptions, routes::webhooks::bank_unsubscribe,
         routes::webhooks::list_deliveries, routes::webhooks::get_delivery, routes::webhooks::replay_delivery,
+        routes::process::list_logs, routes::process::import_log, routes::process::export, routes::process::dfg,
+        routes::process::analysis, routes::process::case_events,
         routes::system::health, routes::system::metrics, routes::system::openapi,
     ),
     modifiers(&BearerAuth, &SharedResponses),
-    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "open banking: lending"), (name = "open banking: webhooks"), (name = "kpis"), (name = "webhooks"), (name = "system"))
+    tags((name = "accounts"), (name = "transfers"), (name = "customers"), (name = "lending"), (name = "security"), (name = "risk"), (name = "open banking"), (name = "open banking: accounts"), (name = "open banking: payments"), (name = "open banking: consent screen"), (name = "open banking: customer"), (name = "open banking: lending"), (name = "open banking: webhooks"), (name = "kpis"), (name = "webhooks"), (name = "process"), (name = "system"))
 )]
 pub struct ApiDoc;
 
@@ -292,7 +297,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     use routes::{
         alerts, approvals as ap, audit, classification, cockpit, consents as cs, customers as c,
         embedded_lending as el, insights as ins, keys, kpi_alerts as ka, kpis, ledger as l, lending as ln,
-        openbank as ob, profiles as pr, risk as r, system, tags, users as u, webhooks as wh,
+        openbank as ob, process as pm, profiles as pr, risk as r, system, tags, users as u, webhooks as wh,
     };
     use Access::{Customer, Needs, Partner, Public, Signed};
     use Permission as P;
@@ -309,6 +314,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         endpoint(post.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::silence_rule),
         endpoint(del.clone(), "/v1/kpi-alerts/rules/{id}/silence", Needs(P::KpiAlertsAdmin), ka::unsilence_rule),
         endpoint(get.clone(), "/v1/kpi-alerts/events", Needs(P::KpisRead), ka::list_events),
+        // process intelligence
+        endpoint(get.clone(), "/v1/process/logs", Needs(P::ProcessRead), pm::list_logs),
+        endpoint(post.clone(), "/v1/process/logs", Needs(P::ProcessWrite), pm::import_log),
+        endpoint(get.clone(), "/v1/process/export", Needs(P::ProcessRead), pm::export),
+        endpoint(get.clone(), "/v1/process/dfg", Needs(P::ProcessRead), pm::dfg),
+        endpoint(get.clone(), "/v1/process/analysis", Needs(P::ProcessRead), pm::analysis),
+        endpoint(get.clone(), "/v1/process/cases/{id}", Needs(P::ProcessRead), pm::case_events),
         endpoint(get.clone(), "/openapi.json", Public, system::openapi),
         endpoint(get.clone(), "/", Public, cockpit::page),
         endpoint(get.clone(), "/cockpit/assets/{file}", Public, cockpit::asset),

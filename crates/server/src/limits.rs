@@ -120,7 +120,7 @@ pub fn body_limit(path: &str) -> usize {
         "/v1/customers/{id}/facts",
         "/v1/segments/{id}",
     ];
-    if path == "/v1/transfers/batch" {
+    if path == "/v1/transfers/batch" || path == "/v1/process/logs" {
         LARGE_BODY
     } else if MEDIUM_ROUTES.contains(&path) {
         MEDIUM_BODY

@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 pub mod audit;
 mod statement;
 mod unit_of_work;
-pub use statement::{check_rows, Arg, RowCountMismatch, Statement};
+pub use statement::{check_rows, Arg, RowCountMismatch, SqliteStatementError, Statement};
 pub use unit_of_work::{execute_all, open_sqlite_connection, UnitOfWorkError, SQLITE_PRAGMAS};
 
 /// Errors opening or migrating the database.

@@ -53,6 +53,22 @@ impl Statement {
         q
     }
 
+    /// Runs the statement on a raw SQLite connection (a writer thread's own), binding by
+    /// position, and checks its row expectation.
+    pub fn execute_sqlite(&self, conn: &rusqlite::Connection) -> Result<u64, SqliteStatementError> {
+        let mut stmt = conn.prepare_cached(&self.sqlite_sql())?;
+        for (i, arg) in self.args.iter().enumerate() {
+            match arg {
+                Arg::Text(s) => stmt.raw_bind_parameter(i + 1, s)?,
+                Arg::OptText(s) => stmt.raw_bind_parameter(i + 1, s)?,
+                Arg::Int(n) => stmt.raw_bind_parameter(i + 1, n)?,
+            }
+        }
+        let changed = stmt.raw_execute()? as u64;
+        check_rows(self, changed)?;
+        Ok(changed)
+    }
+
     /// The SQL with `$N` placeholders written `?N`. Both mean "parameter N" to SQLite, but a
     /// `$N` is a *named* parameter whose number SQLite has to look up by name on every bind
     /// (a linear scan, so quadratic for a multi-row statement with thousands of values);
@@ -83,6 +99,15 @@ pub fn check_rows(statement: &Statement, changed: u64) -> Result<(), RowCountMis
         }
         _ => Ok(()),
     }
+}
+
+/// Why [`Statement::execute_sqlite`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteStatementError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Conflict(#[from] RowCountMismatch),
 }
 
 /// A statement changed another number of rows than it required.

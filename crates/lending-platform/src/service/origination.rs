@@ -43,29 +43,36 @@ impl LendingService {
             ProductKind::InstantConsumer => CustomerKind::Individual,
             _ => CustomerKind::Sme,
         });
+        // One decision per application: a fresh id even for the same applicant.
+        let id = Uuid::now_v7();
+        // The process log of the application: each step at `now` plus the time it took to get
+        // there, so the steps of one call keep their order and their measured service times.
+        let mut steps = ProcessSteps::new(id, now, started, product, input);
         let applicant = match &self.applicants {
             ApplicantSource::Simulated(sim) => sim.applicant(&input.applicant_id, kind),
             // The bank's record decides the kind; a missing record is a data-source error.
             ApplicantSource::Files(files) => files.applicant_record(&input.applicant_id)?,
         };
         let snapshot = self.sources.collect(&applicant, product, now.date_naive())?;
-        // One decision per application: a fresh id even for the same applicant.
-        let id = Uuid::now_v7();
+        steps.data_collected(&snapshot);
         // The engine sees only applications that pass eligibility (the same point at which the
         // pure decision asks for a fraud verdict).
         let fraud = if lending::eligibility(product, &snapshot).is_empty() {
             let risk = self.risk.as_ref().ok_or(LendingPlatformError::FraudCheckUnavailable)?;
             let event =
                 crate::fraud::application_event(format!("loan-application:{id}"), input, &applicant, product, now)?;
-            crate::fraud::check(risk, &event).await?
+            let verdict = crate::fraud::check(risk, &event).await?;
+            steps.step(process::Activity::FraudChecked, Some(fraud_outcome(&verdict)));
+            verdict
         } else {
             lending::FraudOutcome::allow()
         };
         let mut decision = decide(product, &snapshot, &fraud, now);
         decision.id = lending::DecisionId(id);
+        steps.decided(&decision);
         let elapsed = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
         let extra = along(&decision);
-        self.store.insert_decision(&decision, elapsed, &extra).await?;
+        self.store.insert_decision(&decision, elapsed, &steps.events, &extra).await?;
         Ok(decision)
     }
 
@@ -77,8 +84,20 @@ impl LendingService {
     pub async fn offer(&self, decision_id: &str) -> Result<Offer> {
         let decision = self.decision(decision_id).await?;
         let product = self.catalog.get(&decision.product_code)?;
-        let offer = make_offer(&decision, product, self.clock.now())?;
-        self.store.insert_offer(&offer).await
+        let now = self.clock.now();
+        let offer = make_offer(&decision, product, now)?;
+        let event = process::ProcessEvent::new(
+            process::Activity::OfferMade,
+            decision.id.0.to_string(),
+            now.timestamp_micros(),
+            process::event::SYSTEM,
+        )
+        .with(
+            process::Attributes::default()
+                .product(&decision.product_code)
+                .amount(offer.limit.minor, offer.limit.currency.code()),
+        );
+        self.store.insert_offer(&offer, &event).await
     }
 
     /// Accepts an offer: contract, loan, and the disbursement through the ledger.
@@ -115,7 +134,12 @@ impl LendingService {
             payer: input.deposit_account_id,
             scheme: AccountScheme::Clustered,
         };
-        self.open_loan(contract, parties, extra).await
+        let attributes = process::Attributes::default()
+            .product(&contract.product_code)
+            .amount(contract.principal.minor, contract.principal.currency.code());
+        let case =
+            LoggedCase { id: offer.decision_id.0.to_string(), at: req.accepted_at.timestamp_micros(), attributes };
+        self.open_loan_logged(contract, parties, extra, Some(case)).await
     }
 
     /// Opens a loan straight from a contract (demo data, benchmarks, migrated loans):
@@ -135,6 +159,18 @@ impl LendingService {
         contract: Contract,
         parties: Parties,
         extra: Vec<Statement>,
+    ) -> Result<AcceptOutcome> {
+        self.open_loan_logged(contract, parties, extra, None).await
+    }
+
+    /// [`Self::open_loan`], logging `offer_accepted` and (when money moves) `disbursed` to the
+    /// application's case in the same transaction.
+    async fn open_loan_logged(
+        &self,
+        contract: Contract,
+        parties: Parties,
+        extra: Vec<Statement>,
+        case: Option<LoggedCase>,
     ) -> Result<AcceptOutcome> {
         let loan_id = LoanId(contract.id.0);
         if let Some(rec) = self.store.loan(loan_id).await? {
@@ -162,7 +198,19 @@ impl LendingService {
             version: 1,
             account_scheme: parties.scheme,
         };
-        let statements = [LendingStore::insert_contract_loan(&contract, &rec)?, extra].concat();
+        let mut statements = [LendingStore::insert_contract_loan(&contract, &rec)?, extra].concat();
+        if let Some(case) = case {
+            let event = |activity| {
+                process::ProcessEvent::new(activity, case.id.clone(), case.at, process::event::CUSTOMER)
+                    .with(case.attributes.clone())
+            };
+            statements.push(process_platform::event_statement(&event(process::Activity::OfferAccepted)));
+            if !postings.is_empty() {
+                let mut disbursed = event(process::Activity::Disbursed);
+                disbursed.resource = process::event::SYSTEM.into();
+                statements.push(process_platform::event_statement(&disbursed));
+            }
+        }
         let transfers = if postings.is_empty() {
             self.store.execute(&statements).await?;
             Vec::new()
@@ -196,5 +244,104 @@ impl LendingService {
         let outcomes = self.ledger.submit_batch_with(requests, along).await?;
         check(&outcomes)?;
         Ok(ids)
+    }
+}
+
+/// The application case an acceptance is logged to.
+struct LoggedCase {
+    id: String,
+    at: i64,
+    attributes: process::Attributes,
+}
+
+fn fraud_outcome(f: &lending::FraudOutcome) -> String {
+    match f.verdict {
+        lending::FraudVerdict::Allow => "allow",
+        lending::FraudVerdict::Review => "review",
+        lending::FraudVerdict::Reject => "reject",
+    }
+    .to_string()
+}
+
+/// The process events of one application, timed from the start of the call.
+struct ProcessSteps {
+    case: String,
+    start: i64,
+    started: std::time::Instant,
+    /// Where the previous step ended (micros since `started`).
+    last: i64,
+    attributes: process::Attributes,
+    events: Vec<process::ProcessEvent>,
+}
+
+impl ProcessSteps {
+    fn new(id: Uuid, now: DateTime<Utc>, started: std::time::Instant, product: &Product, input: &ApplyInput) -> Self {
+        let mut attributes =
+            process::Attributes::default().product(&product.code).channel(input.channel.map_or("web", |c| c.as_str()));
+        if let Some(amount) = input.amount {
+            attributes = attributes.amount(amount, product.currency.code());
+        }
+        let case = id.to_string();
+        let start = now.timestamp_micros();
+        let received = process::ProcessEvent::new(
+            process::Activity::ApplicationReceived,
+            case.clone(),
+            start,
+            process::event::CUSTOMER,
+        )
+        .with(attributes.clone());
+        ProcessSteps { case, start, started, last: 0, attributes, events: vec![received] }
+    }
+
+    /// A system step that ends now, its service time measured since the previous step.
+    fn step(&mut self, activity: process::Activity, outcome: Option<String>) {
+        let at = i64::try_from(self.started.elapsed().as_micros()).unwrap_or(i64::MAX).max(self.last);
+        let mut attributes = self.attributes.clone().service(at - self.last);
+        attributes.outcome = outcome;
+        self.last = at;
+        self.events.push(
+            process::ProcessEvent::new(
+                activity,
+                self.case.clone(),
+                self.start.saturating_add(at),
+                process::event::SYSTEM,
+            )
+            .with(attributes),
+        );
+    }
+
+    fn data_collected(&mut self, snapshot: &lending::AdapterSnapshot) {
+        use process::DataSource as S;
+        let mut sources = vec![S::Bureau];
+        if snapshot.social_security.is_some() {
+            sources.push(S::SocialSecurity);
+        }
+        if snapshot.housing_fund.is_some() {
+            sources.push(S::HousingFund);
+        }
+        if snapshot.tax.is_some() {
+            sources.push(S::Tax);
+        }
+        if snapshot.receivable.is_some() {
+            sources.push(S::Erp);
+        }
+        for s in sources {
+            self.step(process::Activity::DataCollected(s), None);
+        }
+    }
+
+    fn decided(&mut self, d: &Decision) {
+        if d.score.is_some() {
+            self.step(process::Activity::Scored, d.grade.map(|g| format!("{g:?}")));
+        }
+        let activity = match d.outcome {
+            Outcome::Approve => process::Activity::AutoApproved,
+            Outcome::Decline => process::Activity::AutoDeclined,
+            Outcome::Review => process::Activity::QueuedForReview,
+        };
+        if let Some(limit) = d.limit {
+            self.attributes = self.attributes.clone().amount(limit.minor, limit.currency.code());
+        }
+        self.step(activity, Some(d.outcome.as_str().to_string()));
     }
 }

@@ -267,7 +267,17 @@ impl LendingService {
             other => Some(other?),
         };
         if let Some(decided) = decided {
-            if self.store.decide_review(&decided, done).await? {
+            let (analyst, at) = decided
+                .manual_review
+                .as_ref()
+                .map(|r| (r.analyst.clone(), r.decided_at.timestamp_micros()))
+                .unwrap_or_else(|| (process::event::SYSTEM.into(), self.clock.now_micros()));
+            let mut attributes = process::Attributes::default().product(&decided.product_code).outcome(done);
+            if let Some(limit) = decided.limit {
+                attributes = attributes.amount(limit.minor, limit.currency.code());
+            }
+            let event = process::ProcessEvent::new(process::Activity::Reviewed, id, at, analyst).with(attributes);
+            if self.store.decide_review(&decided, done, &event).await? {
                 return Ok(decided);
             }
         }

@@ -13,6 +13,7 @@ pub mod kpis;
 pub mod ledger;
 pub mod lending;
 pub mod openbank;
+pub mod process;
 pub mod profiles;
 pub mod risk;
 pub mod system;
