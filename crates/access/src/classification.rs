@@ -245,6 +245,7 @@ pub static CATALOGUE: &[Classified] = &[
     ),
     api("CustomerToken.token_type", I, false, Clear, "always Bearer"),
     api("AuthorizationView.partner_name", I, false, Clear, "the partner's business name on the consent screen"),
+    api("AuthorizationView.loan_product_name", I, false, Clear, "the loan product's name on the consent screen"),
     api("Consent.partner_name", I, false, Clear, "the partner's business name on the customer's dashboard"),
     api("PartnerAccount.name", C, false, Clear, "an account's name, shown to a partner the customer consented to"),
     api(

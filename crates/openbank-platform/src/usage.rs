@@ -67,16 +67,15 @@ impl OpenBanking {
         let used = match known {
             Some(c) if c.day == day && now - c.read_at < QUOTA_REFRESH_MICROS => c.stored + c.since,
             _ => {
-                let stored: i64 =
-                    storage::read!(&self.db, |conn| {
-                        sqlx::query_scalar(
+                let stored: i64 = storage::read!(&self.db, |conn| {
+                    sqlx::query_scalar(
                     "SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM ob_usage WHERE partner_id = $1 AND day = $2"
                 )
                 .bind(partner_id)
                 .bind(day)
                 .fetch_one(conn)
                 .await
-                    })?;
+                })?;
                 // This node's calls not flushed yet count too.
                 let unflushed: i64 = self
                     .usage
