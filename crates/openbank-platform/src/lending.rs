@@ -10,14 +10,14 @@
 use chrono::{DateTime, Utc};
 use lending::Outcome;
 use lending_platform::{AcceptInput, ApplyInput};
-use openbank::consent::{self, ConsentFacts, ConsentKind, LoanTerms};
+use openbank::consent::{self, ConsentKind, LoanTerms};
 use serde::{Deserialize, Serialize};
 use storage::{Arg, Statement};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::consents::{Consent, ConsentRow};
-use crate::payments::invalid;
+use crate::payments::{invalid, TermsConsent};
 use crate::{AccessClaims, OpenBanking, Partner, PlatformError};
 
 /// What the partner sends to apply.
@@ -146,44 +146,14 @@ impl OpenBanking {
                 product.min_amount_minor
             )));
         }
-        let id = format!("lc-{}", Uuid::now_v7().simple());
-        let now = self.clock.now_micros();
-        storage::audit::set_resource(id.clone());
-        storage::audit::set_purpose(id.clone());
         let loan = serde_json::to_string(&terms).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
-        storage::write!(&self.db, |conn| sqlx::query(
-            "INSERT INTO ob_consents (id, partner_id, kind, permissions, status, expires_at, frequency_per_day, \
-             created_at, status_updated_at, loan) \
-             VALUES ($1, $2, 'loan_application', '', 'awaiting_authorisation', $3, 4, $4, $4, $5)"
-        )
-        .bind(&id)
-        .bind(&partner.id)
-        .bind(expires_at)
-        .bind(now)
-        .bind(&loan)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-        self.consent(&id).await
+        self.insert_terms_consent(partner, TermsConsent::Loan, &loan, expires_at).await
     }
 
     /// The loan consent a consent-bound token names, checked: the partner's, of the lending
     /// kind, authorised and unexpired, its grant not revoked.
     async fn bound_loan_consent(&self, claims: &AccessClaims) -> Result<(ConsentRow, LoanTerms), PlatformError> {
-        let (row, grant_revoked) = self.bound_consent(claims, ConsentKind::LoanApplication).await?;
-        let accounts = crate::consents::split_list(&row.accounts);
-        let facts = ConsentFacts {
-            partner_id: &row.partner_id,
-            status: row.status()?,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            permissions: &[],
-            accounts: &accounts,
-        };
-        consent::check_payment_access(&facts, self.clock.now_micros()).map_err(PlatformError::Denied)?;
-        if grant_revoked {
-            return Err(PlatformError::InvalidToken);
-        }
+        let row = self.bound_live_consent(claims, ConsentKind::LoanApplication).await?;
         let terms =
             row.loan_terms()?.ok_or_else(|| PlatformError::Corrupt(format!("consent {} has no loan terms", row.id)))?;
         Ok((row, terms))

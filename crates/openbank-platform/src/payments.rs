@@ -92,45 +92,73 @@ impl OpenBanking {
             }
             Err(e) => return Err(e.into()),
         }
-        let id = format!("pc-{}", Uuid::now_v7().simple());
+        let payment = serde_json::to_string(&terms).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
+        self.insert_terms_consent(partner, TermsConsent::Payment, &payment, expires_at).await
+    }
+
+    /// Stores a consent whose terms the customer authorises as a whole (a payment, a loan
+    /// application), awaiting the customer; its id is prefixed by kind (`pc-`, `lc-`).
+    pub(crate) async fn insert_terms_consent(
+        &self,
+        partner: &Partner,
+        which: TermsConsent,
+        terms_json: &str,
+        expires_at: i64,
+    ) -> Result<Consent, PlatformError> {
+        let (prefix, kind, column) = match which {
+            TermsConsent::Payment => ("pc", "domestic_payment", "payment"),
+            TermsConsent::Loan => ("lc", "loan_application", "loan"),
+        };
+        let id = format!("{prefix}-{}", Uuid::now_v7().simple());
         let now = self.clock.now_micros();
         storage::audit::set_resource(id.clone());
         storage::audit::set_purpose(id.clone());
-        let payment = serde_json::to_string(&terms).map_err(|e| PlatformError::Corrupt(e.to_string()))?;
-        storage::write!(&self.db, |conn| sqlx::query(
+        let sql = format!(
             "INSERT INTO ob_consents (id, partner_id, kind, permissions, status, expires_at, frequency_per_day, \
-             created_at, status_updated_at, payment) \
-             VALUES ($1, $2, 'domestic_payment', '', 'awaiting_authorisation', $3, 4, $4, $4, $5)"
-        )
-        .bind(&id)
-        .bind(&partner.id)
-        .bind(expires_at)
-        .bind(now)
-        .bind(&payment)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
+             created_at, status_updated_at, {column}) \
+             VALUES ($1, $2, $3, '', 'awaiting_authorisation', $4, 4, $5, $5, $6)"
+        );
+        storage::write!(&self.db, |conn| sqlx::query(&sql)
+            .bind(&id)
+            .bind(&partner.id)
+            .bind(kind)
+            .bind(expires_at)
+            .bind(now)
+            .bind(terms_json)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
         self.consent(&id).await
     }
 
-    /// The payment consent a consent-bound token names, checked: the partner's, of the payment
-    /// kind, live, the token's grant not revoked.
-    async fn bound_payment_consent(&self, claims: &AccessClaims) -> Result<(ConsentRow, PaymentTerms), PlatformError> {
-        let (row, grant_revoked) = self.bound_consent(claims, ConsentKind::DomesticPayment).await?;
-        let permissions = Vec::new();
+    /// The single-use consent of `kind` a consent-bound token names, checked: the partner's,
+    /// authorised and unexpired, the token's grant not revoked.
+    pub(crate) async fn bound_live_consent(
+        &self,
+        claims: &AccessClaims,
+        kind: ConsentKind,
+    ) -> Result<ConsentRow, PlatformError> {
+        let (row, grant_revoked) = self.bound_consent(claims, kind).await?;
         let accounts = crate::consents::split_list(&row.accounts);
         let facts = ConsentFacts {
             partner_id: &row.partner_id,
             status: row.status()?,
             created_at: row.created_at,
             expires_at: row.expires_at,
-            permissions: &permissions,
+            permissions: &[],
             accounts: &accounts,
         };
         consent::check_payment_access(&facts, self.clock.now_micros()).map_err(PlatformError::Denied)?;
         if grant_revoked {
             return Err(PlatformError::InvalidToken);
         }
+        Ok(row)
+    }
+
+    /// The payment consent a consent-bound token names, checked: the partner's, of the payment
+    /// kind, live, the token's grant not revoked.
+    async fn bound_payment_consent(&self, claims: &AccessClaims) -> Result<(ConsentRow, PaymentTerms), PlatformError> {
+        let row = self.bound_live_consent(claims, ConsentKind::DomesticPayment).await?;
         let terms = row.terms()?.ok_or_else(|| PlatformError::Corrupt(format!("consent {} has no terms", row.id)))?;
         Ok((row, terms))
     }
@@ -326,6 +354,13 @@ impl OpenBanking {
             creation_time: time(row.created_at),
         })
     }
+}
+
+/// The consents whose terms are authorised as a whole.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TermsConsent {
+    Payment,
+    Loan,
 }
 
 pub(crate) fn invalid(message: &str) -> PlatformError {
